@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Creates ./.venv and installs mer-search into it (add "test" for the test extras).
+# torch and torchaudio are pinned to 2.9.1 in pyproject.toml; installing them first,
+# alone, keeps pip from resolving an unpinned CUDA build on the way.
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+extras=${1:-}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q "torch==2.9.1" "torchaudio==2.9.1"
+if [ -n "$extras" ]; then
+    .venv/bin/python -m pip install -q -e ".[$extras]"
+else
+    .venv/bin/python -m pip install -q -e .
+fi
+echo "installed: $(.venv/bin/mer-search --version)"
