@@ -1,0 +1,5 @@
+class PrepError(Exception):
+    """A problem with the user's input or output, worded as one line that says what to do.
+
+    The CLI prints it without a traceback and exits non-zero.
+    """

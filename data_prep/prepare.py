@@ -1,0 +1,338 @@
+"""`mer-search prepare`: MELD CSVs + clips -> per-split Parquet tables and log-mel shards.
+
+Layout of the output directory:
+    manifest.json          every parameter, versions, per-file sha256 and row counts;
+                           "complete": true only once everything below is written
+    {split}.parquet        one row per utterance: text, labels, audio location
+    audio/{split}/shard_NNNNN.npy|.json   frames (time x mels) and their sidecar
+    vocab.json, labels.json, quirks.csv
+Re-running with the same parameters skips finished shards; a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from data_prep import meld
+from data_prep.atomic import remove_stale_tmp, sha256_file, write_atomic, write_json_atomic
+from data_prep.audio import AudioParams
+from data_prep.errors import PrepError
+from data_prep.parallel import run_tasks
+from data_prep.quirks import Quirks
+from data_prep.shards import ShardTask, process_shard, shard_is_done
+from data_prep.text import OTHER_SPEAKER, TextParams, build_vocab, clean_text, encode, speaker_tags, tokenize
+
+log = logging.getLogger(__name__)
+FORMAT_VERSION = 1
+OUTPUTS = ("manifest.json", "vocab.json", "labels.json", "quirks.csv", "audio",
+           *(f"{s}.parquet" for s in meld.SPLITS))
+
+
+@dataclass
+class PrepareOptions:
+    meld_root: Path
+    out: Path
+    splits: tuple[str, ...] = ("train", "dev", "test")
+    csv_paths: dict[str, Path] = field(default_factory=dict)
+    text_only: bool = False
+    workers: int = 1
+    address: str | None = None
+    overwrite: bool = False
+    strict: bool = False
+    shard_size: int = 64
+    text: TextParams = field(default_factory=TextParams)
+    audio: AudioParams = field(default_factory=AudioParams)
+
+    def csv_path(self, split: str) -> Path:
+        return Path(self.csv_paths.get(split) or Path(self.meld_root) / meld.CSV_NAMES[split])
+
+
+def _settings(opts: PrepareOptions) -> dict:
+    """What the output depends on; a rerun with different settings must not mix results."""
+    return {"format_version": FORMAT_VERSION, "text": asdict(opts.text),
+            "audio": None if opts.text_only else asdict(opts.audio),
+            "text_only": opts.text_only, "shard_size": opts.shard_size}
+
+
+def _versions() -> dict:
+    out = {}
+    for pkg in ("torch", "torchaudio", "av", "nltk", "ftfy", "numpy", "pandas", "pyarrow"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write_probe{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise PrepError(f"{out}: output directory is not writable ({e.strerror})") from None
+
+
+def _check_previous(opts: PrepareOptions, settings: dict, inputs: dict) -> dict | None:
+    path = opts.out / "manifest.json"
+    if not path.exists():
+        return None
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        old = {"settings": None}
+    diffs = _diff(old.get("settings"), settings)
+    for split, sha in inputs.items():
+        prev = old.get("inputs", {}).get(split)
+        if prev and prev != sha:
+            diffs.append(f"{split} CSV changed")
+    if diffs and not opts.overwrite:
+        raise PrepError(f"{opts.out} was prepared with different parameters ({'; '.join(diffs[:4])}); "
+                        f"pass --overwrite to replace it, or choose another --out")
+    if diffs:
+        log.warning("overwriting %s: %s", opts.out, "; ".join(diffs))
+        for name in OUTPUTS:
+            p = opts.out / name
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        return None
+    return old
+
+
+def _diff(old, new, prefix="") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in sorted(set(old) | set(new)) for d in _diff(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old} -> {new}"]
+
+
+def prepare_text(frames: dict[str, pd.DataFrame], params: TextParams) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Clean, tokenize and encode every split; the vocabulary and speaker tags come from train only."""
+    tags = speaker_tags(frames["train"]["speaker"], params.speaker_top_k) if params.speaker_tags else {}
+    out = {}
+    for split, df in frames.items():
+        df = df.copy()
+        df["text"] = df["text_raw"].map(clean_text)
+        words = df["text"].map(lambda t: tokenize(t, params.lowercase))
+        if params.speaker_tags:
+            df["speaker_tag"] = df["speaker"].map(lambda s: tags.get(s, OTHER_SPEAKER))
+            df["tokens"] = [[tag, *w] for tag, w in zip(df["speaker_tag"], words)]
+        else:
+            df["speaker_tag"] = ""
+            df["tokens"] = words
+        df["emotion"] = df["emotion_name"].map(meld.EMOTIONS.index).astype("int8")
+        df["sentiment"] = df["sentiment_name"].map(meld.SENTIMENTS.index).astype("int8")
+        out[split] = df
+    always = sorted(set(tags.values()) | {OTHER_SPEAKER}) if params.speaker_tags else []
+    vocab = build_vocab(out["train"]["tokens"], params.min_freq, always)
+    for df in out.values():
+        df["token_ids"] = df["tokens"].map(lambda toks: np.asarray(encode(toks, vocab), dtype=np.int32))
+    return out, vocab
+
+
+def _dedupe(df: pd.DataFrame, split: str, path: Path, quirks: Quirks) -> pd.DataFrame:
+    dup = df.duplicated(["dialogue_id", "utterance_id"], keep="first")
+    for _, r in df[dup].iterrows():
+        quirks.add(split, r.dialogue_id, r.utterance_id, str(path), "duplicate CSV row",
+                   f"row {r.csv_row} dropped, first kept")
+    return df[~dup].sort_values(["dialogue_id", "utterance_id"], kind="stable").reset_index(drop=True)
+
+
+def _plan_shards(opts: PrepareOptions, split: str, df: pd.DataFrame, quirks: Quirks) -> list[ShardTask]:
+    folder = Path(opts.meld_root) / meld.CLIP_DIRS[split]
+    idx = meld.index_clips(folder, split)
+    keys = set(zip(df["dialogue_id"], df["utterance_id"]))
+    for (d, u), p in sorted(idx.paths.items()):
+        if (d, u) not in keys:
+            quirks.add(split, d, u, p.name, "clip without CSV row", "ignored")
+    for (d, u), (chosen, plain) in sorted(idx.preferred.items()):
+        if (d, u) in keys:
+            quirks.add(split, d, u, chosen.name, "final_videos_test clip present",
+                       f"used it instead of {plain.name if plain else 'a missing plain clip'}")
+    for p in idx.unrecognised:
+        quirks.add(split, -1, -1, p.name, "unrecognised clip name", "ignored")
+    items = [(int(d), int(u), str(idx.paths[(d, u)]) if (d, u) in idx.paths else None)
+             for d, u in zip(df["dialogue_id"], df["utterance_id"])]
+    audio = asdict(opts.audio)
+    return [ShardTask(str(opts.out), split, i // opts.shard_size, audio, items[i: i + opts.shard_size])
+            for i in range(0, len(items), opts.shard_size)]
+
+
+def _run_audio(opts: PrepareOptions, tasks: list[ShardTask], progress: Callable | None) -> dict[tuple, dict]:
+    """Run the shards not already done; returns sidecars keyed by (split, index)."""
+    done: dict[tuple, dict] = {}
+    todo = []
+    for t in tasks:
+        meta = shard_is_done(t)
+        if meta is None:
+            todo.append(t)
+        else:
+            done[(t.split, t.index)] = meta
+    n_clips = sum(len(t.items) for t in todo)
+    log.info("audio: %d shards (%d clips) to compute, %d already done", len(todo), n_clips, len(done))
+    bar = progress(total=n_clips) if progress else None
+    for meta in run_tasks(process_shard, todo, opts.workers, opts.address):
+        done[(meta["split"], meta["index"])] = meta
+        if bar:
+            bar.update(len(meta["entries"]))
+    if bar:
+        bar.close()
+    return done
+
+
+_AUDIO_COLUMNS = {"audio_path": None, "audio_status": "text_only", "channels": 0, "channel_used": -1,
+                  "duration_s": np.nan, "shard": -1, "offset": 0, "length": 0, "capped": False,
+                  "blacklisted": False}
+
+
+def _audio_columns(df: pd.DataFrame, split: str, sidecars: dict[tuple, dict], root: Path) -> pd.DataFrame:
+    rows = {}
+    for (s, index), meta in sidecars.items():
+        if s != split:
+            continue
+        for e in meta["entries"]:
+            path = e["audio_path"]
+            rows[(e["dialogue_id"], e["utterance_id"])] = {
+                "audio_path": os.path.relpath(path, root) if path else None, "audio_status": e["status"],
+                "channels": e["channels"], "channel_used": e["channel_used"], "duration_s": e["duration_s"],
+                "shard": index if e["length"] else -1, "offset": e["offset"], "length": e["length"],
+                "capped": e["capped"], "blacklisted": e["blacklisted"]}
+    cols = pd.DataFrame([rows[k] for k in zip(df["dialogue_id"], df["utterance_id"])])
+    return pd.concat([df.reset_index(drop=True), cols], axis=1)
+
+
+def _audio_quirks(split: str, sidecars: dict[tuple, dict], params: AudioParams, quirks: Quirks) -> None:
+    fps = params.sample_rate / params.hop_length
+    for (s, _), meta in sorted(sidecars.items()):
+        if s != split:
+            continue
+        for e in meta["entries"]:
+            d, u, name = e["dialogue_id"], e["utterance_id"], Path(e["audio_path"] or f"dia{e['dialogue_id']}_utt{e['utterance_id']}.mp4").name
+            if e["status"] == "missing":
+                quirks.add(split, d, u, name, "missing clip", "marked missing (no audio)")
+            elif e["status"] == "undecodable":
+                quirks.add(split, d, u, name, f"undecodable clip: {e['note']}", "marked missing (no audio)")
+            elif e["status"] == "short":
+                quirks.add(split, d, u, name, f"short clip ({e['duration_s']:.3f} s < {params.short_clip_s} s)",
+                           "replaced by silence, blacklisted")
+            if e["capped"]:
+                quirks.add(split, d, u, name, f"long clip ({e['duration_s']:.1f} s)",
+                           f"capped at {params.max_frames} frames ({params.max_frames / fps:.1f} s)")
+            if e["channels"] and e["channels"] != 1:
+                quirks.add(split, d, u, name, f"{e['channels']} channels ({e['layout']})",
+                           f"kept channel {e['channel_used']}")
+
+
+def _write_parquet(path: Path, df: pd.DataFrame) -> None:
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    write_atomic(path, lambda p: pq.write_table(table, p))
+
+
+def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
+    """Run the whole preparation; returns the final manifest. Raises PrepError on bad input."""
+    t0 = time.time()
+    opts.out = Path(opts.out)
+    opts.meld_root = Path(opts.meld_root)
+    unknown = [s for s in opts.splits if s not in meld.SPLITS]
+    if unknown or not opts.splits:
+        raise PrepError(f"unknown split(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(meld.SPLITS)}")
+    if opts.shard_size < 1 or opts.workers < 1:
+        raise PrepError("--shard-size and --workers must be at least 1")
+    if not opts.meld_root.is_dir() and not opts.csv_paths:
+        raise PrepError(f"{opts.meld_root}: --meld-root is not a directory")
+    # 1. read and validate every input before writing anything
+    need = ["train"] + [s for s in opts.splits if s != "train"]
+    frames = {s: meld.read_annotations(opts.csv_path(s), s) for s in need}
+    quirks = Quirks()
+    frames = {s: _dedupe(df, s, opts.csv_path(s), quirks) for s, df in frames.items()}
+    tasks: list[ShardTask] = []
+    if not opts.text_only:
+        for s in opts.splits:
+            tasks += _plan_shards(opts, s, frames[s], quirks)
+    # 2. the output directory, and what an earlier run left there
+    _check_writable(opts.out)
+    settings = _settings(opts)
+    inputs = {s: sha256_file(opts.csv_path(s)) for s in need}
+    old = _check_previous(opts, settings, inputs)
+    stale = remove_stale_tmp(opts.out)
+    if stale:
+        log.info("removed %d temporary files left by an interrupted run", stale)
+    old_inputs = (old or {}).get("inputs", {})
+    write_json_atomic(opts.out / "manifest.json", {
+        "complete": False, "settings": settings, "inputs": {**old_inputs, **inputs},
+        "note": "preparation in progress or interrupted; rerun the same command to finish"})
+    # 3. text (fast) then audio (slow, parallel, resumable)
+    tables, vocab = prepare_text(frames, opts.text)
+    sidecars = _run_audio(opts, tasks, progress) if tasks else {}
+    for s in opts.splits:
+        df = tables[s].drop(columns=["emotion_name", "sentiment_name"]).assign(
+            emotion_name=tables[s]["emotion_name"], sentiment_name=tables[s]["sentiment_name"])
+        if opts.text_only:
+            df = df.assign(**{k: [v] * len(df) if v is None else v for k, v in _AUDIO_COLUMNS.items()})
+        else:
+            df = _audio_columns(df, s, sidecars, opts.meld_root)
+            _audio_quirks(s, sidecars, opts.audio, quirks)
+        tables[s] = df
+    if opts.strict and quirks.fatal():
+        q = quirks.fatal()[0]
+        raise PrepError(f"{q['file']}: {q['problem']} ({q['split']} dia{q['dialogue_id']}_utt{q['utterance_id']}); "
+                        f"--strict stops here (without it, prepare marks the clip missing and goes on)")
+    # 4. outputs, then the manifest that declares them complete
+    for s in opts.splits:
+        _write_parquet(opts.out / f"{s}.parquet", _typed(tables[s]))
+    write_json_atomic(opts.out / "vocab.json", vocab)
+    write_json_atomic(opts.out / "labels.json", {"emotion": list(meld.EMOTIONS), "sentiment": list(meld.SENTIMENTS)})
+    quirks.write_csv(opts.out / "quirks.csv")
+    files = {}
+    previous_splits = {k: v for k, v in (old or {}).get("splits", {}).items() if k not in opts.splits}
+    for s in opts.splits:
+        files[f"{s}.parquet"] = {"sha256": sha256_file(opts.out / f"{s}.parquet"), "rows": len(tables[s])}
+    for (s, i), meta in sorted(sidecars.items()):
+        files[f"audio/{s}/{meta['file']}"] = {"sha256": meta["sha256"], "rows": len(meta["entries"]),
+                                               "frames": meta["frames"]}
+    for name in ("vocab.json", "labels.json", "quirks.csv"):
+        files[name] = {"sha256": sha256_file(opts.out / name)}
+    old_files = {k: v for k, v in (old or {}).get("files", {}).items()
+                 if any(k == f"{s}.parquet" or k.startswith(f"audio/{s}/") for s in previous_splits)}
+    manifest = {
+        "complete": True, "format_version": FORMAT_VERSION, "settings": settings,
+        "inputs": {**old_inputs, **inputs}, "meld_root": str(opts.meld_root.resolve()),
+        "splits": {**previous_splits, **{s: {"rows": len(tables[s]), "dialogues": int(tables[s]["dialogue_id"].nunique()),
+                                              "emotions": tables[s]["emotion_name"].value_counts().to_dict(),
+                                              "audio_status": tables[s]["audio_status"].value_counts().to_dict()}
+                                          for s in opts.splits}},
+        "vocab_size": len(vocab), "quirks": quirks.counts(), "quirk_summary": quirks.summary(), "reference_check": quirks.reference_check(frames),
+        "versions": _versions(), "files": {**old_files, **files},
+        "seconds": round(time.time() - t0, 2),
+    }
+    write_json_atomic(opts.out / "manifest.json", manifest)
+    return manifest
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    return df.astype({"channels": "int8", "channel_used": "int8", "duration_s": "float32", "shard": "int32",
+                      "offset": "int64", "length": "int32", "capped": "bool", "blacklisted": "bool",
+                      "csv_row": "int32"})
+
+
+def load_manifest(out: Path) -> dict:
+    """The manifest of a finished preparation, or a PrepError saying what is wrong."""
+    path = Path(out) / "manifest.json"
+    if not path.exists():
+        raise PrepError(f"{out}: no manifest.json; run `mer-search prepare` first")
+    m = json.loads(path.read_text())
+    if not m.get("complete"):
+        raise PrepError(f"{out}: preparation did not finish; rerun the same `mer-search prepare` command")
+    return m

@@ -1,0 +1,135 @@
+"""Log-mel shards: many utterances concatenated along time in one .npy, memory-mapped to read.
+
+A shard is the unit of work and of resume: `shard_00007.npy` holds the frames,
+`shard_00007.json` (written last) says which utterance sits at which offset and
+the .npy's sha256. A shard without a valid sidecar is redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from data_prep.atomic import sha256_file, write_bytes_atomic, write_json_atomic
+from data_prep.audio import AudioParams, DecodeError, decode_clip, logmel, silence
+
+
+@dataclass
+class ShardTask:
+    out_dir: str
+    split: str
+    index: int
+    audio: dict                                   # AudioParams as a dict (plain data crosses processes)
+    items: list[tuple[int, int, str | None]]      # (dialogue_id, utterance_id, absolute clip path or None)
+
+    @property
+    def stem(self) -> Path:
+        return Path(self.out_dir) / "audio" / self.split / f"shard_{self.index:05d}"
+
+
+def shard_is_done(task: ShardTask) -> dict | None:
+    """The sidecar of a finished, intact shard, or None if the shard must be (re)computed."""
+    npy, side = task.stem.with_suffix(".npy"), task.stem.with_suffix(".json")
+    if not (npy.exists() and side.exists()):
+        return None
+    try:
+        meta = json.loads(side.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    keys = [(e["dialogue_id"], e["utterance_id"]) for e in meta.get("entries", [])]
+    if keys != [(d, u) for d, u, _ in task.items] or meta.get("audio") != task.audio:
+        return None
+    if npy.stat().st_size != meta["bytes"] or sha256_file(npy) != meta["sha256"]:
+        return None
+    return meta
+
+
+def _clip_entry(d: int, u: int, path: str | None, params: AudioParams) -> tuple[dict, np.ndarray | None]:
+    e = {"dialogue_id": d, "utterance_id": u, "audio_path": path, "status": "ok", "channels": 0,
+         "layout": "", "channel_used": -1, "duration_s": 0.0, "capped": False, "blacklisted": False,
+         "note": ""}
+    if path is None:
+        e["status"] = "missing"
+        return e, None
+    try:
+        dec = decode_clip(Path(path), params)
+    except DecodeError as err:
+        e.update(status="undecodable", note=str(err))
+        return e, None
+    e.update(channels=dec.channels, layout=dec.layout, channel_used=dec.channel_used,
+             duration_s=round(dec.duration_s, 4))
+    if dec.duration_s < params.short_clip_s:
+        e.update(status="short", blacklisted=True)
+        return e, silence(params)
+    feats, capped = logmel(dec.wave, dec.sample_rate, params)
+    e["capped"] = bool(capped or dec.truncated)
+    return e, feats
+
+
+def process_shard(task: ShardTask) -> dict:
+    """Decode and featurize every clip of one shard, write it atomically, return its sidecar."""
+    params = AudioParams(**task.audio)
+    entries, arrays, offset = [], [], 0
+    for d, u, path in task.items:
+        e, feats = _clip_entry(d, u, path, params)
+        e["offset"], e["length"] = offset, 0 if feats is None else int(feats.shape[0])
+        if feats is not None:
+            arrays.append(feats)
+            offset += feats.shape[0]
+        entries.append(e)
+    frames = np.concatenate(arrays) if arrays else np.zeros((0, params.n_mels), np.float32)
+    buf = io.BytesIO()
+    np.save(buf, frames.astype(np.float32, copy=False), allow_pickle=False)
+    data = buf.getvalue()
+    npy = task.stem.with_suffix(".npy")
+    write_bytes_atomic(npy, data)
+    meta = {"split": task.split, "index": task.index, "file": npy.name, "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(), "frames": int(frames.shape[0]),
+            "audio": task.audio, "entries": entries}
+    write_json_atomic(task.stem.with_suffix(".json"), meta)
+    return meta
+
+
+def decode_only(task: ShardTask) -> dict:
+    """Decode a shard's clips and nothing else: the ceiling prepare is measured against."""
+    params = AudioParams(**task.audio)
+    n = samples = 0
+    for _, _, path in task.items:
+        if path is None:
+            continue
+        try:
+            samples += decode_clip(Path(path), params).wave.shape[0]
+            n += 1
+        except DecodeError:
+            pass
+    return {"clips": n, "samples": samples, "entries": task.items}
+
+
+class ShardReader:
+    """Reads one utterance's frames from memory-mapped shards; never unpickles anything."""
+
+    def __init__(self, prepared_dir: Path | str):
+        self.root = Path(prepared_dir)
+        self._maps: dict[tuple[str, int], np.ndarray] = {}
+
+    def shard(self, split: str, index: int) -> np.ndarray:
+        key = (split, index)
+        if key not in self._maps:
+            path = self.root / "audio" / split / f"shard_{index:05d}.npy"
+            self._maps[key] = np.load(path, mmap_mode="r", allow_pickle=False)
+        return self._maps[key]
+
+    def get(self, split: str, shard: int, offset: int, length: int) -> np.ndarray:
+        """(length, n_mels) view into the shard; only these rows are read from disk."""
+        if shard < 0:
+            raise KeyError(f"{split}: utterance has no audio (shard -1)")
+        return self.shard(split, shard)[offset: offset + length]
+
+
+def audio_params_dict(params: AudioParams) -> dict:
+    return asdict(params)

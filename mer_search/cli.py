@@ -1,0 +1,174 @@
+"""The `mer-search` command line: parse, call the library, print. Nothing else lives here."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from mer_search import __version__
+
+SPLITS = ("train", "dev", "test")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _bar(desc: str):
+    from tqdm import tqdm
+
+    return lambda total: tqdm(total=total, unit="clip", desc=desc, file=sys.stderr, dynamic_ncols=True)
+
+
+def _splits(value: str) -> tuple[str, ...]:
+    parts = tuple(p.strip() for p in value.split(",") if p.strip())
+    bad = [p for p in parts if p not in SPLITS]
+    if bad or not parts:
+        raise click.BadParameter(f"unknown split(s) {', '.join(bad) or '(none)'}; choose from {', '.join(SPLITS)}")
+    return parts
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="mer-search")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+def main(verbose: bool) -> None:
+    """Hyperparameter search for multimodal (text + speech) emotion recognition on MELD."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+@main.command()
+@click.option("--meld-root", type=click.Path(path_type=Path), required=True,
+              help="Folder laid out like MELD.Raw: the three CSVs and the clip folders.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder for tables and shards.")
+@click.option("--splits", default="train,dev,test", show_default=True, help="Comma-separated splits to prepare.")
+@click.option("--train-csv", type=click.Path(path_type=Path), help="Train CSV, if not in --meld-root.")
+@click.option("--dev-csv", type=click.Path(path_type=Path), help="Dev CSV, if not in --meld-root.")
+@click.option("--test-csv", type=click.Path(path_type=Path), help="Test CSV, if not in --meld-root.")
+@click.option("--text-only", is_flag=True, help="Skip audio: tables only, no clip folders needed.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes for audio (Ray tasks when --address is given).")
+@click.option("--address", help="Ray address (e.g. auto, ray://host:10001, or 'local'): run audio as Ray tasks.")
+@click.option("--overwrite", is_flag=True, help="Replace an output prepared with different parameters.")
+@click.option("--strict", is_flag=True, help="Stop at the first undecodable clip instead of marking it missing.")
+@click.option("--shard-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Utterances per audio shard (the unit of work and of resume).")
+@click.option("--lowercase/--keep-case", default=True, show_default=True, help="Lower-case tokens.")
+@click.option("--speaker-tags/--no-speaker-tags", default=True, show_default=True,
+              help="Prepend a speaker tag token to each utterance.")
+@click.option("--speaker-top-k", type=click.IntRange(min=0), default=6, show_default=True,
+              help="Train's most frequent speakers that get their own tag; the rest share one.")
+@click.option("--min-freq", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Train count below which a token becomes <unk>.")
+@click.option("--sample-rate", type=click.IntRange(min=1000), default=8000, show_default=True)
+@click.option("--n-mels", type=click.IntRange(min=1), default=40, show_default=True)
+@click.option("--win-length", type=click.IntRange(min=1), default=160, show_default=True)
+@click.option("--hop-length", type=click.IntRange(min=1), default=80, show_default=True)
+@click.option("--n-fft", type=click.IntRange(min=2), default=1024, show_default=True)
+@click.option("--channel", default="auto", show_default=True,
+              help="'auto' (centre of 5.1, else the first) or a channel index; 0 reproduces the reference.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=3001, show_default=True,
+              help="Cap on frames per clip (3001 = 30 s at a 10 ms hop).")
+@click.option("--short-clip-s", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="Clips shorter than this become silence and are blacklisted.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+def prepare(meld_root, out, splits, train_csv, dev_csv, test_csv, text_only, workers, address, overwrite, strict,
+            shard_size, lowercase, speaker_tags, speaker_top_k, min_freq, sample_rate, n_mels, win_length,
+            hop_length, n_fft, channel, max_frames, short_clip_s, progress):
+    """Turn MELD (CSVs + mp4 clips) into Parquet tables and log-mel shards (resumable)."""
+    from data_prep import PrepError
+    from data_prep.audio import AudioParams
+    from data_prep.prepare import PrepareOptions
+    from data_prep.prepare import prepare as run
+    from data_prep.text import TextParams
+
+    if channel != "auto" and not channel.isdigit():
+        _fail(f"--channel {channel!r}: use 'auto' or a channel index such as 0")
+    if win_length > n_fft:
+        _fail(f"--win-length {win_length} must not exceed --n-fft {n_fft}")
+    opts = PrepareOptions(
+        meld_root=meld_root, out=out, splits=_splits(splits),
+        csv_paths={k: v for k, v in (("train", train_csv), ("dev", dev_csv), ("test", test_csv)) if v},
+        text_only=text_only, workers=workers, address=address, overwrite=overwrite, strict=strict,
+        shard_size=shard_size,
+        text=TextParams(lowercase=lowercase, speaker_tags=speaker_tags, speaker_top_k=speaker_top_k,
+                        min_freq=min_freq),
+        audio=AudioParams(sample_rate=sample_rate, n_mels=n_mels, win_length=win_length, hop_length=hop_length,
+                          n_fft=n_fft, channel=channel, max_frames=max_frames, short_clip_s=short_clip_s))
+    try:
+        manifest = run(opts, progress=_bar("audio") if progress else None)
+    except PrepError as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        _fail("interrupted; rerun the same command to resume")
+    _print_summary(manifest, out)
+
+
+def _print_summary(manifest: dict, out: Path) -> None:
+    click.echo(f"prepared {out} in {manifest['seconds']:.1f} s (vocabulary {manifest['vocab_size']} tokens)")
+    for split, info in manifest["splits"].items():
+        emo = ", ".join(f"{k} {v}" for k, v in sorted(info["emotions"].items(), key=lambda kv: -kv[1]))
+        audio = ", ".join(f"{k} {v}" for k, v in sorted(info["audio_status"].items()))
+        click.echo(f"  {split:5s} {info['rows']:6d} utterances, {info['dialogues']:5d} dialogues | {emo}")
+        click.echo(f"        audio: {audio}")
+    if manifest.get("quirk_summary"):
+        click.echo(f"quirks ({out / 'quirks.csv'}):")
+        for line in manifest["quirk_summary"]:
+            click.echo(f"  {line}")
+    check = manifest.get("reference_check")
+    if check:
+        click.echo(f"reference's known quirks: {len(check['detected'])} detected; "
+                   f"not detected: {', '.join(check['not_detected']) or 'none'}")
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the generated corpus.")
+@click.option("--dialogues", type=click.IntRange(min=6), default=20, show_default=True,
+              help="Dialogues across train/dev/test (70/15/15).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth(out, dialogues, seed):
+    """Generate a small MELD-layout corpus (mp4 clips + CSVs) with every known quirk injected."""
+    from data_prep.synth import SynthConfig, synthesize
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        truth = synthesize(out, SynthConfig(dialogues=dialogues, seed=seed))
+    except OSError as e:
+        _fail(f"{out}: cannot write the corpus ({e.strerror})")
+    injected = ", ".join(f"{k} {len(v)}" for k, v in truth.items() if isinstance(v, list))
+    click.echo(f"wrote a synthetic MELD corpus to {out} (injected quirks: {injected})")
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True,
+              help="Working folder for the demo corpus and its outputs.")
+@click.option("--dialogues", type=click.IntRange(min=6), default=24, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=min(2, os.cpu_count() or 1), show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def demo(out, dialogues, workers, seed):
+    """Run the main job on an embedded default: a synthetic corpus, prepared end to end."""
+    from data_prep import PrepError
+    from data_prep.prepare import PrepareOptions
+    from data_prep.prepare import prepare as run
+    from data_prep.synth import SynthConfig, synthesize
+
+    corpus, prepared = out / "corpus", out / "prepared"
+    if not (corpus / "synth_truth.json").exists():
+        click.echo(f"generating a synthetic corpus ({dialogues} dialogues) in {corpus} ...")
+        corpus.mkdir(parents=True, exist_ok=True)
+        synthesize(corpus, SynthConfig(dialogues=dialogues, seed=seed))
+    try:
+        manifest = run(PrepareOptions(meld_root=corpus, out=prepared, workers=workers), progress=_bar("audio"))
+    except PrepError as e:
+        _fail(str(e))
+    _print_summary(manifest, prepared)
+
+
+if __name__ == "__main__":
+    main()
