@@ -313,7 +313,7 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
                                               "emotions": tables[s]["emotion_name"].value_counts().to_dict(),
                                               "audio_status": tables[s]["audio_status"].value_counts().to_dict()}
                                           for s in opts.splits}},
-        "vocab_size": len(vocab), "quirks": quirks.counts(), "quirk_summary": quirks.summary(), "reference_check": quirks.reference_check(frames),
+        "vocab_size": len(vocab), "quirks": quirks.counts(), "quirk_summary": quirks.summary(), "reference_check": None if opts.text_only else quirks.reference_check(frames),
         "versions": _versions(), "files": {**old_files, **files},
         "seconds": round(time.time() - t0, 2),
     }
