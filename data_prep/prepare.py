@@ -185,6 +185,11 @@ def _run_audio(opts: PrepareOptions, tasks: list[ShardTask], progress: Callable 
     bar = progress(total=n_clips) if progress else None
     for meta in run_tasks(process_shard, todo, opts.workers, opts.address):
         done[(meta["split"], meta["index"])] = meta
+        bad = [e for e in meta["entries"] if e["status"] == "undecodable"] if opts.strict else []
+        if bad:
+            e = bad[0]
+            raise PrepError(f"{e['audio_path']}: {e['note']} ({meta['split']} dia{e['dialogue_id']}_utt"
+                            f"{e['utterance_id']}); --strict stops here (without it, the clip is marked missing)")
         if bar:
             bar.update(len(meta["entries"]))
     if bar:
@@ -285,10 +290,6 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
             df = _audio_columns(df, s, sidecars, opts.meld_root)
             _audio_quirks(s, sidecars, opts.audio, quirks)
         tables[s] = df
-    if opts.strict and quirks.fatal():
-        q = quirks.fatal()[0]
-        raise PrepError(f"{q['file']}: {q['problem']} ({q['split']} dia{q['dialogue_id']}_utt{q['utterance_id']}); "
-                        f"--strict stops here (without it, prepare marks the clip missing and goes on)")
     # 4. outputs, then the manifest that declares them complete
     for s in opts.splits:
         _write_parquet(opts.out / f"{s}.parquet", _typed(tables[s]))

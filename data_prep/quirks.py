@@ -40,10 +40,6 @@ class Quirks:
     def counts(self) -> dict[str, int]:
         return dict(Counter(r["kind"] for r in self.rows))
 
-    def fatal(self) -> list[dict]:
-        """Quirks that --strict turns into errors."""
-        return [r for r in self.rows if r["kind"] == "undecodable"]
-
     def found(self, kind: str) -> set[tuple[str, int, int]]:
         return {(r["split"], r["dialogue_id"], r["utterance_id"]) for r in self.rows if r["kind"] == kind}
 

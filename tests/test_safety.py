@@ -1,0 +1,35 @@
+"""No pickle anywhere data or configs are read or written."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_prep.shards import ShardReader
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = [p for d in ("data_prep", "mer_search", "bench") for p in (REPO / d).rglob("*.py")]
+
+
+def test_shard_reader_refuses_pickled_arrays(tmp_path):
+    shard = tmp_path / "audio" / "dev" / "shard_00000.npy"
+    shard.parent.mkdir(parents=True)
+    np.save(shard, np.array([{"evil": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="allow_pickle|Python objects"):
+        ShardReader(tmp_path).get("dev", 0, 0, 1)
+
+
+def test_prepared_shards_load_without_pickle(prepared):
+    for npy in (prepared / "audio").rglob("*.npy"):
+        arr = np.load(npy, mmap_mode="r", allow_pickle=False)
+        assert arr.dtype == np.float32 and arr.ndim == 2
+
+
+@pytest.mark.parametrize("pattern", [r"^\s*import pickle", r"^\s*from pickle", r"allow_pickle\s*=\s*True",
+                                     r"yaml\.load\(", r"\beval\(", r"weights_only\s*=\s*False"])
+def test_sources_use_no_unsafe_loading(pattern):
+    hits = [f"{p.relative_to(REPO)}:{i}" for p in SOURCES for i, line in enumerate(p.read_text().splitlines(), 1)
+            if re.search(pattern, line)]
+    assert not hits, hits
+    assert len(SOURCES) > 5
