@@ -5,6 +5,8 @@ Every number here is a field of AudioParams, recorded in the manifest.
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -77,10 +79,13 @@ def decode_clip(path: Path, params: AudioParams) -> Decoded:
             cap = int((params.max_frames - 1) * params.hop_length * sr / params.sample_rate) + sr // 10
             chunks, total, truncated = [], 0, False
             for frame in container.decode(stream):
-                arr = frame.to_ndarray()
-                if not frame.format.is_planar:
-                    arr = arr.reshape(-1, n_ch).T
-                chunks.append(np.asarray(arr[ch], dtype=np.float32))
+                if frame.format.name == "fltp":  # AAC's usual output: read only the plane we keep
+                    chunks.append(np.frombuffer(frame.planes[ch], dtype=np.float32, count=frame.samples))
+                else:
+                    arr = frame.to_ndarray()
+                    if not frame.format.is_planar:
+                        arr = arr.reshape(-1, n_ch).T
+                    chunks.append(_as_float(arr[ch]))
                 total += chunks[-1].shape[0]
                 if total > cap:
                     truncated = True
@@ -103,15 +108,57 @@ def decode_clip(path: Path, params: AudioParams) -> Decoded:
 
 
 @lru_cache(maxsize=8)
-def _resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
-    return torchaudio.transforms.Resample(orig, new)
+def _resample_kernel(orig: int, new: int) -> tuple[torch.Tensor, int, int, int, int]:
+    """torchaudio's own sinc kernel (default settings), split into polyphase taps.
+
+    Returns (taps (o, n*T), width, o, n, T) with o/n the gcd-reduced rates and
+    taps[p, j*T + t] = kernel[j, t*o + p].
+    """
+    tf = torchaudio.transforms.Resample(orig, new)
+    g = math.gcd(orig, new)
+    o, n = orig // g, new // g
+    kernel = tf.kernel[:, 0]                                   # (n, K)
+    T = math.ceil(kernel.shape[-1] / o)
+    padded = torch.nn.functional.pad(kernel, (0, T * o - kernel.shape[-1]))
+    taps = padded.reshape(n, T, o).permute(2, 0, 1).reshape(o, n * T).contiguous()
+    return taps, tf.width, o, n, T
+
+
+def resample(x: torch.Tensor, orig: int, new: int) -> torch.Tensor:
+    """torchaudio.functional.resample's result (same kernel, same padding), computed polyphase.
+
+    torchaudio runs a strided conv1d; here one matmul over the o input phases
+    and a strided diagonal sum do the same sums ~10x faster on one core.
+    """
+    taps, width, o, n, T = _resample_kernel(orig, new)
+    steps = math.ceil(x.numel() / o)
+    xp = torch.nn.functional.pad(x, (width, width + o + T * o))
+    rows = xp.numel() // o
+    y = xp[: rows * o].reshape(rows, o) @ taps                 # y[r, j*T + t] = sum_p x[(r)*o + p] k[j, t*o + p]
+    out = y.as_strided((steps, n, T), (n * T, T, n * T + 1)).sum(-1)   # sum_t y[i + t, j*T + t]
+    return out.reshape(-1)[: math.ceil(n * x.numel() / o)]
 
 
 @lru_cache(maxsize=8)
-def _melspec(params: AudioParams) -> torchaudio.transforms.MelSpectrogram:
-    return torchaudio.transforms.MelSpectrogram(
-        sample_rate=params.sample_rate, n_fft=params.n_fft, win_length=params.win_length,
-        hop_length=params.hop_length, n_mels=params.n_mels, center=params.center, power=2.0)
+def _mel_parts(params: AudioParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hann window and mel filterbank, as torchaudio.transforms.MelSpectrogram builds them."""
+    window = torch.hann_window(params.win_length)
+    fbank = torchaudio.functional.melscale_fbanks(
+        params.n_fft // 2 + 1, f_min=0.0, f_max=params.sample_rate / 2, n_mels=params.n_mels,
+        sample_rate=params.sample_rate, norm=None, mel_scale="htk")
+    with warnings.catch_warnings():  # "sparse CSR is beta": we use only its matmul
+        warnings.simplefilter("ignore", UserWarning)
+        sparse = fbank.T.contiguous().to_sparse_csr()  # each bin feeds <= 2 bands: ~20x fewer products
+    return window, sparse
+
+
+def mel_power(x: torch.Tensor, params: AudioParams) -> torch.Tensor:
+    """(frames, n_mels) mel power, equal to torchaudio MelSpectrogram(power=2), computed faster."""
+    window, fbank = _mel_parts(params)
+    spec = torch.stft(x, params.n_fft, params.hop_length, params.win_length, window, center=params.center,
+                      pad_mode="reflect", normalized=False, onesided=True, return_complex=True)
+    power = (spec * spec.conj()).real          # (freqs, frames); 10x faster than abs().pow(2) here
+    return (fbank @ power).T
 
 
 def silence(params: AudioParams, frames: int = 1) -> np.ndarray:
@@ -125,11 +172,11 @@ def logmel(wave: np.ndarray, sr: int, params: AudioParams) -> tuple[np.ndarray, 
     """
     x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
     if sr != params.sample_rate and x.numel():
-        x = _resampler(sr, params.sample_rate)(x)
+        x = resample(x, sr, params.sample_rate)
     if x.numel() < params.min_samples():
         return silence(params), False
     with torch.no_grad():
-        mel = _melspec(params)(x).log()
-    mel = torch.nan_to_num(mel, neginf=params.silence_value).T.contiguous()
+        mel = mel_power(x, params).log()
+    mel = torch.nan_to_num(mel, neginf=params.silence_value)
     capped = mel.shape[0] > params.max_frames
     return mel[: params.max_frames].numpy(), capped

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Callable, Iterable, Iterator, TypeVar
 
@@ -41,7 +42,9 @@ def run_tasks(fn: Callable[[T], R], tasks: Iterable[T], workers: int = 1,
 
 
 def _run_pool(fn, tasks, workers):
-    ctx = mp.get_context("spawn")  # fork after torch is loaded can deadlock its thread pools
+    # fork starts a worker in milliseconds; the parent has run no torch op yet (it only reads
+    # CSVs), and each worker pins torch to one thread. Elsewhere, spawn is the safe default.
+    ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
     try:
         pending = {pool.submit(fn, t) for t in tasks}

@@ -86,3 +86,28 @@ def test_undecodable_clips_raise_decode_error(tmp_path, content, reason):
     path.write_bytes(content)
     with pytest.raises(DecodeError, match=reason):
         decode_clip(path, P)
+
+
+def test_mel_power_matches_torchaudio_melspectrogram():
+    import torch
+    import torchaudio
+
+    from data_prep.audio import mel_power
+
+    x = torch.from_numpy(np.random.default_rng(2).standard_normal(12345).astype(np.float32))
+    ref = torchaudio.transforms.MelSpectrogram(sample_rate=8000, n_fft=1024, win_length=160, hop_length=80,
+                                               n_mels=40, center=True, power=2.0)(x).T
+    torch.testing.assert_close(mel_power(x, P), ref, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("orig, new, n", [(48000, 8000, 96001), (44100, 8000, 44100), (16000, 8000, 1000),
+                                          (48000, 8000, 7)])
+def test_resample_matches_torchaudio(orig, new, n):
+    import torch
+    import torchaudio
+
+    from data_prep.audio import resample
+
+    x = torch.from_numpy(np.random.default_rng(n).standard_normal(n).astype(np.float32))
+    torch.testing.assert_close(resample(x, orig, new), torchaudio.functional.resample(x, orig, new),
+                               rtol=1e-4, atol=1e-5)
