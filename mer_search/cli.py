@@ -66,11 +66,16 @@ def main(verbose: bool) -> None:
               help="Train's most frequent speakers that get their own tag; the rest share one.")
 @click.option("--min-freq", type=click.IntRange(min=1), default=2, show_default=True,
               help="Train count below which a token becomes <unk>.")
-@click.option("--sample-rate", type=click.IntRange(min=1000), default=8000, show_default=True)
-@click.option("--n-mels", type=click.IntRange(min=1), default=40, show_default=True)
-@click.option("--win-length", type=click.IntRange(min=1), default=160, show_default=True)
-@click.option("--hop-length", type=click.IntRange(min=1), default=80, show_default=True)
-@click.option("--n-fft", type=click.IntRange(min=2), default=1024, show_default=True)
+@click.option("--sample-rate", type=click.IntRange(min=1000), default=8000, show_default=True,
+              help="Sample rate (Hz) clips are resampled to.")
+@click.option("--n-mels", type=click.IntRange(min=1), default=40, show_default=True,
+              help="Mel bands.")
+@click.option("--win-length", type=click.IntRange(min=1), default=160, show_default=True,
+              help="STFT window, in samples at --sample-rate (160 = 20 ms).")
+@click.option("--hop-length", type=click.IntRange(min=1), default=80, show_default=True,
+              help="STFT hop, in samples (80 = 10 ms).")
+@click.option("--n-fft", type=click.IntRange(min=2), default=1024, show_default=True,
+              help="FFT size (the window is zero-padded to it).")
 @click.option("--channel", default="auto", show_default=True,
               help="'auto' (centre of 5.1, else the first) or a channel index; 0 reproduces the reference.")
 @click.option("--max-frames", type=click.IntRange(min=1), default=3001, show_default=True,
