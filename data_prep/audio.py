@@ -179,4 +179,4 @@ def logmel(wave: np.ndarray, sr: int, params: AudioParams) -> tuple[np.ndarray, 
         mel = mel_power(x, params).log()
     mel = torch.nan_to_num(mel, neginf=params.silence_value)
     capped = mel.shape[0] > params.max_frames
-    return mel[: params.max_frames].numpy(), capped
+    return mel[: params.max_frames].contiguous().numpy(), capped

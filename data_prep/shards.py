@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.atomic import sha256_file, write_bytes_atomic, write_json_atomic
+from data_prep.atomic import sha256_file, write_atomic, write_json_atomic
 from data_prep.audio import AudioParams, DecodeError, decode_clip, logmel, silence
 
 
@@ -71,6 +71,25 @@ def _clip_entry(d: int, u: int, path: str | None, params: AudioParams) -> tuple[
     return e, feats
 
 
+def _write_npy(path: Path, array: np.ndarray) -> tuple[int, str]:
+    """Atomically write a .npy (no pickle) straight from the array's memory; returns (bytes, sha256)."""
+    array = np.ascontiguousarray(array)  # the header must describe the bytes we write: C order
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, np.lib.format.header_data_from_array_1_0(array))
+    parts = [head.getvalue(), memoryview(array).cast("B")]
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            for part in parts:
+                f.write(part)
+
+    write_atomic(path, write)
+    return sum(len(p) for p in parts), digest.hexdigest()
+
+
 def process_shard(task: ShardTask) -> dict:
     """Decode and featurize every clip of one shard, write it atomically, return its sidecar."""
     params = AudioParams(**task.audio)
@@ -83,14 +102,10 @@ def process_shard(task: ShardTask) -> dict:
             offset += feats.shape[0]
         entries.append(e)
     frames = np.concatenate(arrays) if arrays else np.zeros((0, params.n_mels), np.float32)
-    buf = io.BytesIO()
-    np.save(buf, frames.astype(np.float32, copy=False), allow_pickle=False)
-    data = buf.getvalue()
     npy = task.stem.with_suffix(".npy")
-    write_bytes_atomic(npy, data)
-    meta = {"split": task.split, "index": task.index, "file": npy.name, "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(), "frames": int(frames.shape[0]),
-            "audio": task.audio, "entries": entries}
+    nbytes, digest = _write_npy(npy, frames.astype(np.float32, copy=False))
+    meta = {"split": task.split, "index": task.index, "file": npy.name, "bytes": nbytes,
+            "sha256": digest, "frames": int(frames.shape[0]), "audio": task.audio, "entries": entries}
     write_json_atomic(task.stem.with_suffix(".json"), meta)
     return meta
 

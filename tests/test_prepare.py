@@ -79,7 +79,7 @@ def test_shards_hold_exactly_what_a_fresh_computation_gives(prepared, synth_corp
         want, _ = logmel(dec.wave, dec.sample_rate, AudioParams())
         got = reader.get("dev", r.shard, r.offset, r.length)
         assert isinstance(got, np.memmap) or isinstance(got.base, np.memmap)
-        np.testing.assert_array_equal(np.asarray(got), want)
+        np.testing.assert_array_equal(np.asarray(got), want, err_msg=f"{r.audio_path} {r.shard} {r.offset} {r.length} {want.shape}")
     # utterances tile each shard exactly: no gap, no overlap
     for shard, g in df[df.shard >= 0].groupby("shard"):
         g = g.sort_values("offset")
