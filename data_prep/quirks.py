@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -19,6 +20,8 @@ REFERENCE_QUIRKS = {
     **{("train", d, u): "short" for d, u in [(71, 0), (179, 8), (312, 9), (332, 1), (406, 2), (523, 10)]},
 }
 MELD_TRAIN_ROWS = 9989
+log = logging.getLogger(__name__)
+_LOUD = {"undecodable", "missing", "short", "long", "duplicate"}
 
 
 def kind_of(problem: str) -> str:
@@ -34,8 +37,11 @@ class Quirks:
         self.rows: list[dict] = []
 
     def add(self, split: str, dialogue_id: int, utterance_id: int, file: str, problem: str, action: str) -> None:
+        kind = kind_of(problem)
         self.rows.append({"split": split, "dialogue_id": int(dialogue_id), "utterance_id": int(utterance_id),
-                          "file": file, "problem": problem, "action": action, "kind": kind_of(problem)})
+                          "file": file, "problem": problem, "action": action, "kind": kind})
+        level = logging.WARNING if kind in _LOUD else logging.DEBUG
+        log.log(level, "%s dia%s_utt%s (%s): %s -> %s", split, dialogue_id, utterance_id, file, problem, action)
 
     def counts(self) -> dict[str, int]:
         return dict(Counter(r["kind"] for r in self.rows))
