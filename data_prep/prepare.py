@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -180,6 +181,8 @@ def _run_audio(opts: PrepareOptions, tasks: list[ShardTask], progress: Callable 
             todo.append(t)
         else:
             done[(t.split, t.index)] = meta
+    # biggest shards first, so no worker is left alone with a long one at the end
+    todo.sort(key=_shard_bytes, reverse=True)
     n_clips = sum(len(t.items) for t in todo)
     log.info("audio: %d shards (%d clips) to compute, %d already done", len(todo), n_clips, len(done))
     bar = progress(total=n_clips) if progress else None
@@ -195,6 +198,32 @@ def _run_audio(opts: PrepareOptions, tasks: list[ShardTask], progress: Callable 
     if bar:
         bar.close()
     return done
+
+
+def _shard_bytes(task: ShardTask) -> int:
+    return sum(os.path.getsize(p) for _, _, p in task.items if p and os.path.exists(p))
+
+
+def _in_background(fn: Callable[[], dict]) -> Callable[[], dict]:
+    """Start fn in a thread; the returned join() gives its result or raises its error."""
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # re-raised in the caller's thread by join()
+            box["error"] = e
+
+    thread = threading.Thread(target=run, name="prepare-audio", daemon=True)
+    thread.start()
+
+    def join() -> dict:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    return join
 
 
 _AUDIO_COLUMNS = {"audio_path": None, "audio_status": "text_only", "channels": 0, "channel_used": -1,
@@ -279,8 +308,13 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
         "complete": False, "settings": settings, "inputs": {**old_inputs, **inputs},
         "note": "preparation in progress or interrupted; rerun the same command to finish"})
     # 3. text (fast) then audio (slow, parallel, resumable)
+    if tasks and (opts.workers > 1 or opts.address):
+        # workers decode while this process does the text: no core sits idle
+        audio = _in_background(lambda: _run_audio(opts, tasks, progress))
+    else:
+        audio = lambda: _run_audio(opts, tasks, progress) if tasks else {}  # noqa: E731
     tables, vocab = prepare_text(frames, opts.text)
-    sidecars = _run_audio(opts, tasks, progress) if tasks else {}
+    sidecars = audio()
     for s in opts.splits:
         df = tables[s].drop(columns=["emotion_name", "sentiment_name"]).assign(
             emotion_name=tables[s]["emotion_name"], sentiment_name=tables[s]["sentiment_name"])
