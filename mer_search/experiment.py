@@ -1,0 +1,173 @@
+"""One config, end to end: data -> model -> fit -> run dir. What `mer-search train` and the search call.
+
+A config is plain YAML with sections `data` (DataConfig), `model` (a registry
+config) and `train` (TrainConfig); sizes that come from the data (vocabulary,
+mel bands, vector widths) are filled in here. Two-stage context/fusion adds
+`utterance_stage`: an utterance config trained first, whose features feed the model.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from mer_search.data import Batches, Corpus, DataConfig, SplitData
+from mer_search.models import build_model, needs_dialogues, required_inputs
+from mer_search.train import CheckpointWriter, ConsoleReporter, Reporter, TrainConfig, fit, load_checkpoint, predict
+
+log = logging.getLogger(__name__)
+SECTIONS = ("data", "model", "train", "utterance_stage", "source")
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message names the key."""
+
+
+def load_config(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(cfg, dict) or "model" not in cfg:
+        raise ConfigError(f"{path}: expected a mapping with at least a `model` section")
+    return cfg
+
+
+def _dataclass_from(cls, section: dict | None, where: str):
+    section = dict(section or {})
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(section) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+    return cls(**section)
+
+
+def parse(cfg: dict) -> tuple[DataConfig, dict, TrainConfig]:
+    unknown = sorted(set(cfg) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"unknown section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}")
+    data = _dataclass_from(DataConfig, cfg.get("data"), "data")
+    train = _dataclass_from(TrainConfig, cfg.get("train"), "train")
+    if not data.prepared:
+        raise ConfigError("data.prepared: the output dir of `mer-search prepare` is required")
+    return data, copy.deepcopy(cfg["model"]), train
+
+
+def resolve_sizes(model_cfg: dict, corpus: Corpus, data: DataConfig) -> dict:
+    """Fill vocab_size / n_mels / *_dim from the prepared data (and nested encoder configs)."""
+    cfg = dict(model_cfg)
+    name = cfg.get("name")
+    if name in ("text_mlp", "text_lstm", "text_transformer"):
+        cfg["vocab_size"] = len(corpus.vocab)
+    elif name in ("speech_cnn2d", "speech_cnn1d", "speech_lstm"):
+        cfg["n_mels"] = corpus.n_mels
+    elif name == "text_pretrained":
+        cfg["input_dim"] = int(corpus.vectors("embedding", "train", data).shape[1])
+    elif name == "speech_functionals":
+        cfg["input_dim"] = int(corpus.vectors("functionals", "train", data).shape[1])
+    elif name == "context":
+        if cfg.get("utterance"):
+            cfg["utterance"] = resolve_sizes(cfg["utterance"], corpus, data)
+        else:
+            cfg["input_dim"] = int(corpus.vectors("features", "train", data).shape[1])
+    elif name == "fusion":
+        for key, enc, dim in (("features_text", "text_model", "text_dim"),
+                              ("features_speech", "speech_model", "speech_dim")):
+            if cfg.get(enc):
+                cfg[enc] = resolve_sizes(cfg[enc], corpus, data)
+            else:
+                cfg[dim] = int(corpus.vectors(key, "train", data).shape[1])
+    return cfg
+
+
+def make_batches(corpus: Corpus, split: str, model_cfg: dict, data: DataConfig, train: bool, seed: int) -> Batches:
+    split_data = SplitData(corpus, split, required_inputs(model_cfg), data, train=train)
+    return Batches(split_data, data.batch_size if train else max(64, data.batch_size), shuffle=train, seed=seed,
+                   dialogues=needs_dialogues(model_cfg), bucket=data.bucket)
+
+
+def run(cfg: dict, out: str | Path, seed: int = 0, reporter: Reporter | None = None,
+        splits: tuple[str, ...] = ("dev",)) -> dict:
+    """Train one config with one seed into `out`; returns the final metrics."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = copy.deepcopy(cfg)
+    if cfg.get("utterance_stage"):
+        stage = copy.deepcopy(cfg["utterance_stage"])
+        stage.setdefault("data", {}).setdefault("prepared", cfg.get("data", {}).get("prepared", ""))
+        run(stage, out / "utterance", seed, reporter=None)
+        feats = extract_features(out / "utterance" / "best.pt", out / "features")
+        cfg.setdefault("data", {}).setdefault("feature_dirs", {})
+        key = cfg["data"].pop("feature_key", "features")
+        cfg["data"]["feature_dirs"][key] = str(feats)
+    data, model_cfg, train = parse(cfg)
+    train.seed = seed
+    corpus = Corpus(data.prepared)
+    model_cfg = resolve_sizes(model_cfg, corpus, data)
+    tr = make_batches(corpus, "train", model_cfg, data, True, seed)
+    dev = make_batches(corpus, "dev", model_cfg, data, False, seed)
+    if data.class_weights:
+        train.class_weights = tr.data.class_weights().tolist()
+    import torch
+
+    torch.manual_seed(seed)
+    model = build_model(model_cfg)
+    full = {**cfg, "data": asdict(data), "model": model_cfg, "train": asdict(train)}
+    (out / "config.yaml").write_text(yaml.safe_dump(full, sort_keys=False))
+    log.info("config:\n%s", yaml.safe_dump(full, sort_keys=False))
+    history = fit(model, tr, dev, train, reporter or ConsoleReporter(), CheckpointWriter(out, full, corpus.vocab_hash))
+    metrics = {"seed": seed, "best_epoch": history.best_epoch,
+               "params": int(sum(p.numel() for p in model.parameters())),
+               **{k: v for k, v in history.best.items() if k.startswith("dev_")}}
+    for split in splits:
+        if split != "dev" and split in corpus.splits:
+            from mer_search.train import evaluate
+
+            metrics.update(evaluate(model, make_batches(corpus, split, model_cfg, data, False, seed), split))
+    (out / "history.json").write_text(json.dumps(history.epochs, indent=1))
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
+def run_seeds(cfg: dict, out: str | Path, seeds: int, reporter: Reporter | None = None,
+              splits: tuple[str, ...] = ("dev",)) -> dict:
+    """Several seeds; the summary gives mean and std of every dev/test metric."""
+    out = Path(out)
+    per_seed = [run(cfg, out / f"seed_{s}", s, reporter, splits) for s in range(seeds)]
+    keys = [k for k in per_seed[0] if k.startswith(("dev_", "test_")) and "_f1_" not in k]
+    summary = {"seeds": seeds, "per_seed": per_seed,
+               **{k: {"mean": float(np.mean([m[k] for m in per_seed])),
+                      "std": float(np.std([m[k] for m in per_seed]))} for k in keys}}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def extract_features(checkpoint: str | Path, out: str | Path, splits: tuple[str, ...] | None = None) -> Path:
+    """Per-utterance vectors of a trained model for every prepared split, row-aligned with the tables."""
+    ck = load_checkpoint(checkpoint)
+    data, model_cfg, _ = parse(ck["config"])
+    corpus = Corpus(data.prepared)
+    if ck["vocab_hash"] != corpus.vocab_hash:
+        raise ConfigError(f"{checkpoint}: trained on another vocabulary than {data.prepared}")
+    model = build_model(model_cfg)
+    model.load_state_dict(ck["state_dict"])
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for split in splits or corpus.splits:
+        res = predict(model, make_batches(corpus, split, model_cfg, data, False, 0), with_features=True)
+        vectors = np.zeros((len(corpus.table(split)), res["features"].shape[1]), np.float32)
+        vectors[res["row"]] = res["features"]
+        np.save(out / f"{split}.npy", vectors, allow_pickle=False)
+    (out / "manifest.json").write_text(json.dumps({"checkpoint": str(checkpoint), "model": model_cfg["name"],
+                                                   "dim": int(vectors.shape[1]), "prepared": data.prepared,
+                                                   "vocab_hash": corpus.vocab_hash}, indent=1))
+    return out
