@@ -29,6 +29,7 @@ class AudioParams:
     channel: str = "auto"          # "auto" (centre of 5.1, else first) or an index such as "0"
     max_frames: int = 3001         # 30 s at a 10 ms hop, plus the centred frame
     short_clip_s: float = 0.5      # clips shorter than this hold no usable speech: silence + blacklist
+    functionals: str = "none"      # none | egemaps | compare: openSMILE functionals per clip (16 kHz)
 
     def min_samples(self) -> int:
         """Fewest samples a centred (reflect-padded) STFT accepts."""
@@ -180,3 +181,27 @@ def logmel(wave: np.ndarray, sr: int, params: AudioParams) -> tuple[np.ndarray, 
     mel = torch.nan_to_num(mel, neginf=params.silence_value)
     capped = mel.shape[0] > params.max_frames
     return mel[: params.max_frames].contiguous().numpy(), capped
+
+
+FUNCTIONAL_SETS = {"egemaps": "eGeMAPSv02", "compare": "ComParE_2016"}
+
+
+@lru_cache(maxsize=2)
+def _smile(kind: str):
+    import opensmile
+
+    return opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, FUNCTIONAL_SETS[kind]),
+                           feature_level=opensmile.FeatureLevel.Functionals)
+
+
+def functionals(wave: np.ndarray, sr: int, kind: str) -> np.ndarray:
+    """openSMILE functionals of one clip (eGeMAPS: 88 values), computed at 16 kHz."""
+    x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+    if sr != 16000 and x.numel():
+        x = resample(x, sr, 16000)
+    values = _smile(kind).process_signal(x.numpy(), 16000).to_numpy(dtype=np.float32)[0]
+    return np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def functionals_dim(kind: str) -> int:
+    return len(_smile(kind).feature_names)

@@ -328,6 +328,8 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
     # 4. outputs, then the manifest that declares them complete
     for s in opts.splits:
         _write_parquet(opts.out / f"{s}.parquet", _typed(tables[s]))
+    if not opts.text_only and opts.audio.functionals != "none":
+        _gather_functionals(opts, tables, sidecars)
     write_json_atomic(opts.out / "vocab.json", vocab)
     write_json_atomic(opts.out / "labels.json", {"emotion": list(meld.EMOTIONS), "sentiment": list(meld.SENTIMENTS)})
     quirks.write_csv(opts.out / "quirks.csv")
@@ -338,6 +340,10 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
     for (s, i), meta in sorted(sidecars.items()):
         files[f"audio/{s}/{meta['file']}"] = {"sha256": meta["sha256"], "rows": len(meta["entries"]),
                                                "frames": meta["frames"]}
+    if not opts.text_only and opts.audio.functionals != "none":
+        for s in opts.splits:
+            files[f"functionals/{s}.npy"] = {"sha256": sha256_file(opts.out / "functionals" / f"{s}.npy"),
+                                             "rows": len(tables[s])}
     for name in ("vocab.json", "labels.json", "quirks.csv"):
         files[name] = {"sha256": sha256_file(opts.out / name)}
     old_files = {k: v for k, v in (old or {}).get("files", {}).items()
@@ -359,6 +365,24 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
         manifest["embeddings"] = {opts.text_embeddings: embed_splits(opts.out, list(opts.splits), opts.text_embeddings)}
     write_json_atomic(opts.out / "manifest.json", manifest)
     return manifest
+
+
+def _gather_functionals(opts: PrepareOptions, tables: dict, sidecars: dict) -> None:
+    """functionals/{split}.npy: one row per table row, from the shards' .func.npy files."""
+    from data_prep.shards import _write_npy
+
+    for s in opts.splits:
+        where = {}
+        parts = {}
+        for (split, index), meta in sidecars.items():
+            if split != s:
+                continue
+            parts[index] = np.load(opts.out / "audio" / s / f"shard_{index:05d}.func.npy", allow_pickle=False)
+            for i, e in enumerate(meta["entries"]):
+                where[(e["dialogue_id"], e["utterance_id"])] = (index, i)
+        df = tables[s]
+        out = np.stack([parts[where[k][0]][where[k][1]] for k in zip(df["dialogue_id"], df["utterance_id"])])
+        _write_npy(opts.out / "functionals" / f"{s}.npy", out)
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:

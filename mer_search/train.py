@@ -180,7 +180,7 @@ def fit(model: nn.Module, train: Iterable[dict], dev: Iterable[dict], cfg: Train
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             scaler.step(opt)
             scaler.update()
-            total += float(loss) * len(batch["labels"])
+            total += float(loss.detach()) * len(batch["labels"])
             count += len(batch["labels"])
             t_fetch = time.perf_counter()
         if not math.isfinite(total):

@@ -109,12 +109,13 @@ class EmbeddingMLP(Classifier):
                  key: str = "embedding"):
         super().__init__()
         self.key = key
-        self.norm = nn.LayerNorm(input_dim)
+        self.drop = nn.Dropout(dropout)
         self.body, out = mlp(input_dim, hidden, dropout)
         self.init_head(out)
 
     def features(self, batch: dict) -> torch.Tensor:
-        return self.body(self.norm(batch[self.key]))
+        # inputs arrive z-scored with train statistics (mer_search.data), so no norm layer here
+        return self.body(self.drop(batch[self.key]))
 
 
 @register("text_mlp")

@@ -1,0 +1,127 @@
+"""Training on a synthetic corpus: speech models learn, context and fusion run end to end, runs reproduce."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from mer_search.cli import main
+from mer_search.experiment import extract_features, run
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory):
+    from data_prep.prepare import PrepareOptions, prepare
+    from data_prep.audio import AudioParams
+    from data_prep.synth import SynthConfig, synthesize
+
+    root = tmp_path_factory.mktemp("train_corpus")
+    synthesize(root / "raw", SynthConfig(dialogues=40, seed=5, long_clip_s=12.0))
+    prepare(PrepareOptions(meld_root=root / "raw", out=root / "prepared", workers=2,
+                           audio=AudioParams(functionals="egemaps")))
+    return root / "prepared"
+
+
+def majority_wf1(prepared) -> float:
+    from sklearn.metrics import f1_score
+
+    dev = pd.read_parquet(prepared / "dev.parquet")
+    return f1_score(dev.emotion, np.zeros(len(dev), int), average="weighted")
+
+
+def _cfg(prepared, model, epochs=12, lr=3e-3, **data):
+    return {"data": {"prepared": str(prepared), "batch_size": 16, **data}, "model": model,
+            "train": {"epochs": epochs, "lr": lr, "patience": 0}}
+
+
+@pytest.mark.parametrize("model, lr", [
+    # the reference's 2D CNN averages away the frequency axis: it learns pitch slowly, so a larger step
+    ({"name": "speech_cnn2d", "channels": 20, "dropout": 0.1}, 1e-2),
+    ({"name": "speech_cnn1d", "channels": 32, "dropout": 0.1}, 3e-3),
+    ({"name": "speech_lstm", "hidden": 32, "layers": 1, "dropout": 0.1}, 3e-3),
+    ({"name": "speech_functionals", "hidden": [64], "dropout": 0.1}, 3e-3),
+], ids=lambda m: m["name"] if isinstance(m, dict) else str(m))
+def test_speech_models_beat_the_majority_class(corpus_dir, tmp_path, model, lr):
+    m = run(_cfg(corpus_dir, model, lr=lr, time_masks=1, noise_std=0.05), tmp_path, seed=0)
+    base = majority_wf1(corpus_dir)
+    assert m["dev_wf1"] > base + 0.15, (m["dev_wf1"], base)
+
+
+def test_run_dir_and_reproducibility(corpus_dir, tmp_path):
+    cfg = _cfg(corpus_dir, {"name": "text_mlp", "emb_dim": 16, "hidden": [32]}, epochs=4, class_weights=True)
+    a = run(cfg, tmp_path / "a", seed=3)
+    b = run(cfg, tmp_path / "b", seed=3)
+    assert a == b, "same seed on CPU must give the same metrics"
+    for name in ("config.yaml", "history.json", "metrics.json", "best.pt", "last.pt"):
+        assert (tmp_path / "a" / name).exists(), name
+    hist = json.loads((tmp_path / "a" / "history.json").read_text())
+    assert [h["epoch"] for h in hist] == [1, 2, 3, 4]
+    assert {"train_loss", "dev_loss", "dev_acc", "dev_wf1", "dev_mf1", "dev_f1_0", "data_wait_share"} <= set(hist[0])
+    ck = torch.load(tmp_path / "a" / "best.pt", weights_only=True)
+    assert ck["config"]["model"]["vocab_size"] > 10 and ck["epoch"] == a["best_epoch"]
+
+
+def test_two_stage_context_and_joint(corpus_dir, tmp_path):
+    text = {"name": "text_mlp", "emb_dim": 16, "hidden": [32]}
+    two = {"data": {"prepared": str(corpus_dir), "batch_size": 4}, "train": {"epochs": 6, "patience": 0},
+           "model": {"name": "context", "hidden": 16},
+           "utterance_stage": {"model": text, "train": {"epochs": 6, "patience": 0}}}
+    m = run(two, tmp_path / "two", seed=0)
+    feats = np.load(tmp_path / "two" / "features" / "dev.npy")
+    assert feats.shape == (len(pd.read_parquet(corpus_dir / "dev.parquet")), 32)
+    assert m["dev_wf1"] > majority_wf1(corpus_dir)
+    joint = {"data": {"prepared": str(corpus_dir), "batch_size": 4}, "train": {"epochs": 6, "patience": 0},
+             "model": {"name": "context", "hidden": 16, "rnn": "gru", "utterance": text}}
+    assert run(joint, tmp_path / "joint", seed=0)["dev_wf1"] > majority_wf1(corpus_dir)
+
+
+def test_fusion_is_at_least_the_better_modality(corpus_dir, tmp_path):
+    runs = {}
+    for key, model in (("features_text", {"name": "text_mlp", "emb_dim": 8, "hidden": [16], "dropout": 0.5}),
+                       ("features_speech", {"name": "speech_cnn1d", "channels": 16})):
+        runs[key] = run(_cfg(corpus_dir, model, epochs=8), tmp_path / key, seed=0)
+        extract_features(tmp_path / key / "best.pt", tmp_path / f"{key}_vectors")
+    dirs = {k: str(tmp_path / f"{k}_vectors") for k in runs}
+    best_single = max(r["dev_wf1"] for r in runs.values())
+    for kind in ("concat", "gated", "late"):
+        m = run(_cfg(corpus_dir, {"name": "fusion", "kind": kind, "dim": 16}, epochs=10, feature_dirs=dirs),
+                tmp_path / f"fusion_{kind}", seed=0)
+        assert m["dev_wf1"] >= best_single - 0.02, (kind, m["dev_wf1"], best_single)
+
+
+def test_cli_train_seeds_and_features(corpus_dir, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"# mer-search train {cfg}\ndata: {{prepared: {corpus_dir}, batch_size: 16}}\n"
+                   "model: {name: speech_cnn1d, channels: 8}\ntrain: {epochs: 2}\n")
+    r = CliRunner().invoke(main, ["train", str(cfg), "--seeds", "2", "--out", str(tmp_path / "run"), "--test"])
+    assert r.exit_code == 0, r.output
+    assert "dev_wf1:" in r.output and "+-" in r.output and "test_wf1" in r.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["seeds"] == 2 and len(summary["per_seed"]) == 2 and summary["dev_wf1"]["std"] >= 0
+    r = CliRunner().invoke(main, ["features", str(tmp_path / "run" / "seed_0" / "best.pt"), "--out",
+                                  str(tmp_path / "f")])
+    assert r.exit_code == 0, r.output
+    assert np.load(tmp_path / "f" / "train.npy").shape[1] == 8
+
+
+def test_bad_configs_fail_with_one_line(corpus_dir, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"data: {{prepared: {corpus_dir}}}\nmodel: {{name: text_mlp, width: 3}}\n")
+    r = CliRunner().invoke(main, ["train", str(bad)])
+    assert r.exit_code == 1 and "no argument(s) width" in r.stderr
+    bad.write_text(f"data: {{prepared: {corpus_dir}, batchsize: 3}}\nmodel: {{name: text_mlp}}\n")
+    r = CliRunner().invoke(main, ["train", str(bad)])
+    assert r.exit_code == 1 and "data: unknown key(s) batchsize" in r.stderr
+    r = CliRunner().invoke(main, ["train", str(tmp_path / "nope.yaml")])
+    assert r.exit_code == 1 and "no such config file" in r.stderr
+
+
+def test_train_module_leaves_ray_out():
+    code = "import sys, mer_search.train, mer_search.experiment; print('ray' in sys.modules, 'optuna' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
