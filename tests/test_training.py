@@ -67,31 +67,34 @@ def test_run_dir_and_reproducibility(corpus_dir, tmp_path):
 
 
 def test_two_stage_context_and_joint(corpus_dir, tmp_path):
-    text = {"name": "text_mlp", "emb_dim": 16, "hidden": [32]}
-    two = {"data": {"prepared": str(corpus_dir), "batch_size": 4}, "train": {"epochs": 6, "patience": 0},
+    text = {"name": "text_mlp", "emb_dim": 16, "hidden": [32], "dropout": 0.1}
+    fast = {"epochs": 30, "lr": 1e-2, "patience": 0}
+    two = {"data": {"prepared": str(corpus_dir), "batch_size": 4}, "train": fast,
            "model": {"name": "context", "hidden": 16},
-           "utterance_stage": {"model": text, "train": {"epochs": 6, "patience": 0}}}
+           "utterance_stage": {"data": {"batch_size": 16}, "model": text, "train": fast}}
     m = run(two, tmp_path / "two", seed=0)
     feats = np.load(tmp_path / "two" / "features" / "dev.npy")
     assert feats.shape == (len(pd.read_parquet(corpus_dir / "dev.parquet")), 32)
-    assert m["dev_wf1"] > majority_wf1(corpus_dir)
-    joint = {"data": {"prepared": str(corpus_dir), "batch_size": 4}, "train": {"epochs": 6, "patience": 0},
+    assert m["dev_wf1"] > majority_wf1(corpus_dir) + 0.15
+    joint = {"data": {"prepared": str(corpus_dir), "batch_size": 4}, "train": fast,
              "model": {"name": "context", "hidden": 16, "rnn": "gru", "utterance": text}}
-    assert run(joint, tmp_path / "joint", seed=0)["dev_wf1"] > majority_wf1(corpus_dir)
+    assert run(joint, tmp_path / "joint", seed=0)["dev_wf1"] > majority_wf1(corpus_dir) + 0.15
 
 
 def test_fusion_is_at_least_the_better_modality(corpus_dir, tmp_path):
     runs = {}
-    for key, model in (("features_text", {"name": "text_mlp", "emb_dim": 8, "hidden": [16], "dropout": 0.5}),
-                       ("features_speech", {"name": "speech_cnn1d", "channels": 16})):
-        runs[key] = run(_cfg(corpus_dir, model, epochs=8), tmp_path / key, seed=0)
+    for key, model, epochs, lr in (
+            ("features_text", {"name": "text_mlp", "emb_dim": 16, "hidden": [32], "dropout": 0.1}, 30, 1e-2),
+            ("features_speech", {"name": "speech_cnn1d", "channels": 16}, 12, 3e-3)):
+        runs[key] = run(_cfg(corpus_dir, model, epochs=epochs, lr=lr), tmp_path / key, seed=0)
         extract_features(tmp_path / key / "best.pt", tmp_path / f"{key}_vectors")
     dirs = {k: str(tmp_path / f"{k}_vectors") for k in runs}
     best_single = max(r["dev_wf1"] for r in runs.values())
     for kind in ("concat", "gated", "late"):
-        m = run(_cfg(corpus_dir, {"name": "fusion", "kind": kind, "dim": 16}, epochs=10, feature_dirs=dirs),
+        m = run(_cfg(corpus_dir, {"name": "fusion", "kind": kind, "dim": 16}, epochs=20, feature_dirs=dirs),
                 tmp_path / f"fusion_{kind}", seed=0)
-        assert m["dev_wf1"] >= best_single - 0.02, (kind, m["dev_wf1"], best_single)
+        # dev here has ~35 utterances: 0.03 is one utterance
+        assert m["dev_wf1"] >= best_single - 0.03, (kind, m["dev_wf1"], {k: r["dev_wf1"] for k, r in runs.items()})
 
 
 def test_cli_train_seeds_and_features(corpus_dir, tmp_path):
