@@ -33,6 +33,7 @@ from data_prep.audio import AudioParams
 from data_prep.errors import PrepError
 from data_prep.parallel import run_tasks
 from data_prep.quirks import Quirks
+from data_prep.reader import load_manifest  # noqa: F401  (re-exported)
 from data_prep.shards import ShardTask, process_shard, shard_is_done
 from data_prep.text import OTHER_SPEAKER, TextParams, build_vocab, clean_text, encode, speaker_tags, tokenize
 
@@ -389,14 +390,3 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
     return df.astype({"channels": "int8", "channel_used": "int8", "duration_s": "float32", "shard": "int32",
                       "offset": "int64", "length": "int32", "capped": "bool", "blacklisted": "bool",
                       "csv_row": "int32"})
-
-
-def load_manifest(out: Path) -> dict:
-    """The manifest of a finished preparation, or a PrepError saying what is wrong."""
-    path = Path(out) / "manifest.json"
-    if not path.exists():
-        raise PrepError(f"{out}: no manifest.json; run `mer-search prepare` first")
-    m = json.loads(path.read_text())
-    if not m.get("complete"):
-        raise PrepError(f"{out}: preparation did not finish; rerun the same `mer-search prepare` command")
-    return m

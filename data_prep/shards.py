@@ -1,4 +1,4 @@
-"""Log-mel shards: many utterances concatenated along time in one .npy, memory-mapped to read.
+"""Log-mel shards (reading them: data_prep.reader): many utterances concatenated along time in one .npy, memory-mapped to read.
 
 A shard is the unit of work and of resume: `shard_00007.npy` holds the frames,
 `shard_00007.json` (written last) says which utterance sits at which offset and
@@ -144,27 +144,6 @@ def decode_only(task: ShardTask) -> dict:
         except DecodeError:
             pass
     return {"clips": n, "samples": samples, "entries": task.items}
-
-
-class ShardReader:
-    """Reads one utterance's frames from memory-mapped shards; never unpickles anything."""
-
-    def __init__(self, prepared_dir: Path | str):
-        self.root = Path(prepared_dir)
-        self._maps: dict[tuple[str, int], np.ndarray] = {}
-
-    def shard(self, split: str, index: int) -> np.ndarray:
-        key = (split, index)
-        if key not in self._maps:
-            path = self.root / "audio" / split / f"shard_{index:05d}.npy"
-            self._maps[key] = np.load(path, mmap_mode="r", allow_pickle=False)
-        return self._maps[key]
-
-    def get(self, split: str, shard: int, offset: int, length: int) -> np.ndarray:
-        """(length, n_mels) view into the shard; only these rows are read from disk."""
-        if shard < 0:
-            raise KeyError(f"{split}: utterance has no audio (shard -1)")
-        return self.shard(split, shard)[offset: offset + length]
 
 
 def audio_params_dict(params: AudioParams) -> dict:

@@ -24,8 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from data_prep.prepare import load_manifest
-from data_prep.shards import ShardReader
+from data_prep.reader import ShardReader, load_manifest
 
 NUM_CLASSES = 7
 

@@ -12,7 +12,7 @@ from data_prep import PrepError
 from data_prep.atomic import sha256_file
 from data_prep.audio import AudioParams, decode_clip, logmel
 from data_prep.prepare import PrepareOptions, load_manifest, prepare
-from data_prep.shards import ShardReader
+from data_prep.reader import ShardReader
 
 
 def _tables(out):

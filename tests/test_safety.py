@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep.shards import ShardReader
+from data_prep.reader import ShardReader
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = [p for d in ("data_prep", "mer_search", "bench") for p in (REPO / d).rglob("*.py")]
