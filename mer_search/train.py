@@ -77,8 +77,7 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) and k not in ("token_lengths", "mel_lengths")
-            else v for k, v in batch.items()}
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 def metrics_from(labels: np.ndarray, preds: np.ndarray, loss: float, prefix: str) -> dict[str, float]:
