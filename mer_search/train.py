@@ -182,12 +182,15 @@ def fit(model: nn.Module, train: Iterable[dict], dev: Iterable[dict], cfg: Train
             total += float(loss.detach()) * len(batch["labels"])
             count += len(batch["labels"])
             t_fetch = time.perf_counter()
+        train_s = time.perf_counter() - t0
         if not math.isfinite(total):
             raise FloatingPointError(f"training loss became {total} at epoch {epoch}; lower lr or clip gradients")
         metrics = {"epoch": epoch, "train_loss": total / max(count, 1)}
         metrics.update(evaluate(model, dev, "dev", nn.CrossEntropyLoss()))
         metrics["epoch_s"] = time.perf_counter() - t0
-        metrics["data_wait_share"] = wait / max(metrics["epoch_s"], 1e-9)
+        metrics["train_s"] = train_s
+        metrics["train_utt_per_s"] = count / max(train_s, 1e-9)
+        metrics["data_wait_share"] = wait / max(train_s, 1e-9)      # of the training loop's time
         metrics["lr"] = opt.param_groups[0]["lr"]
         history.epochs.append(metrics)
         value = metrics[cfg.metric]
