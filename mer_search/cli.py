@@ -156,6 +156,7 @@ def _config_path(name: str) -> Path:
 @click.option("--test", "with_test", is_flag=True, help="Also score the test split when it is prepared.")
 def train(config, seeds, out, prepared, epochs, with_test):
     """Train one config end to end: CONFIG is a YAML file or a shipped name (e.g. text_mlp)."""
+    from data_prep import PrepError
     from mer_search.experiment import ConfigError, load_config, run_seeds
 
     path = _config_path(config)
@@ -167,7 +168,7 @@ def train(config, seeds, out, prepared, epochs, with_test):
             cfg.setdefault("train", {})["epochs"] = epochs
         out = out or Path("runs") / path.stem
         summary = run_seeds(cfg, out, seeds, splits=("dev", "test") if with_test else ("dev",))
-    except (ConfigError, FileNotFoundError, KeyError, ValueError) as e:
+    except (ConfigError, PrepError, FileNotFoundError, KeyError, ValueError) as e:
         _fail(str(e).strip("'\""))
     for key in ("dev_wf1", "dev_acc", "test_wf1", "test_acc"):
         if key in summary:
@@ -180,11 +181,12 @@ def train(config, seeds, out, prepared, epochs, with_test):
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for {split}.npy vectors.")
 def features(checkpoint, out):
     """Per-utterance feature vectors of a trained model for every prepared split."""
+    from data_prep import PrepError
     from mer_search.experiment import ConfigError, extract_features
 
     try:
         path = extract_features(checkpoint, out)
-    except (ConfigError, FileNotFoundError, KeyError) as e:
+    except (ConfigError, PrepError, FileNotFoundError, KeyError) as e:
         _fail(str(e))
     click.echo(f"features written to {path}")
 

@@ -117,6 +117,8 @@ class SplitData:
         self.corpus, self.split, self.inputs, self.cfg, self.train = corpus, split, inputs, cfg, train
         t = corpus.table(split)
         keep = np.ones(len(t), bool)
+        if "mel" in inputs and not corpus.n_mels:
+            raise ValueError(f"{corpus.root} was prepared --text-only: speech models need audio")
         if "mel" in inputs:
             if cfg.missing_audio == "drop":
                 keep &= t["shard"].to_numpy() >= 0

@@ -122,6 +122,9 @@ def test_bad_configs_fail_with_one_line(corpus_dir, tmp_path):
     assert r.exit_code == 1 and "data: unknown key(s) batchsize" in r.stderr
     r = CliRunner().invoke(main, ["train", str(tmp_path / "nope.yaml")])
     assert r.exit_code == 1 and "no such config file" in r.stderr
+    bad.write_text(f"data: {{prepared: {tmp_path / 'nowhere'}}}\nmodel: {{name: text_mlp}}\n")
+    r = CliRunner().invoke(main, ["train", str(bad)])
+    assert r.exit_code == 1 and "run `mer-search prepare` first" in r.stderr
 
 
 def test_train_module_leaves_ray_out():
