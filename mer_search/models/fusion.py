@@ -26,6 +26,8 @@ class Fusion(nn.Module):
             raise ValueError(f"unknown fusion kind {kind!r}; valid: {', '.join(KINDS)}")
         if head not in ("linear", "context"):
             raise ValueError(f"unknown fusion head {head!r}; valid: linear, context")
+        if kind == "attention" and dim % heads:
+            raise ValueError(f"fusion dim {dim} must be divisible by heads {heads}")
         self.kind, self.head_kind = kind, head
         self.text_encoder, self.speech_encoder = text_encoder, speech_encoder
         t = text_encoder.feature_dim if text_encoder is not None else text_dim

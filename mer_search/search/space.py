@@ -1,0 +1,271 @@
+"""Search spaces in YAML, compiled to an Optuna define-by-run function, validated against the builders.
+
+A space file:
+
+    # mer-search sweep spaces/text_mlp.yaml --prepared runs/meld
+    search: {metric: dev_wf1, mode: max, max_epochs: 30, grace_period: 3, reduction_factor: 3,
+             num_samples: 40, sampler: tpe}
+    fixed:  {model.name: text_mlp, data.batch_size: 32}
+    params:
+      model.emb_dim: {type: int, low: 32, high: 256, log: true}
+      model.pooling: {type: categorical, choices: [mean, max, last], when: {model.name: text_lstm}}
+
+Keys are dotted paths into a training config (data., model., train., and nested
+model configs such as model.utterance.). `when` makes a parameter exist only for
+some values of others (Optuna's conditional, define-by-run spaces).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mer_search.data import DataConfig
+from mer_search.models import builder_arguments, model_names
+from mer_search.train import TrainConfig
+
+TYPES = ("float", "int", "categorical", "bool")
+SAMPLERS = ("tpe", "random", "cmaes", "qmc", "nsga2")
+SEARCH_DEFAULTS = {"metric": "dev_wf1", "mode": "max", "max_epochs": 20, "grace_period": 2,
+                   "reduction_factor": 3, "num_samples": 20, "sampler": "tpe"}
+METRICS = ("dev_wf1", "dev_mf1", "dev_acc", "dev_loss")
+# filled from the data at run time, never searched or fixed in a space
+DERIVED = {"vocab_size", "n_mels", "input_dim", "text_dim", "speech_dim"}
+
+
+class SpaceError(ValueError):
+    """A space that cannot run; the message names the file and the key."""
+
+
+@dataclass
+class Space:
+    path: Path
+    search: dict
+    fixed: dict[str, Any]
+    params: dict[str, dict]
+    command: str = ""
+    name: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.name = self.path.stem
+
+    def sample(self, trial) -> dict[str, Any]:
+        """Define-by-run: ask the trial for each active parameter; returns the flat config."""
+        flat = dict(self.fixed)
+        for key, p in self.params.items():
+            if not _active(p.get("when"), flat):
+                continue
+            t = p["type"]
+            if t == "float":
+                flat[key] = trial.suggest_float(key, p["low"], p["high"], log=p.get("log", False),
+                                                step=p.get("step"))
+            elif t == "int":
+                flat[key] = trial.suggest_int(key, p["low"], p["high"], log=p.get("log", False),
+                                              step=p.get("step", 1))
+            elif t == "bool":
+                flat[key] = trial.suggest_categorical(key, [False, True])
+            else:
+                encoded = [json.dumps(c) for c in p["choices"]]
+                flat[key] = json.loads(trial.suggest_categorical(key, encoded))
+        return flat
+
+
+def _active(when: dict | None, flat: dict) -> bool:
+    if not when:
+        return True
+    for key, want in when.items():
+        allowed = want if isinstance(want, list) else [want]
+        if key not in flat or flat[key] not in allowed:
+            return False
+    return True
+
+
+def nest(flat: dict[str, Any]) -> dict:
+    """{'model.emb_dim': 64, 'train.lr': 1e-3} -> {'model': {'emb_dim': 64}, 'train': {'lr': 1e-3}}."""
+    out: dict = {}
+    for key, value in flat.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def load_space(path: str | Path) -> Space:
+    path = Path(path)
+    if not path.exists():
+        raise SpaceError(f"{path}: no such space file")
+    text = path.read_text()
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise SpaceError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise SpaceError(f"{path}: expected a mapping with search, fixed and params")
+    unknown = sorted(set(raw) - {"search", "fixed", "params", "description"})
+    if unknown:
+        raise SpaceError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; valid: search, fixed, params")
+    first = text.lstrip().splitlines()[0] if text.strip() else ""
+    search = {**SEARCH_DEFAULTS, **(raw.get("search") or {})}
+    space = Space(path, search, dict(raw.get("fixed") or {}), dict(raw.get("params") or {}),
+                  command=first.lstrip("# ").strip() if first.startswith("#") else "")
+    validate(space)
+    return space
+
+
+def _fail(space: Space, where: str, msg: str) -> None:
+    raise SpaceError(f"{space.path}: {where}: {msg}")
+
+
+def _names(fixed: dict, params: dict, key: str) -> set[str]:
+    """Every value a name key can take in this space."""
+    if key in fixed:
+        return {fixed[key]}
+    p = params.get(key)
+    return set(p.get("choices", [])) if p else set()
+
+
+def _model_names(space: Space) -> set[str]:
+    return _names(space.fixed, space.params, "model.name")
+
+
+def _builder_keys(prefix: str, names: set[str]) -> dict[str, Any]:
+    """key -> default for every argument of the builders named, under a prefix such as model."""
+    out: dict[str, Any] = {f"{prefix}name": ""}
+    for name in names:
+        if name not in model_names():
+            continue
+        for arg, param in builder_arguments(name).items():
+            out.setdefault(f"{prefix}{arg}", Defaults()).append(param.default)
+    return out
+
+
+class Defaults(list):
+    """The defaults one key has across the builders a space can pick (text_any: hidden is a list or an int)."""
+
+
+def _config_keys(fixed: dict, params: dict, root: str) -> dict[str, Any]:
+    """Every key a training config rooted at `root` (\"\" or \"utterance_stage.\") may set, with defaults."""
+    keys: dict[str, Any] = {}
+    keys.update({f"{root}data.{f.name}": f.default for f in fields(DataConfig)})
+    keys.update({f"{root}train.{f.name}": f.default for f in fields(TrainConfig)})
+    keys.update(_builder_keys(f"{root}model.", _names(fixed, params, f"{root}model.name")))
+    for nested in ("utterance", "text_model", "speech_model"):
+        sub = _names(fixed, params, f"{root}model.{nested}.name")
+        if sub:
+            keys.update(_builder_keys(f"{root}model.{nested}.", sub))
+    return keys
+
+
+def _schema(space: Space) -> dict[str, Any]:
+    keys = _config_keys(space.fixed, space.params, "")
+    if any(k.startswith("utterance_stage.") for k in list(space.fixed) + list(space.params)):
+        keys.update(_config_keys(space.fixed, space.params, "utterance_stage."))
+    return keys
+
+
+def validate(space: Space) -> None:
+    """Every mistake a space can hold, reported as file + key + what is wrong."""
+    s = space.search
+    unknown = sorted(set(s) - set(SEARCH_DEFAULTS) - {"objectives"})
+    if unknown:
+        _fail(space, "search", f"unknown key(s) {', '.join(unknown)}; valid: {', '.join(SEARCH_DEFAULTS)}")
+    if s["metric"] not in METRICS:
+        _fail(space, "search.metric", f"unknown metric {s['metric']!r}; valid: {', '.join(METRICS)}")
+    if s["mode"] not in ("max", "min"):
+        _fail(space, "search.mode", f"{s['mode']!r}: use max or min")
+    if s["sampler"] not in SAMPLERS:
+        _fail(space, "search.sampler", f"unknown sampler {s['sampler']!r}; valid: {', '.join(SAMPLERS)}")
+    for k in ("max_epochs", "num_samples", "grace_period"):
+        if not isinstance(s[k], int) or s[k] < 1:
+            _fail(space, f"search.{k}", f"{s[k]!r} must be a positive integer")
+    if not isinstance(s["reduction_factor"], (int, float)) or s["reduction_factor"] < 2:
+        _fail(space, "search.reduction_factor", f"{s['reduction_factor']!r} must be at least 2")
+    names = _model_names(space)
+    if not names:
+        _fail(space, "model.name", "fix it or make it a categorical parameter")
+    valid_names = set(model_names())
+    for n in names:
+        if n not in valid_names:
+            _fail(space, "model.name", f"unknown model {n!r}; valid: {', '.join(sorted(valid_names))}")
+    schema = _schema(space)
+    for key, value in space.fixed.items():
+        if key.split(".")[-1] in DERIVED:
+            _fail(space, f"fixed.{key}", "is filled from the prepared data; remove it")
+        if key not in schema:
+            section = key.rsplit(".", 1)[0] + "."
+            valid = sorted(k[len(section):] for k in schema if k.startswith(section) and "." not in k[len(section):])
+            _fail(space, f"fixed.{key}", f"unknown parameter; valid under {section[:-1]}: {', '.join(valid)}")
+        _check_type(space, f"fixed.{key}", value, schema[key])
+    for key, p in space.params.items():
+        where = f"params.{key}"
+        if key.split(".")[-1] in DERIVED:
+            _fail(space, where, "is filled from the prepared data; it cannot be searched")
+        if key not in schema:
+            section = key.rsplit(".", 1)[0] + "."
+            valid = sorted(k[len(section):] for k in schema if k.startswith(section) and "." not in k[len(section):])
+            _fail(space, where, f"unknown parameter; valid under {section[:-1]}: {', '.join(valid)}")
+        if key in space.fixed:
+            _fail(space, where, "is also in fixed; keep one")
+        if not isinstance(p, dict) or p.get("type") not in TYPES:
+            _fail(space, where, f"needs type: one of {', '.join(TYPES)}")
+        extra = sorted(set(p) - {"type", "low", "high", "log", "step", "choices", "when"})
+        if extra:
+            _fail(space, where, f"unknown field(s) {', '.join(extra)}")
+        if p["type"] in ("float", "int"):
+            lo, hi = p.get("low"), p.get("high")
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi)):
+                _fail(space, where, "needs numeric low and high")
+            if p["type"] == "int" and not all(isinstance(v, int) for v in (lo, hi)):
+                _fail(space, where, "int bounds must be integers")
+            if lo >= hi:
+                _fail(space, where, f"low {lo} must be below high {hi}")
+            if p.get("log") and lo <= 0:
+                _fail(space, where, f"log scale needs low > 0 (got {lo})")
+            if p.get("log") and p.get("step"):
+                _fail(space, where, "log and step cannot be combined")
+            if p.get("step") is not None and p["step"] <= 0:
+                _fail(space, where, f"step {p['step']} must be positive")
+        if p["type"] == "categorical":
+            if not isinstance(p.get("choices"), list) or not p["choices"]:
+                _fail(space, where, "needs a non-empty list of choices")
+            for c in p["choices"]:
+                _check_type(space, where, c, schema[key])
+        for cond in (p.get("when") or {}):
+            if cond not in space.fixed and cond not in space.params:
+                _fail(space, f"{where}.when", f"condition on {cond!r}, which is neither a param nor fixed")
+            if cond in space.params and list(space.params).index(cond) > list(space.params).index(key):
+                _fail(space, f"{where}.when", f"{cond!r} must come before {key!r} in params")
+
+
+def _check_type(space: Space, where: str, value: Any, default: Any) -> None:
+    """A fixed value or choice must have the type of the builder's/config's default."""
+    if isinstance(default, Defaults):
+        errors = []
+        for d in default:
+            try:
+                _check_type(space, where, value, d)
+                return
+            except SpaceError as e:
+                errors.append(e)
+        raise errors[0]
+    if default is None or default == "" and isinstance(value, str):
+        return
+    ok = {bool: lambda v: isinstance(v, bool),
+          int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+          float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+          str: lambda v: isinstance(v, str),
+          tuple: lambda v: isinstance(v, (list, tuple)),
+          list: lambda v: isinstance(v, (list, tuple)),
+          dict: lambda v: isinstance(v, dict)}.get(type(default))
+    if ok is not None and not ok(value):
+        _fail(space, where, f"{value!r} is a {type(value).__name__}, expected {type(default).__name__}")
+
+
+def all_spaces(root: str | Path = "spaces") -> list[Path]:
+    return sorted(Path(root).glob("*.yaml"))

@@ -1,0 +1,110 @@
+"""Every space file validates, samples configs that build models, and each mistake is named."""
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from mer_search.models import build_model, model_names
+from mer_search.search.space import SpaceError, all_spaces, load_space, nest
+
+REPO = Path(__file__).resolve().parents[1]
+SPACES = all_spaces(REPO / "spaces")
+SIZES = {"vocab_size": 100, "n_mels": 40, "input_dim": 16, "text_dim": 16, "speech_dim": 24}
+
+
+def fill_sizes(model: dict) -> dict:
+    model = dict(model)
+    name = model["name"]
+    if name.startswith("text_") and name != "text_pretrained":
+        model["vocab_size"] = SIZES["vocab_size"]
+    elif name in ("speech_cnn2d", "speech_cnn1d", "speech_lstm"):
+        model["n_mels"] = SIZES["n_mels"]
+    elif name in ("text_pretrained", "speech_functionals"):
+        model["input_dim"] = 16
+    elif name == "context":
+        if model.get("utterance"):
+            model["utterance"] = fill_sizes(model["utterance"])
+        else:
+            model["input_dim"] = 16
+    elif name == "fusion":
+        for enc, dim in (("text_model", "text_dim"), ("speech_model", "speech_dim")):
+            if model.get(enc):
+                model[enc] = fill_sizes(model[enc])
+            else:
+                model[dim] = SIZES[dim]
+    return model
+
+
+def test_spaces_cover_every_architecture():
+    names = set()
+    for path in SPACES:
+        s = load_space(path)
+        names |= {s.fixed["model.name"]} if "model.name" in s.fixed else set(s.params["model.name"]["choices"])
+        names |= {s.fixed[k] for k in s.fixed if k.endswith(".name")}
+    assert names == set(model_names())
+    assert {p.stem for p in SPACES} >= {"text_mlp", "text_lstm", "text_transformer", "text_pretrained",
+                                         "speech_cnn2d", "speech_cnn1d", "speech_lstm", "speech_functionals",
+                                         "context_two_stage", "context_joint", "fusion", "text_any", "speech_any"}
+
+
+@pytest.mark.parametrize("path", SPACES, ids=lambda p: p.stem)
+def test_space_samples_20_buildable_configs(path):
+    space = load_space(path)
+    assert space.command.startswith(f"mer-search sweep spaces/{path.name}"), "first line gives the command"
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(20):
+        trial = study.ask()
+        cfg = nest(space.sample(trial))
+        model = build_model(fill_sizes(cfg["model"]))
+        assert model.feature_dim > 0
+        seen.add(repr(sorted(trial.params.items())))
+        study.tell(trial, 0.5)
+    assert len(seen) > 10, "sampling explores the space"
+
+
+def _write(tmp_path, text):
+    p = tmp_path / "s.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("text, message", [
+    ("search: [\n", "invalid YAML"),
+    ("fixed: {model.name: text_mlp}\nparams: {model.width: {type: int, low: 1, high: 3}}\n",
+     "params.model.width: unknown parameter; valid under model: dropout, emb_dim, hidden, name"),
+    ("fixed: {model.name: text_mlp}\nparams: {model.emb_dim: {type: int, low: 64, high: 32}}\n",
+     "params.model.emb_dim: low 64 must be below high 32"),
+    ("fixed: {model.name: text_mlp}\nparams: {train.lr: {type: float, low: 0, high: 1, log: true}}\n",
+     "params.train.lr: log scale needs low > 0"),
+    ("fixed: {model.name: text_mlp}\nparams: {model.dropout: {type: float, low: 0.1, high: 0.5, when: {model.kind: x}}}\n",
+     "params.model.dropout.when: condition on 'model.kind', which is neither a param nor fixed"),
+    ("fixed: {model.name: text_mlp, model.emb_dim: sixty}\n",
+     "fixed.model.emb_dim: 'sixty' is a str, expected int"),
+    ("fixed: {model.name: text_mlp, data.batchsize: 3}\n", "fixed.data.batchsize: unknown parameter"),
+    ("fixed: {model.name: bert}\n", "model.name: unknown model 'bert'"),
+    ("search: {metric: f1}\nfixed: {model.name: text_mlp}\n", "search.metric: unknown metric 'f1'"),
+    ("search: {num_samples: 0}\nfixed: {model.name: text_mlp}\n", "search.num_samples: 0 must be a positive integer"),
+    ("search: {sampler: grid}\nfixed: {model.name: text_mlp}\n", "search.sampler: unknown sampler 'grid'"),
+    ("fixed: {model.name: text_mlp, model.vocab_size: 5}\n", "fixed.model.vocab_size: is filled from the prepared data"),
+    ("params: {model.emb_dim: {type: int, low: 1, high: 3}}\n", "model.name: fix it or make it a categorical"),
+])
+def test_each_mistake_is_named(tmp_path, text, message):
+    path = _write(tmp_path, text)
+    with pytest.raises(SpaceError) as err:
+        load_space(path)
+    assert str(path) in str(err.value) and message in str(err.value), str(err.value)
+
+
+def test_conditional_parameters_exist_only_when_their_condition_holds():
+    space = load_space(REPO / "spaces" / "text_any.yaml")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(30):
+        trial = study.ask()
+        flat = space.sample(trial)
+        name = flat["model.name"]
+        assert ("model.pooling" in flat) == (name == "text_lstm")
+        assert ("model.heads" in flat) == (name == "text_transformer")
+        assert ("model.hidden" in flat) == (name == "text_mlp")
+        study.tell(trial, 0.1)
