@@ -191,6 +191,56 @@ def features(checkpoint, out):
     click.echo(f"features written to {path}")
 
 
+@main.group()
+def spaces():
+    """Search spaces (spaces/*.yaml): validate them, or print one."""
+
+
+@spaces.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def spaces_validate(paths):
+    """Check every space (default: spaces/*.yaml) against the model builders and configs."""
+    from mer_search.search.space import SpaceError, all_spaces, load_space
+
+    paths = paths or all_spaces()
+    if not paths:
+        _fail("no space files found (looked in spaces/*.yaml)")
+    bad = 0
+    for p in paths:
+        try:
+            s = load_space(p)
+            click.echo(f"ok    {p} ({len(s.params)} parameters, {s.search['num_samples']} trials, {s.search['sampler']})")
+        except SpaceError as e:
+            click.echo(f"error {e}", err=True)
+            bad += 1
+    if bad:
+        sys.exit(1)
+
+
+@spaces.command("show")
+@click.argument("name")
+def spaces_show(name):
+    """Print one space as a tree: NAME is a file or a name under spaces/."""
+    from mer_search.search.space import SpaceError, load_space
+
+    path = Path(name) if Path(name).exists() else Path("spaces") / f"{name}.yaml"
+    try:
+        s = load_space(path)
+    except SpaceError as e:
+        _fail(str(e))
+    click.echo(f"{s.name}  ({s.command})")
+    click.echo("  search: " + ", ".join(f"{k}={v}" for k, v in s.search.items()))
+    click.echo("  fixed:")
+    for k, v in s.fixed.items():
+        click.echo(f"    {k} = {v!r}")
+    click.echo("  params:")
+    for k, p in s.params.items():
+        rng = p.get("choices") if p["type"] == "categorical" else (
+            "true|false" if p["type"] == "bool" else f"[{p['low']}, {p['high']}]" + (" log" if p.get("log") else ""))
+        when = f"   when {p['when']}" if p.get("when") else ""
+        click.echo(f"    {k}: {p['type']} {rng}{when}")
+
+
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the generated corpus.")
 @click.option("--dialogues", type=click.IntRange(min=6), default=20, show_default=True,

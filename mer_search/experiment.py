@@ -171,3 +171,26 @@ def extract_features(checkpoint: str | Path, out: str | Path, splits: tuple[str,
                                                    "dim": int(vectors.shape[1]), "prepared": data.prepared,
                                                    "vocab_hash": corpus.vocab_hash}, indent=1))
     return out
+
+
+def train_trial(cfg: dict, workdir: str | Path, reporter: Reporter, resume: dict | None = None, seed: int = 0):
+    """One search trial: like `run`, but reports every epoch and can continue from a checkpoint payload."""
+    data, model_cfg, train = parse(cfg)
+    train.seed = seed
+    corpus = Corpus(data.prepared)
+    model_cfg = resolve_sizes(model_cfg, corpus, data)
+    tr = make_batches(corpus, "train", model_cfg, data, True, seed)
+    dev = make_batches(corpus, "dev", model_cfg, data, False, seed)
+    if data.class_weights:
+        train.class_weights = tr.data.class_weights().tolist()
+    import torch
+
+    torch.manual_seed(seed)
+    model = build_model(model_cfg)
+    start = 1
+    if resume:
+        model.load_state_dict(resume["state_dict"])
+        start = int(resume["epoch"]) + 1
+    full = {**cfg, "data": asdict(data), "model": model_cfg, "train": asdict(train)}
+    writer = CheckpointWriter(workdir, full, corpus.vocab_hash)
+    return fit(model, tr, dev, train, reporter, writer, start_epoch=start), model

@@ -108,3 +108,19 @@ def test_conditional_parameters_exist_only_when_their_condition_holds():
         assert ("model.heads" in flat) == (name == "text_transformer")
         assert ("model.hidden" in flat) == (name == "text_mlp")
         study.tell(trial, 0.1)
+
+
+def test_cli_validate_and_show(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from mer_search.cli import main
+
+    monkeypatch.chdir(REPO)
+    r = CliRunner().invoke(main, ["spaces", "validate"])
+    assert r.exit_code == 0 and r.output.count("ok ") == len(SPACES)
+    r = CliRunner().invoke(main, ["spaces", "show", "text_any"])
+    assert r.exit_code == 0 and "model.pooling: categorical ['mean', 'max', 'last']   when {'model.name': 'text_lstm'}" \
+        in r.output
+    bad = _write(tmp_path, "fixed: {model.name: text_mlp}\nparams: {model.emb_dim: {type: int, low: 9, high: 3}}\n")
+    r = CliRunner().invoke(main, ["spaces", "validate", str(bad)])
+    assert r.exit_code == 1 and "low 9 must be below high 3" in r.stderr

@@ -1,0 +1,39 @@
+"""The Ray Tune trainable: a thin adapter from `train_trial` to tune.report, with a checkpoint each epoch."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from ray import tune
+
+from mer_search.experiment import train_trial
+from mer_search.search.space import nest
+from mer_search.train import load_checkpoint
+
+
+class TuneReporter:
+    """Reports each epoch's metrics with the checkpoint fit has just written (last.pt)."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+
+    def report(self, epoch: int, metrics: dict) -> None:
+        tune.report({k: float(v) for k, v in metrics.items()},
+                    checkpoint=tune.Checkpoint.from_directory(str(self.workdir)))
+
+
+def trainable(config: dict, base: dict, seed: int = 0) -> None:
+    """config: the flat sampled parameters (dotted keys); base: the sweep's fixed settings (dotted keys)."""
+    import torch
+
+    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+    cfg = nest({**base, **{k: v for k, v in config.items() if "." in k}})
+    resume = None
+    ckpt = tune.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            resume = load_checkpoint(Path(d) / "last.pt")
+    workdir = Path(tempfile.mkdtemp(prefix="trial_"))
+    train_trial(cfg, workdir, TuneReporter(workdir), resume=resume, seed=seed)

@@ -1,0 +1,35 @@
+"""Weights & Biases runs, one per trial, written from the driver after the trials (never one process per trial).
+
+Offline by default: nothing is sent; `wandb sync SWEEP_DIR/wandb/offline-run-*` (or `mer-search sync`)
+uploads later. The API key is read by wandb from the environment only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+
+def log_offline(table: pd.DataFrame, out: Path, group: str, mode: str = "offline") -> int:
+    if table.empty:
+        return 0
+    os.environ.setdefault("WANDB_SILENT", "true")
+    import wandb
+
+    n = 0
+    for trial_id, rows in table.groupby("trial_id", sort=True):
+        config = {c[len("config/"):]: rows[c].iloc[0] for c in rows.columns if c.startswith("config/")}
+        run = wandb.init(project="mer-search", group=group, name=str(trial_id), config=config, mode=mode,
+                         dir=str(out), reinit="create_new")
+        for _, r in rows.iterrows():
+            run.log({k: float(r[k]) for k in rows.columns if k.startswith(("dev_", "train_")) and pd.notna(r[k])},
+                    step=int(r["training_iteration"]))
+        best = rows["dev_wf1"].max() if "dev_wf1" in rows else None
+        if best is not None:
+            run.summary["best_dev_wf1"] = float(best)
+        run.summary["epochs"] = int(rows["training_iteration"].max())
+        run.finish()
+        n += 1
+    return n
