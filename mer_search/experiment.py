@@ -95,6 +95,24 @@ def make_batches(corpus: Corpus, split: str, model_cfg: dict, data: DataConfig, 
                    dialogues=needs_dialogues(model_cfg), bucket=data.bucket)
 
 
+def _setup(cfg: dict, seed: int):
+    """Parse a config, open its data, build batches and the seeded model; the full config as trained."""
+    data, model_cfg, train = parse(cfg)
+    train.seed = seed
+    corpus = Corpus(data.prepared)
+    model_cfg = resolve_sizes(model_cfg, corpus, data)
+    tr = make_batches(corpus, "train", model_cfg, data, True, seed)
+    dev = make_batches(corpus, "dev", model_cfg, data, False, seed)
+    if data.class_weights:
+        train.class_weights = tr.data.class_weights().tolist()
+    import torch
+
+    torch.manual_seed(seed)
+    model = build_model(model_cfg)
+    full = {**cfg, "data": asdict(data), "model": model_cfg, "train": asdict(train)}
+    return data, model_cfg, train, corpus, tr, dev, model, full
+
+
 def run(cfg: dict, out: str | Path, seed: int = 0, reporter: Reporter | None = None,
         splits: tuple[str, ...] = ("dev",)) -> dict:
     """Train one config with one seed into `out`; returns the final metrics."""
@@ -109,19 +127,7 @@ def run(cfg: dict, out: str | Path, seed: int = 0, reporter: Reporter | None = N
         cfg.setdefault("data", {}).setdefault("feature_dirs", {})
         key = cfg["data"].pop("feature_key", "features")
         cfg["data"]["feature_dirs"][key] = str(feats)
-    data, model_cfg, train = parse(cfg)
-    train.seed = seed
-    corpus = Corpus(data.prepared)
-    model_cfg = resolve_sizes(model_cfg, corpus, data)
-    tr = make_batches(corpus, "train", model_cfg, data, True, seed)
-    dev = make_batches(corpus, "dev", model_cfg, data, False, seed)
-    if data.class_weights:
-        train.class_weights = tr.data.class_weights().tolist()
-    import torch
-
-    torch.manual_seed(seed)
-    model = build_model(model_cfg)
-    full = {**cfg, "data": asdict(data), "model": model_cfg, "train": asdict(train)}
+    data, model_cfg, train, corpus, tr, dev, model, full = _setup(cfg, seed)
     (out / "config.yaml").write_text(yaml.safe_dump(full, sort_keys=False))
     log.info("config:\n%s", yaml.safe_dump(full, sort_keys=False))
     history = fit(model, tr, dev, train, reporter or ConsoleReporter(), CheckpointWriter(out, full, corpus.vocab_hash))
@@ -175,22 +181,10 @@ def extract_features(checkpoint: str | Path, out: str | Path, splits: tuple[str,
 
 def train_trial(cfg: dict, workdir: str | Path, reporter: Reporter, resume: dict | None = None, seed: int = 0):
     """One search trial: like `run`, but reports every epoch and can continue from a checkpoint payload."""
-    data, model_cfg, train = parse(cfg)
-    train.seed = seed
-    corpus = Corpus(data.prepared)
-    model_cfg = resolve_sizes(model_cfg, corpus, data)
-    tr = make_batches(corpus, "train", model_cfg, data, True, seed)
-    dev = make_batches(corpus, "dev", model_cfg, data, False, seed)
-    if data.class_weights:
-        train.class_weights = tr.data.class_weights().tolist()
-    import torch
-
-    torch.manual_seed(seed)
-    model = build_model(model_cfg)
+    data, model_cfg, train, corpus, tr, dev, model, full = _setup(cfg, seed)
     start = 1
     if resume:
         model.load_state_dict(resume["state_dict"])
         start = int(resume["epoch"]) + 1
-    full = {**cfg, "data": asdict(data), "model": model_cfg, "train": asdict(train)}
     writer = CheckpointWriter(workdir, full, corpus.vocab_hash)
     return fit(model, tr, dev, train, reporter, writer, start_epoch=start), model

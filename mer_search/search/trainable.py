@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -35,5 +36,11 @@ def trainable(config: dict, base: dict, seed: int = 0) -> None:
     if ckpt is not None:
         with ckpt.as_directory() as d:
             resume = load_checkpoint(Path(d) / "last.pt")
-    workdir = Path(tempfile.mkdtemp(prefix="trial_"))
-    train_trial(cfg, workdir, TuneReporter(workdir), resume=resume, seed=seed)
+    # fit writes last.pt/best.pt here; each report copies them into Tune's storage
+    workdir = Path(tempfile.gettempdir()) / "mer-search-trials" / tune.get_context().get_trial_id()
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    try:
+        train_trial(cfg, workdir, TuneReporter(workdir), resume=resume, seed=seed)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
