@@ -100,7 +100,7 @@ class ProgressLine(tune.Callback):
         self.last = time.time()
         running = sum(t.status == "RUNNING" for t in trials)
         best = f"{self.best:.4f}" if self.best is not None else "-"
-        print(f"[sweep] {self.done}/{self.total} done, {running} running, best {self.metric} {best}", flush=True)
+        log.info("[sweep] %d/%d done, %d running, best %s %s", self.done, self.total, running, self.metric, best)
 
 
 def _init_ray(opts: SweepOptions) -> None:
