@@ -191,6 +191,61 @@ def features(checkpoint, out):
     click.echo(f"features written to {path}")
 
 
+@main.command()
+@click.argument("space")
+@click.option("--prepared", required=True, help="Output dir of `mer-search prepare`.")
+@click.option("--out", type=click.Path(path_type=Path), help="Sweep dir [default: runs/sweeps/<space>].")
+@click.option("--num-samples", type=click.IntRange(min=1), help="Trials [default: the space's].")
+@click.option("--max-epochs", type=click.IntRange(min=1), help="Epochs per trial, ASHA's max_t [default: the space's].")
+@click.option("--sampler", type=click.Choice(["tpe", "random", "cmaes", "qmc", "nsga2"]),
+              help="Optuna sampler [default: the space's].")
+@click.option("--scheduler", type=click.Choice(["asha", "hyperband", "median", "none"]), default="asha",
+              show_default=True)
+@click.option("--cpus-per-trial", type=click.FloatRange(min=0.01), default=1, show_default=True)
+@click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Fractions allowed, e.g. 0.25 runs four trials per GPU.")
+@click.option("--max-concurrent", type=click.IntRange(min=1), help="Trials running at once [default: as resources allow].")
+@click.option("--address", help="Ray cluster address (auto, ray://host:10001); default: a local Ray on this machine.")
+@click.option("--study-storage", help="SQLAlchemy URL for the Optuna study [default: sqlite in the sweep dir].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--wandb", "wandb_mode", type=click.Choice(["offline", "online", "disabled"]), default="offline",
+              show_default=True, help="W&B runs, one per trial (offline: nothing is sent; `wandb sync` later).")
+@click.option("--features", help="Feature dir for two-stage context spaces (`mer-search features` output).")
+@click.option("--features-text", help="Text feature dir for fusion spaces.")
+@click.option("--features-speech", help="Speech feature dir for fusion spaces.")
+def sweep(space, prepared, out, num_samples, max_epochs, sampler, scheduler, cpus_per_trial, gpus_per_trial,
+          max_concurrent, address, study_storage, seed, wandb_mode, features, features_text, features_speech):
+    """Run a search space: Ray Tune trials sampled by Optuna, early-stopped by ASHA."""
+    from data_prep import PrepError
+    from mer_search.search.space import SpaceError
+    from mer_search.search.sweep import SweepError, SweepOptions, run_sweep
+
+    path = Path(space) if Path(space).exists() or space.endswith(".yaml") else Path("spaces") / f"{space}.yaml"
+    dirs = {k: v for k, v in (("features", features), ("features_text", features_text),
+                              ("features_speech", features_speech)) if v}
+    out = out or Path("runs") / "sweeps" / path.stem
+    opts = SweepOptions(space=str(path), prepared=prepared, out=out, num_samples=num_samples, sampler=sampler,
+                        scheduler=scheduler, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                        max_concurrent=max_concurrent, address=address, study_storage=study_storage, seed=seed,
+                        max_epochs=max_epochs, wandb=wandb_mode, feature_dirs=dirs)
+    try:
+        table = run_sweep(opts)
+    except (SpaceError, SweepError, PrepError) as e:
+        _fail(str(e))
+    finally:
+        import ray
+
+        ray.shutdown()
+    if table.empty:
+        _fail(f"no trial reported a result; see {out / 'tune'}")
+    metric = "dev_wf1"
+    best = table.groupby("trial_id")[metric].max().sort_values(ascending=False)
+    epochs = table.groupby("trial_id")["training_iteration"].max()
+    click.echo(f"{len(best)} trials, {int((epochs < epochs.max()).sum())} stopped early; "
+               f"best {metric} {best.iloc[0]:.4f} (trial {best.index[0]})")
+    click.echo(f"sweep dir: {out} (trials.parquet, optuna.db, wandb/)")
+
+
 @main.group()
 def spaces():
     """Search spaces (spaces/*.yaml): validate them, or print one."""

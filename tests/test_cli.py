@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from mer_search.cli import main
 
 
-@pytest.mark.parametrize("command", [[], ["prepare"], ["synth"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["prepare"], ["synth"], ["demo"], ["train"], ["features"], ["sweep"],
+                                     ["spaces"], ["spaces", "validate"], ["spaces", "show"]])
 def test_help(command):
     r = CliRunner().invoke(main, [*command, "--help"])
     assert r.exit_code == 0 and "Usage:" in r.output and "--help" in r.output

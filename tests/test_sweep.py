@@ -45,3 +45,28 @@ def test_local_sweep_with_asha_and_wandb_offline(prepared, tmp_path, monkeypatch
     assert len(study.trials) == 12
     runs = sorted((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 12 and all(list(r.glob("*.wandb")) for r in runs)
+
+
+def test_cli_sweep_runs_and_reports_bad_input(prepared, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from mer_search.cli import main
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    space = tmp_path / "tiny.yaml"
+    space.write_text(SPACE.format(path=space))
+    r = CliRunner().invoke(main, ["sweep", str(space), "--prepared", str(prepared), "--out", str(tmp_path / "s"),
+                                  "--num-samples", "2", "--max-epochs", "2", "--wandb", "disabled"])
+    assert r.exit_code == 0, r.output
+    assert "2 trials" in r.output and "best dev_wf1" in r.output
+    assert pd.read_parquet(tmp_path / "s" / "trials.parquet").trial_id.nunique() == 2
+    r = CliRunner().invoke(main, ["sweep", str(tmp_path / "missing.yaml"), "--prepared", str(prepared)])
+    assert r.exit_code == 1 and "no such space file" in r.stderr
+    r = CliRunner().invoke(main, ["sweep", str(space), "--prepared", str(tmp_path / "nowhere")])
+    assert r.exit_code == 1 and "run `mer-search prepare` first" in r.stderr
+    import torch
+
+    if not torch.cuda.is_available():
+        r = CliRunner().invoke(main, ["sweep", str(space), "--prepared", str(prepared), "--out", str(tmp_path / "g"),
+                                      "--gpus-per-trial", "0.25"])
+        assert r.exit_code == 1 and "has no GPU" in r.stderr
