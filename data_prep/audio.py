@@ -108,6 +108,13 @@ def decode_clip(path: Path, params: AudioParams) -> Decoded:
     return Decoded(wave, int(sr), int(n_ch), layout.name, ch, duration, truncated)
 
 
+def _as_float(x: np.ndarray) -> np.ndarray:
+    """Integer PCM (ALAC, PCM codecs) to float in [-1, 1]; float stays as it is."""
+    if np.issubdtype(x.dtype, np.integer):
+        return x.astype(np.float32) / np.iinfo(x.dtype).max
+    return x.astype(np.float32, copy=False)
+
+
 @lru_cache(maxsize=8)
 def _resample_kernel(orig: int, new: int) -> tuple[torch.Tensor, int, int, int, int]:
     """torchaudio's own sinc kernel (default settings), split into polyphase taps.

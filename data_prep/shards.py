@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -144,7 +144,3 @@ def decode_only(task: ShardTask) -> dict:
         except DecodeError:
             pass
     return {"clips": n, "samples": samples, "entries": task.items}
-
-
-def audio_params_dict(params: AudioParams) -> dict:
-    return asdict(params)

@@ -10,7 +10,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Protocol
 
@@ -235,7 +235,3 @@ class CheckpointWriter:
 def load_checkpoint(path: str | Path) -> dict:
     """A checkpoint as plain data; never unpickles code (weights_only=True)."""
     return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def config_dict(cfg) -> dict:
-    return asdict(cfg)

@@ -111,3 +111,27 @@ def test_resample_matches_torchaudio(orig, new, n):
     x = torch.from_numpy(np.random.default_rng(n).standard_normal(n).astype(np.float32))
     torch.testing.assert_close(resample(x, orig, new), torchaudio.functional.resample(x, orig, new),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_integer_pcm_codecs_decode_to_float(tmp_path):
+    """ALAC decodes to planar integers, not AAC's planar float: the other branch of decode_clip."""
+    import av
+
+    sr = 48000
+    x = 0.3 * np.sin(2 * np.pi * 220 * np.arange(sr) / sr)
+    path = tmp_path / "alac.mp4"
+    with av.open(str(path), "w", format="mp4") as c:
+        stream = c.add_stream("alac", rate=sr, layout="stereo")
+        stream.format = "s16p"
+        frame = av.AudioFrame.from_ndarray((np.stack([x, x]) * 32767).astype(np.int16), format="s16p",
+                                           layout="stereo")
+        frame.rate = sr
+        for packet in stream.encode(frame):
+            c.mux(packet)
+        for packet in stream.encode(None):
+            c.mux(packet)
+    dec = decode_clip(path, P)
+    assert dec.wave.dtype == np.float32 and dec.wave.shape == (sr,)
+    assert abs(float(np.abs(dec.wave).max()) - 0.3) < 0.01
+    feats, _ = logmel(dec.wave, dec.sample_rate, P)
+    assert feats.shape == (101, 40)
