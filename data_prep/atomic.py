@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
 from typing import Any, Callable
+
+import numpy as np
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
@@ -29,6 +32,25 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def write_npy_atomic(path: Path, array: np.ndarray) -> tuple[int, str]:
+    """Atomically write a .npy (no pickle) straight from the array's memory; returns (bytes, sha256)."""
+    array = np.ascontiguousarray(array)  # the header must describe the bytes we write: C order
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, np.lib.format.header_data_from_array_1_0(array))
+    parts = [head.getvalue(), memoryview(array).cast("B")]
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            for part in parts:
+                f.write(part)
+
+    write_atomic(path, write)
+    return sum(len(p) for p in parts), digest.hexdigest()
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -6,7 +6,6 @@ any other sentence-transformers model must be given as a local directory.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_prep.atomic import write_bytes_atomic, write_json_atomic
+from data_prep.atomic import write_json_atomic, write_npy_atomic
 from data_prep.errors import PrepError
 
 log = logging.getLogger(__name__)
@@ -61,9 +60,7 @@ def embed_splits(prepared: Path, splits: list[str], name: str = DEFAULT, batch_s
         log.info("embedding %d %s utterances with %s", len(texts), split, name)
         vec = encoder.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
                              show_progress_bar=False).astype(np.float32)
-        buf = io.BytesIO()
-        np.save(buf, vec, allow_pickle=False)
-        write_bytes_atomic(out / f"{split}.npy", buf.getvalue())
+        write_npy_atomic(out / f"{split}.npy", vec)
         index["splits"][split] = {"rows": len(texts), "dim": int(vec.shape[1])}
         write_json_atomic(index_path, index)
     return index

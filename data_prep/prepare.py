@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data_prep import meld
-from data_prep.atomic import remove_stale_tmp, sha256_file, write_atomic, write_json_atomic
+from data_prep.atomic import remove_stale_tmp, sha256_file, write_atomic, write_json_atomic, write_npy_atomic
 from data_prep.audio import AudioParams
 from data_prep.errors import PrepError
 from data_prep.parallel import run_tasks
@@ -329,8 +329,8 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
     # 4. outputs, then the manifest that declares them complete
     for s in opts.splits:
         _write_parquet(opts.out / f"{s}.parquet", _typed(tables[s]))
-    if not opts.text_only and opts.audio.functionals != "none":
-        _gather_functionals(opts, tables, sidecars)
+    functionals = _gather_functionals(opts, tables, sidecars) \
+        if not opts.text_only and opts.audio.functionals != "none" else {}
     write_json_atomic(opts.out / "vocab.json", vocab)
     write_json_atomic(opts.out / "labels.json", {"emotion": list(meld.EMOTIONS), "sentiment": list(meld.SENTIMENTS)})
     quirks.write_csv(opts.out / "quirks.csv")
@@ -341,10 +341,8 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
     for (s, i), meta in sorted(sidecars.items()):
         files[f"audio/{s}/{meta['file']}"] = {"sha256": meta["sha256"], "rows": len(meta["entries"]),
                                                "frames": meta["frames"]}
-    if not opts.text_only and opts.audio.functionals != "none":
-        for s in opts.splits:
-            files[f"functionals/{s}.npy"] = {"sha256": sha256_file(opts.out / "functionals" / f"{s}.npy"),
-                                             "rows": len(tables[s])}
+    for s, digest in functionals.items():
+        files[f"functionals/{s}.npy"] = {"sha256": digest, "rows": len(tables[s])}
     for name in ("vocab.json", "labels.json", "quirks.csv"):
         files[name] = {"sha256": sha256_file(opts.out / name)}
     old_files = {k: v for k, v in (old or {}).get("files", {}).items()
@@ -368,10 +366,9 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
     return manifest
 
 
-def _gather_functionals(opts: PrepareOptions, tables: dict, sidecars: dict) -> None:
-    """functionals/{split}.npy: one row per table row, from the shards' .func.npy files."""
-    from data_prep.shards import _write_npy
-
+def _gather_functionals(opts: PrepareOptions, tables: dict, sidecars: dict) -> dict[str, str]:
+    """functionals/{split}.npy: one row per table row, from the shards' .func.npy files; returns sha256s."""
+    digests = {}
     for s in opts.splits:
         where = {}
         parts = {}
@@ -383,7 +380,8 @@ def _gather_functionals(opts: PrepareOptions, tables: dict, sidecars: dict) -> N
                 where[(e["dialogue_id"], e["utterance_id"])] = (index, i)
         df = tables[s]
         out = np.stack([parts[where[k][0]][where[k][1]] for k in zip(df["dialogue_id"], df["utterance_id"])])
-        _write_npy(opts.out / "functionals" / f"{s}.npy", out)
+        _, digests[s] = write_npy_atomic(opts.out / "functionals" / f"{s}.npy", out)
+    return digests
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:

@@ -7,15 +7,13 @@ the .npy's sha256. A shard without a valid sidecar is redone.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from data_prep.atomic import sha256_file, write_atomic, write_json_atomic
+from data_prep.atomic import sha256_file, write_json_atomic, write_npy_atomic
 from data_prep.audio import (AudioParams, Decoded, DecodeError, decode_clip, functionals, functionals_dim,
                              logmel, silence)
 
@@ -83,25 +81,6 @@ def _features(e: dict, dec: Decoded | None, params: AudioParams) -> np.ndarray |
     return feats
 
 
-def _write_npy(path: Path, array: np.ndarray) -> tuple[int, str]:
-    """Atomically write a .npy (no pickle) straight from the array's memory; returns (bytes, sha256)."""
-    array = np.ascontiguousarray(array)  # the header must describe the bytes we write: C order
-    head = io.BytesIO()
-    np.lib.format.write_array_header_1_0(head, np.lib.format.header_data_from_array_1_0(array))
-    parts = [head.getvalue(), memoryview(array).cast("B")]
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            for part in parts:
-                f.write(part)
-
-    write_atomic(path, write)
-    return sum(len(p) for p in parts), digest.hexdigest()
-
-
 def process_shard(task: ShardTask) -> dict:
     """Decode and featurize every clip of one shard, write it atomically, return its sidecar."""
     params = AudioParams(**task.audio)
@@ -118,7 +97,7 @@ def process_shard(task: ShardTask) -> dict:
         entries.append(e)
     frames = np.concatenate(arrays) if arrays else np.zeros((0, params.n_mels), np.float32)
     npy = task.stem.with_suffix(".npy")
-    nbytes, digest = _write_npy(npy, frames.astype(np.float32, copy=False))
+    nbytes, digest = write_npy_atomic(npy, frames.astype(np.float32, copy=False))
     meta = {"split": task.split, "index": task.index, "file": npy.name, "bytes": nbytes,
             "sha256": digest, "frames": int(frames.shape[0]), "audio": task.audio, "entries": entries}
     if params.functionals != "none":
@@ -126,7 +105,7 @@ def process_shard(task: ShardTask) -> dict:
         dim = functionals_dim(params.functionals)
         rows = [functionals(dec.wave, dec.sample_rate, params.functionals)
                 if dec is not None and e["status"] == "ok" else np.zeros(dim, np.float32) for e, dec in decoded]
-        _, meta["functionals_sha256"] = _write_npy(task.stem.with_suffix(".func.npy"), np.stack(rows))
+        _, meta["functionals_sha256"] = write_npy_atomic(task.stem.with_suffix(".func.npy"), np.stack(rows))
     write_json_atomic(task.stem.with_suffix(".json"), meta)
     return meta
 

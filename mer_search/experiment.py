@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from data_prep.atomic import write_npy_atomic
 from mer_search.data import Batches, Corpus, DataConfig, SplitData
 from mer_search.models import build_model, needs_dialogues, required_inputs
 from mer_search.train import CheckpointWriter, ConsoleReporter, Reporter, TrainConfig, fit, load_checkpoint, predict
@@ -172,7 +173,7 @@ def extract_features(checkpoint: str | Path, out: str | Path, splits: tuple[str,
         res = predict(model, make_batches(corpus, split, model_cfg, data, False, 0), with_features=True)
         vectors = np.zeros((len(corpus.table(split)), res["features"].shape[1]), np.float32)
         vectors[res["row"]] = res["features"]
-        np.save(out / f"{split}.npy", vectors, allow_pickle=False)
+        write_npy_atomic(out / f"{split}.npy", vectors)
     (out / "manifest.json").write_text(json.dumps({"checkpoint": str(checkpoint), "model": model_cfg["name"],
                                                    "dim": int(vectors.shape[1]), "prepared": data.prepared,
                                                    "vocab_hash": corpus.vocab_hash}, indent=1))

@@ -37,10 +37,10 @@ def test_sources_use_no_unsafe_loading(pattern):
 
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_npy_writer_round_trips_any_memory_order(tmp_path, order):
-    from data_prep.shards import _write_npy
+    from data_prep.atomic import write_npy_atomic
 
     a = np.asarray(np.random.default_rng(0).standard_normal((7, 5)), dtype=np.float32, order=order)
-    nbytes, digest = _write_npy(tmp_path / "a.npy", a)
+    nbytes, digest = write_npy_atomic(tmp_path / "a.npy", a)
     b = np.load(tmp_path / "a.npy", allow_pickle=False)
     np.testing.assert_array_equal(a, b)
     import hashlib
