@@ -192,42 +192,65 @@ def features(checkpoint, out):
 
 
 @main.command()
-@click.argument("space")
-@click.option("--prepared", required=True, help="Output dir of `mer-search prepare`.")
+@click.argument("space", required=False)
+@click.option("--prepared", help="Output dir of `mer-search prepare` (required unless --resume).")
 @click.option("--out", type=click.Path(path_type=Path), help="Sweep dir [default: runs/sweeps/<space>].")
-@click.option("--num-samples", type=click.IntRange(min=1), help="Trials [default: the space's].")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path),
+              help="Continue the sweep in this dir after a crash: finished trials kept, interrupted ones resume "
+                   "from their checkpoints, ASHA's rungs restored, the rest of the budget runs.")
+@click.option("--warm-start", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Seed the new study with an earlier sweep's finished trials.")
+@click.option("--num-samples", type=int, help="Trials [default: the space's].")
 @click.option("--max-epochs", type=click.IntRange(min=1), help="Epochs per trial, ASHA's max_t [default: the space's].")
 @click.option("--sampler", type=click.Choice(["tpe", "random", "cmaes", "qmc", "nsga2"]),
-              help="Optuna sampler [default: the space's].")
+              help="Optuna sampler [default: the space's]; nsga2 also minimises the parameter count.")
 @click.option("--scheduler", type=click.Choice(["asha", "hyperband", "median", "none"]), default="asha",
               show_default=True)
 @click.option("--cpus-per-trial", type=click.FloatRange(min=0.01), default=1, show_default=True)
 @click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0, show_default=True,
               help="Fractions allowed, e.g. 0.25 runs four trials per GPU.")
 @click.option("--max-concurrent", type=click.IntRange(min=1), help="Trials running at once [default: as resources allow].")
-@click.option("--address", help="Ray cluster address (auto, ray://host:10001); default: a local Ray on this machine.")
+@click.option("--address", help="Ray cluster address (auto, host:6379, ray://host:10001); default: a local Ray.")
 @click.option("--study-storage", help="SQLAlchemy URL for the Optuna study [default: sqlite in the sweep dir].")
+@click.option("--storage", help="Trial results and checkpoints: a dir or a URI (s3://, gs://, file://) "
+                                "[default: the sweep dir].")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-failures", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Retries of a failed trial, each from its last checkpoint.")
 @click.option("--wandb", "wandb_mode", type=click.Choice(["offline", "online", "disabled"]), default="offline",
-              show_default=True, help="W&B runs, one per trial (offline: nothing is sent; `wandb sync` later).")
+              show_default=True, help="W&B runs, one per trial (offline: nothing is sent; `mer-search sync` later).")
 @click.option("--features", help="Feature dir for two-stage context spaces (`mer-search features` output).")
 @click.option("--features-text", help="Text feature dir for fusion spaces.")
 @click.option("--features-speech", help="Speech feature dir for fusion spaces.")
-def sweep(space, prepared, out, num_samples, max_epochs, sampler, scheduler, cpus_per_trial, gpus_per_trial,
-          max_concurrent, address, study_storage, seed, wandb_mode, features, features_text, features_speech):
-    """Run a search space: Ray Tune trials sampled by Optuna, early-stopped by ASHA."""
+def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs, sampler, scheduler, cpus_per_trial,
+          gpus_per_trial, max_concurrent, address, study_storage, storage, seed, max_failures, wandb_mode, features,
+          features_text, features_speech):
+    """Run a search space: Ray Tune trials sampled by Optuna, early-stopped by ASHA.
+
+    SPACE is a file (spaces/text_mlp.yaml) or a name (text_mlp). With --resume SWEEP_DIR,
+    give neither SPACE nor --prepared: the sweep dir remembers them.
+    """
     from data_prep import PrepError
     from mer_search.search.space import SpaceError
     from mer_search.search.sweep import SweepError, SweepOptions, run_sweep
 
-    path = Path(space) if Path(space).exists() or space.endswith(".yaml") else Path("spaces") / f"{space}.yaml"
-    dirs = {k: v for k, v in (("features", features), ("features_text", features_text),
-                              ("features_speech", features_speech)) if v}
-    out = out or Path("runs") / "sweeps" / path.stem
-    opts = SweepOptions(space=str(path), prepared=prepared, out=out, num_samples=num_samples, sampler=sampler,
-                        scheduler=scheduler, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                        max_concurrent=max_concurrent, address=address, study_storage=study_storage, seed=seed,
-                        max_epochs=max_epochs, wandb=wandb_mode, feature_dirs=dirs)
+    if resume_dir:
+        opts = SweepOptions(space="", prepared="", out=resume_dir, resume=True, address=address)
+        out = resume_dir
+    else:
+        if not space or not prepared:
+            _fail("give SPACE and --prepared DIR (or --resume SWEEP_DIR)")
+        if num_samples is not None and num_samples < 1:
+            _fail(f"--num-samples {num_samples}: a sweep needs at least 1 trial")
+        path = Path(space) if Path(space).exists() or space.endswith(".yaml") else Path("spaces") / f"{space}.yaml"
+        dirs = {k: v for k, v in (("features", features), ("features_text", features_text),
+                                  ("features_speech", features_speech)) if v}
+        out = out or Path("runs") / "sweeps" / path.stem
+        opts = SweepOptions(space=str(path), prepared=prepared, out=out, num_samples=num_samples, sampler=sampler,
+                            scheduler=scheduler, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                            max_concurrent=max_concurrent, address=address, study_storage=study_storage,
+                            storage=storage, seed=seed, max_epochs=max_epochs, max_failures=max_failures,
+                            wandb=wandb_mode, feature_dirs=dirs, warm_start=str(warm_start) if warm_start else None)
     try:
         table = run_sweep(opts)
     except (SpaceError, SweepError, PrepError) as e:
@@ -238,12 +261,56 @@ def sweep(space, prepared, out, num_samples, max_epochs, sampler, scheduler, cpu
         ray.shutdown()
     if table.empty:
         _fail(f"no trial reported a result; see {out / 'tune'}")
-    metric = "dev_wf1"
-    best = table.groupby("trial_id")[metric].max().sort_values(ascending=False)
-    epochs = table.groupby("trial_id")["training_iteration"].max()
-    click.echo(f"{len(best)} trials, {int((epochs < epochs.max()).sum())} stopped early; "
-               f"best {metric} {best.iloc[0]:.4f} (trial {best.index[0]})")
-    click.echo(f"sweep dir: {out} (trials.parquet, optuna.db, wandb/)")
+    from mer_search.search.report import summary_line
+
+    click.echo(summary_line(out))
+    click.echo(f"sweep dir: {out} (trials.parquet, optuna.db, wandb/); `mer-search report {out}` for plots")
+
+
+@main.command()
+@click.argument("sweep_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Learning curves plotted.")
+@click.option("--rows", type=click.IntRange(min=1), default=15, show_default=True, help="Table rows printed.")
+def report(sweep_dir, top_k, rows):
+    """Ranked trial table, plots (curves, importance, parallel coordinates, Pareto) and an HTML page."""
+    from mer_search.search.report import ReportError, write_report
+
+    try:
+        table, page = write_report(sweep_dir, top_k=top_k)
+    except ReportError as e:
+        _fail(str(e))
+    shown = [c for c in table.columns if c != "trial_id"][:10]
+    with __import__("pandas").option_context("display.width", 200, "display.max_columns", 12):
+        click.echo(table[["trial_id", *shown]].head(rows).to_string(float_format=lambda v: f"{v:.4g}"))
+    click.echo(f"report: {page}")
+
+
+@main.command()
+@click.argument("sweep_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--dry-run", is_flag=True, help="List the offline runs that would be uploaded.")
+def sync(sweep_dir, dry_run):
+    """Upload a sweep's offline W&B runs (needs WANDB_API_KEY in the environment)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    runs = sorted((sweep_dir / "wandb").glob("offline-run-*"))
+    if not runs:
+        _fail(f"{sweep_dir}: no offline W&B runs under wandb/ (was the sweep run with --wandb disabled?)")
+    if dry_run:
+        click.echo("\n".join(str(r) for r in runs))
+        click.echo(f"{len(runs)} offline runs")
+        return
+    if not os.environ.get("WANDB_API_KEY"):
+        _fail("WANDB_API_KEY is not set; export it (the key is read from the environment only) and rerun")
+    exe = shutil.which("wandb", path=str(Path(sys.executable).parent)) or shutil.which("wandb")
+    if exe is None:
+        _fail("the wandb command is not installed in this environment")
+    rc = subprocess.call([exe, "sync", *map(str, runs)])
+    if rc:
+        _fail(f"wandb sync exited with {rc}")
+    click.echo(f"{len(runs)} runs synced")
 
 
 @main.group()

@@ -180,6 +180,16 @@ def extract_features(checkpoint: str | Path, out: str | Path, splits: tuple[str,
     return out
 
 
+class _WithParams:
+    """Adds the model's parameter count to every report (a search objective, and a column in reports)."""
+
+    def __init__(self, reporter: Reporter, n_params: int):
+        self.reporter, self.n_params = reporter, n_params
+
+    def report(self, epoch: int, metrics: dict) -> None:
+        self.reporter.report(epoch, {**metrics, "n_params": self.n_params})
+
+
 def train_trial(cfg: dict, workdir: str | Path, reporter: Reporter, resume: dict | None = None, seed: int = 0):
     """One search trial: like `run`, but reports every epoch and can continue from a checkpoint payload."""
     data, model_cfg, train, corpus, tr, dev, model, full = _setup(cfg, seed)
@@ -188,4 +198,13 @@ def train_trial(cfg: dict, workdir: str | Path, reporter: Reporter, resume: dict
         model.load_state_dict(resume["state_dict"])
         start = int(resume["epoch"]) + 1
     writer = CheckpointWriter(workdir, full, corpus.vocab_hash)
-    return fit(model, tr, dev, train, reporter, writer, start_epoch=start), model
+    n_params = int(sum(p.numel() for p in model.parameters()))
+    return fit(model, tr, dev, train, _WithParams(reporter, n_params), writer, start_epoch=start), model
+
+
+def check_data(cfg: dict) -> None:
+    """Raise (ValueError/KeyError/FileNotFoundError) unless the prepared data holds what this config reads."""
+    data, model_cfg, _ = parse(cfg)
+    corpus = Corpus(data.prepared)
+    model_cfg = resolve_sizes(model_cfg, corpus, data)
+    SplitData(corpus, "train", required_inputs(model_cfg), data, train=True)

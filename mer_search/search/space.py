@@ -73,6 +73,22 @@ class Space:
                 flat[key] = json.loads(trial.suggest_categorical(key, encoded))
         return flat
 
+    def distributions(self) -> dict:
+        """key -> the Optuna distribution `sample` asks for (to check that old trials fit this space)."""
+        from optuna import distributions as d
+
+        out = {}
+        for key, p in self.params.items():
+            if p["type"] == "float":
+                out[key] = d.FloatDistribution(p["low"], p["high"], log=p.get("log", False), step=p.get("step"))
+            elif p["type"] == "int":
+                out[key] = d.IntDistribution(p["low"], p["high"], log=p.get("log", False), step=p.get("step", 1))
+            elif p["type"] == "bool":
+                out[key] = d.CategoricalDistribution([False, True])
+            else:
+                out[key] = d.CategoricalDistribution([json.dumps(c) for c in p["choices"]])
+        return out
+
 
 def _active(when: dict | None, flat: dict) -> bool:
     if not when:

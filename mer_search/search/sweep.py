@@ -1,8 +1,10 @@
 """`mer-search sweep`: a YAML space -> Optuna (in an RDB) -> Ray Tune trials, early-stopped by ASHA.
 
-The sweep dir holds: optuna.db (the study), tune/ (Ray's trial dirs and checkpoints),
-trials.parquet (every trial's config and per-epoch metrics), sweep.json (settings),
-and wandb/ (offline runs, written from the results table after the trials).
+The sweep dir holds: sweep.json (the plan: every setting a resume needs), space.yaml
+(a copy of the space as run), optuna.db (the study), asha_rungs.json (ASHA's
+records), tune/ (Ray's trial dirs and checkpoints, unless --storage puts them
+elsewhere), trials.parquet (every trial's config and per-epoch metrics) and
+wandb/ (offline runs, written from the results table after the trials).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,15 +22,17 @@ import optuna
 import pandas as pd
 import ray
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, MedianStoppingRule
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
+from data_prep.atomic import sha256_file
+from mer_search.search.schedulers import SCHEDULERS, make_scheduler
 from mer_search.search.space import Space, load_space
+from mer_search.search.storage import Storage, StorageError
 from mer_search.search.trainable import trainable
 
 log = logging.getLogger(__name__)
-SCHEDULERS = ("asha", "hyperband", "median", "none")
+PARAMS_METRIC = "n_params"      # the second objective of an nsga2 sweep (minimised)
 
 
 class SweepError(RuntimeError):
@@ -46,11 +52,14 @@ class SweepOptions:
     max_concurrent: int | None = None
     address: str | None = None
     study_storage: str | None = None        # SQLAlchemy URL; default sqlite in the sweep dir
+    storage: str | None = None              # trial results + checkpoints: a dir or s3://, gs://, file:// URI
     seed: int = 0
     max_epochs: int | None = None           # override the space's search.max_epochs (ASHA's max_t)
     max_failures: int = 2
     wandb: str = "offline"                  # offline | online | disabled
     feature_dirs: dict = field(default_factory=dict)
+    warm_start: str | None = None           # an earlier sweep dir whose finished trials seed the study
+    resume: bool = False
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -61,80 +70,171 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
             "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed)}[name]()
 
 
-def make_scheduler(name: str, space: Space):
-    s = space.search
-    if name == "asha":
-        return ASHAScheduler(time_attr="training_iteration", max_t=s["max_epochs"], grace_period=s["grace_period"],
-                             reduction_factor=s["reduction_factor"])
-    if name == "hyperband":
-        return HyperBandScheduler(time_attr="training_iteration", max_t=s["max_epochs"],
-                                  reduction_factor=s["reduction_factor"])
-    if name == "median":
-        return MedianStoppingRule(time_attr="training_iteration", grace_period=s["grace_period"])
-    if name == "none":
-        return FIFOScheduler()
-    raise SweepError(f"unknown scheduler {name!r}; valid: {', '.join(SCHEDULERS)}")
-
-
 class ProgressLine(tune.Callback):
-    """One line per finished epoch batch: trials done / running / stopped early, best so far."""
+    """A log line on each finished trial (and every 10 s otherwise): done, running, stopped early, best."""
 
-    def __init__(self, metric: str, mode: str, total: int):
-        self.metric, self.mode, self.total = metric, mode, total
+    def __init__(self, metric: str, mode: str, total: int, max_t: int):
+        self.metric, self.mode, self.total, self.max_t = metric, mode, total, max_t
         self.best: float | None = None
-        self.done = self.stopped = 0
         self.last = 0.0
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         v = result.get(self.metric)
         if v is not None and (self.best is None or (v > self.best if self.mode == "max" else v < self.best)):
             self.best = v
-        if time.time() - self.last > 5:
+        if time.time() - self.last > 10:
             self._print(trials)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.done += 1
+        self._print(trials)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
         self._print(trials)
 
     def _print(self, trials):
         self.last = time.time()
+        ended = [t for t in trials if t.status in ("TERMINATED", "ERROR")]
+        stopped = sum(t.status == "TERMINATED" and (t.last_result or {}).get("training_iteration", 0) < self.max_t
+                      for t in ended)
+        failed = sum(t.status == "ERROR" for t in ended)
         running = sum(t.status == "RUNNING" for t in trials)
         best = f"{self.best:.4f}" if self.best is not None else "-"
-        log.info("[sweep] %d/%d done, %d running, best %s %s", self.done, self.total, running, self.metric, best)
+        log.info("[sweep] %d/%d done (%d stopped early, %d failed), %d running, best %s %s",
+                 len(ended), self.total, stopped, failed, running, self.metric, best)
 
 
-def _init_ray(opts: SweepOptions) -> None:
+def _check_address(address: str) -> None:
+    """Fail in seconds, not after Ray's long connect timeout, when a head is not listening."""
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise SweepError(f"--address {address!r}: expected auto, local, host:port or ray://host:port")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise SweepError(f"cannot reach Ray at {address} ({e.strerror or e}); start a head with "
+                         f"`ray start --head` or check the address") from None
+
+
+def _init_ray(address: str | None, gpus_per_trial: float) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # a checkpoint every epoch is the point (resume); Ray's "too many snapshots" warning is noise here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    if ray.is_initialized():
-        return
-    try:
-        if opts.address:
-            ray.init(address=opts.address, log_to_driver=False)
-        else:
-            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                     dashboard_host="127.0.0.1")
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        raise SweepError(f"cannot start or reach Ray ({str(e).splitlines()[0][:160]})") from None
-    if opts.gpus_per_trial > 0 and ray.cluster_resources().get("GPU", 0) == 0:
-        raise SweepError(f"--gpus-per-trial {opts.gpus_per_trial} but the Ray cluster has no GPU; "
+    # snapshot the experiment every 2 s (Ray: >= 10 s), so a killed driver loses little on resume
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    if not ray.is_initialized():
+        if address:
+            _check_address(address)
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                         dashboard_host="127.0.0.1")
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise SweepError(f"cannot start or reach Ray ({str(e).splitlines()[0][:160]})") from None
+    if gpus_per_trial > 0 and ray.cluster_resources().get("GPU", 0) == 0:
+        raise SweepError(f"--gpus-per-trial {gpus_per_trial} but the Ray cluster has no GPU; "
                          f"use --gpus-per-trial 0 to train on CPUs")
 
 
-def run_sweep(opts: SweepOptions) -> pd.DataFrame:
-    """Run the whole sweep; returns the per-epoch results table (also written to trials.parquet)."""
+def _check_prepared(space: Space, base: dict, samples: int = 8) -> None:
+    """Every model the space can pick must find its inputs in the prepared data (checked once, here)."""
+    from mer_search.experiment import check_data
+    from mer_search.search.space import nest
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(samples):
+        flat = {**base, **space.sample(study.ask())}
+        key = json.dumps({k: v for k, v in flat.items() if k.endswith(".name")}, sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            check_data(nest(flat))
+        except (ValueError, KeyError, FileNotFoundError) as e:
+            raise SweepError(f"prepared data {base['data.prepared']} does not fit space {space.name}: "
+                             f"{str(e).strip(chr(34) + chr(39))}") from None
+
+
+def _new_plan(opts: SweepOptions, out: Path) -> dict:
     space = load_space(opts.space)
+    search = dict(space.search)
     if opts.max_epochs:
-        space.search["max_epochs"] = opts.max_epochs
-        space.search["grace_period"] = min(space.search["grace_period"], opts.max_epochs)
-    num_samples = opts.num_samples or space.search["num_samples"]
+        search["max_epochs"] = opts.max_epochs
+        search["grace_period"] = min(search["grace_period"], opts.max_epochs)
+    num_samples = opts.num_samples if opts.num_samples is not None else search["num_samples"]
     if num_samples < 1:
         raise SweepError("--num-samples must be at least 1")
-    sampler_name = opts.sampler or space.search["sampler"]
+    if opts.scheduler not in SCHEDULERS:
+        raise SweepError(f"unknown scheduler {opts.scheduler!r}; valid: {', '.join(SCHEDULERS)}")
     from data_prep.reader import load_manifest
 
     load_manifest(opts.prepared)   # prepared data missing or unfinished: a clear error now, not in every trial
+    prepared = Path(opts.prepared).resolve()
+    if (out / "sweep.json").exists():
+        raise SweepError(f"{out} already holds a sweep; continue it with --resume or pick another --out")
+    base = {**space.fixed, "data.prepared": str(prepared), "train.epochs": search["max_epochs"],
+            "train.patience": 0, "train.metric": search["metric"]}
+    if opts.feature_dirs:
+        base["data.feature_dirs"] = {k: str(Path(v).resolve()) for k, v in opts.feature_dirs.items()}
+    if opts.gpus_per_trial > 0:
+        base["train.device"] = "cuda"
+    _check_prepared(space, base)
+    sampler = opts.sampler or search["sampler"]
+    objectives = [[search["metric"], search["mode"]]] + ([[PARAMS_METRIC, "min"]] if sampler == "nsga2" else [])
+    return {"space_name": space.name, "space_source": str(Path(opts.space).resolve()), "search": search,
+            "num_samples": num_samples, "sampler": sampler, "scheduler": opts.scheduler, "seed": opts.seed,
+            "objectives": objectives, "base": base, "prepared_sha256": sha256_file(prepared / "manifest.json"),
+            "study_storage": opts.study_storage or f"sqlite:///{out / 'optuna.db'}",
+            "study_name": f"{space.name}-{out.name}", "storage": opts.storage or str(out),
+            "cpus_per_trial": opts.cpus_per_trial, "gpus_per_trial": opts.gpus_per_trial,
+            "max_concurrent": opts.max_concurrent, "max_failures": opts.max_failures, "wandb": opts.wandb,
+            "warm_start": str(Path(opts.warm_start).resolve()) if opts.warm_start else None}
+
+
+def _load_plan(out: Path) -> dict:
+    path = out / "sweep.json"
+    if not path.exists():
+        raise SweepError(f"{out}: no sweep.json, so nothing to resume; start the sweep without --resume")
+    plan = json.loads(path.read_text())
+    manifest = Path(plan["base"]["data.prepared"]) / "manifest.json"
+    if not manifest.exists() or sha256_file(manifest) != plan["prepared_sha256"]:
+        raise SweepError(f"prepared data {manifest.parent} changed or vanished since the sweep started; "
+                         f"resume needs the same data (or start a new sweep)")
+    return plan
+
+
+def _warm_start(study: optuna.Study, space: Space, source: str) -> int:
+    """Copy an earlier sweep's finished trials (those whose parameters fit this space) into the new study."""
+    src = Path(source)
+    if not (src / "sweep.json").exists():
+        raise SweepError(f"--warm-start {src}: not a sweep dir (no sweep.json)")
+    old = json.loads((src / "sweep.json").read_text())
+    try:
+        old_study = optuna.load_study(study_name=old["study_name"], storage=old["study_storage"])
+    except KeyError:
+        raise SweepError(f"--warm-start {src}: its study {old['study_name']} is not in {old['study_storage']}") from None
+    dists = space.distributions()
+    n = 0
+    for t in old_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if any(dists.get(k) != d for k, d in t.distributions.items()):
+            continue
+        values = t.values[:len(study.directions)]
+        if len(values) < len(study.directions):
+            continue
+        study.add_trial(optuna.trial.create_trial(params=t.params, distributions=t.distributions, values=values,
+                                                  user_attrs={"warm_start_from": f"{src.name}#{t.number}"}))
+        n += 1
+    log.info("warm start: %d finished trials copied from %s", n, src)
+    return n
+
+
+def run_sweep(opts: SweepOptions) -> pd.DataFrame:
+    """Run (or resume) the whole sweep; returns the per-epoch results table (also in trials.parquet)."""
     out = Path(opts.out).resolve()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -142,43 +242,98 @@ def run_sweep(opts: SweepOptions) -> pd.DataFrame:
         (out / ".probe").unlink()
     except OSError as e:
         raise SweepError(f"{out}: sweep dir is not writable ({e.strerror})") from None
-    metric, mode = space.search["metric"], space.search["mode"]
-    base = {**space.fixed, "data.prepared": str(Path(opts.prepared).resolve()),
-            "train.epochs": space.search["max_epochs"], "train.patience": 0, "train.metric": metric}
-    if opts.feature_dirs:
-        base["data.feature_dirs"] = {k: str(Path(v).resolve()) for k, v in opts.feature_dirs.items()}
-    if opts.gpus_per_trial > 0:
-        base["train.device"] = "cuda"
-    (out / "sweep.json").write_text(json.dumps({"space": str(Path(opts.space).resolve()), "metric": metric,
-                                                "mode": mode, "num_samples": num_samples, "sampler": sampler_name,
-                                                "scheduler": opts.scheduler, "seed": opts.seed, "base": base},
-                                               indent=1))
-    _init_ray(opts)
-    storage = optuna.storages.RDBStorage(opts.study_storage or f"sqlite:///{out / 'optuna.db'}")
-    search = OptunaSearch(space=space.sample, metric=metric, mode=mode, sampler=make_sampler(sampler_name, opts.seed),
-                          study_name=f"{space.name}-{out.name}", storage=storage, seed=opts.seed)
-    search_alg = ConcurrencyLimiter(search, max_concurrent=opts.max_concurrent) if opts.max_concurrent else search
-    fn = tune.with_resources(tune.with_parameters(trainable, base=base, seed=opts.seed),
-                             {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial})
-    tuner = tune.Tuner(
-        fn,
-        tune_config=tune.TuneConfig(metric=metric, mode=mode, search_alg=search_alg,
-                                    scheduler=make_scheduler(opts.scheduler, space), num_samples=num_samples),
-        run_config=tune.RunConfig(name="tune", storage_path=str(out), verbose=0,
-                                  failure_config=tune.FailureConfig(max_failures=opts.max_failures),
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                                  callbacks=[ProgressLine(metric, mode, num_samples)]))
+    if opts.resume:
+        plan = _load_plan(out)
+    else:
+        plan = _new_plan(opts, out)
+        shutil.copyfile(plan["space_source"], out / "space.yaml")
+    space = load_space(out / "space.yaml")
+    space.search = plan["search"]
+    try:
+        storage = Storage(plan["storage"])
+        storage.check_writable()
+    except StorageError as e:
+        raise SweepError(str(e)) from None
+    if not opts.resume:
+        (out / "sweep.json").write_text(json.dumps(plan, indent=1))
+    metric, mode = plan["objectives"][0]
+    _init_ray(opts.address, plan["gpus_per_trial"])
+    _allow_pending(plan)
+
+    fn = tune.with_resources(tune.with_parameters(trainable, base=plan["base"], seed=plan["seed"]),
+                             {"cpu": plan["cpus_per_trial"], "gpu": plan["gpus_per_trial"]})
+    experiment = storage.join("tune")
+    if opts.resume and tune.Tuner.can_restore(experiment, storage_filesystem=storage.fs):
+        log.info("resuming %s: finished trials kept, interrupted ones continue from their checkpoints", experiment)
+        tuner = tune.Tuner.restore(experiment, trainable=fn, resume_unfinished=True, resume_errored=True,
+                                   storage_filesystem=storage.fs)
+    else:
+        tuner = _new_tuner(plan, space, out, fn, storage, opts.resume)
     grid = tuner.fit()
-    table = results_table(grid, space)
+    if opts.resume:
+        _close_lost_suggestions(plan)
+    table = results_table(grid)
     table.to_parquet(out / "trials.parquet", index=False)
-    if opts.wandb != "disabled":
+    if not storage.is_local_dir(out):
+        for name in ("trials.parquet", "sweep.json", "space.yaml", "asha_rungs.json"):
+            if (out / name).exists():
+                storage.upload(out / name, name)
+    if plan["wandb"] != "disabled" and not table.empty:
         from mer_search.search.wandb_log import log_offline
 
-        log_offline(table, out, space.name, mode=opts.wandb)
+        log_offline(table, out, plan["space_name"], mode=plan["wandb"])
     return table
 
 
-def results_table(grid, space: Space) -> pd.DataFrame:
+def _new_tuner(plan: dict, space: Space, out: Path, fn, storage: Storage, resuming: bool) -> tune.Tuner:
+    (metric, mode), *rest = plan["objectives"]
+    directions = ["maximize" if m == "max" else "minimize" for _, m in plan["objectives"]]
+    study = optuna.create_study(study_name=plan["study_name"], storage=plan["study_storage"], directions=directions,
+                                load_if_exists=True)
+    if plan["warm_start"] and not resuming:
+        _warm_start(study, space, plan["warm_start"])
+    metrics, modes = [m for m, _ in plan["objectives"]], [m for _, m in plan["objectives"]]
+    search = OptunaSearch(space=space.sample, metric=metrics if rest else metric, mode=modes if rest else mode,
+                          sampler=make_sampler(plan["sampler"], plan["seed"]), study_name=plan["study_name"],
+                          storage=optuna.storages.RDBStorage(plan["study_storage"]), seed=plan["seed"])
+    if plan["max_concurrent"]:
+        search = ConcurrencyLimiter(search, max_concurrent=plan["max_concurrent"])
+    return tune.Tuner(
+        fn,
+        tune_config=tune.TuneConfig(metric=metric, mode=mode, search_alg=search,
+                                    scheduler=make_scheduler(plan["scheduler"], plan["search"], out),
+                                    num_samples=plan["num_samples"], reuse_actors=True),
+        run_config=tune.RunConfig(name="tune", storage_path=storage.root, storage_filesystem=storage.fs, verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=plan["max_failures"]),
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                  callbacks=[ProgressLine(metric, mode, plan["num_samples"],
+                                                          plan["search"]["max_epochs"])]))
+
+
+def _close_lost_suggestions(plan: dict) -> None:
+    """A suggestion made after Ray's last experiment snapshot dies with the driver: Ray asks again on resume,
+    so the old study record would stay RUNNING forever. Mark it failed, saying why."""
+    study = optuna.load_study(study_name=plan["study_name"], storage=plan["study_storage"])
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        log.info("study trial %d was lost with the driver; marked FAIL", t.number)
+
+
+def _allow_pending(plan: dict) -> None:
+    """Ray lets an adaptive searcher keep only one trial pending, so short trials ran one at a time
+    (the next trial's worker was still starting when the last one finished): allow one per free slot."""
+    if "TUNE_MAX_PENDING_TRIALS_PG" in os.environ:
+        return
+    res = ray.cluster_resources()
+    slots = res.get("CPU", 1) / max(plan["cpus_per_trial"], 1e-9)
+    if plan["gpus_per_trial"] > 0:
+        slots = min(slots, res.get("GPU", 0) / plan["gpus_per_trial"])
+    if plan["max_concurrent"]:
+        slots = min(slots, plan["max_concurrent"])
+    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max(1, int(slots)))
+
+
+def results_table(grid) -> pd.DataFrame:
     """One row per trial and epoch: trial id, status, every sampled parameter, every metric."""
     frames = []
     for result in grid:
@@ -186,7 +341,7 @@ def results_table(grid, space: Space) -> pd.DataFrame:
         if df is None or df.empty:
             continue
         trial_id = result.metrics.get("trial_id") or Path(result.path).name
-        df = df.assign(trial_id=trial_id, error=str(result.error) if result.error else "")
+        df = df.assign(trial_id=trial_id, error=str(result.error).splitlines()[0][:300] if result.error else "")
         for key, value in result.config.items():
             if "." in key:
                 df[f"config/{key}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
@@ -195,5 +350,8 @@ def results_table(grid, space: Space) -> pd.DataFrame:
         return pd.DataFrame()
     table = pd.concat(frames, ignore_index=True)
     keep = [c for c in table.columns if c in ("trial_id", "error", "training_iteration", "time_total_s")
-            or c.startswith(("config/", "dev_", "train_", "epoch")) or c in ("data_wait_share", "lr")]
-    return table[keep].sort_values(["trial_id", "training_iteration"]).reset_index(drop=True)
+            or c.startswith(("config/", "dev_", "train_", "epoch")) or c in ("data_wait_share", "lr", PARAMS_METRIC)]
+    table = table[keep].sort_values(["trial_id", "training_iteration"])
+    # a trial resumed from a checkpoint can report an epoch twice (the one it was killed in): keep the last
+    return table.drop_duplicates(["trial_id", "training_iteration"], keep="last").reset_index(drop=True)
+

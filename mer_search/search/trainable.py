@@ -31,15 +31,16 @@ def trainable(config: dict, base: dict, seed: int = 0) -> None:
 
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     cfg = nest({**base, **{k: v for k, v in config.items() if "." in k}})
-    resume = None
-    ckpt = tune.get_checkpoint()
-    if ckpt is not None:
-        with ckpt.as_directory() as d:
-            resume = load_checkpoint(Path(d) / "last.pt")
     # fit writes last.pt/best.pt here; each report copies them into Tune's storage
     workdir = Path(tempfile.gettempdir()) / "mer-search-trials" / tune.get_context().get_trial_id()
     shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+    resume = None
+    ckpt = tune.get_checkpoint()
+    if ckpt is not None:        # a retried or resumed trial: continue after its last finished epoch
+        with ckpt.as_directory() as d:
+            shutil.copytree(d, workdir)
+        resume = load_checkpoint(workdir / "last.pt")
+    workdir.mkdir(parents=True, exist_ok=True)
     try:
         train_trial(cfg, workdir, TuneReporter(workdir), resume=resume, seed=seed)
     finally:

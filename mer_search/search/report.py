@@ -1,0 +1,176 @@
+"""`mer-search report SWEEP_DIR`: a ranked table and plots from a sweep dir, no account needed.
+
+Reads trials.parquet (per-epoch metrics), sweep.json (the plan) and the Optuna study;
+writes report/ with curves.png (top-k learning curves), importance.png (Optuna's
+fANOVA parameter importance), parallel.png (parallel coordinates), pareto.png
+(nsga2 sweeps) and index.html showing them beside the table.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+class ReportError(RuntimeError):
+    """A sweep dir that cannot be reported on."""
+
+
+def load(sweep_dir: str | Path) -> tuple[dict, pd.DataFrame]:
+    d = Path(sweep_dir)
+    if not (d / "sweep.json").exists():
+        raise ReportError(f"{d}: not a sweep dir (no sweep.json)")
+    if not (d / "trials.parquet").exists():
+        raise ReportError(f"{d}: no trials.parquet yet; the sweep has not finished (resume it with --resume)")
+    return json.loads((d / "sweep.json").read_text()), pd.read_parquet(d / "trials.parquet")
+
+
+def ranked(table: pd.DataFrame, plan: dict) -> pd.DataFrame:
+    """One row per trial, best first: best metric, its epoch, epochs run, outcome, parameter count, params."""
+    metric, mode = plan["objectives"][0]
+    max_t = plan["search"]["max_epochs"]
+    rows = []
+    for tid, g in table.groupby("trial_id", sort=False):
+        i = g[metric].idxmax() if mode == "max" else g[metric].idxmin()
+        epochs = int(g.training_iteration.max())
+        outcome = "failed" if g.error.astype(bool).any() else ("stopped" if epochs < max_t else "complete")
+        row = {"trial_id": tid, metric: float(g.loc[i, metric]), "best_epoch": int(g.loc[i, "training_iteration"]),
+               "epochs": epochs, "outcome": outcome}
+        if "n_params" in g:
+            row["n_params"] = int(g["n_params"].iloc[-1])
+        row.update({c[len("config/"):]: g[c].iloc[0] for c in g.columns if c.startswith("config/")})
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out = out.sort_values(metric, ascending=mode == "min").reset_index(drop=True)
+    out.index += 1
+    return out
+
+
+def summary_line(sweep_dir: str | Path) -> str:
+    plan, table = load(sweep_dir)
+    r = ranked(table, plan)
+    metric = plan["objectives"][0][0]
+    counts = r.outcome.value_counts()
+    return (f"{len(r)} trials ({counts.get('complete', 0)} complete, {counts.get('stopped', 0)} stopped early, "
+            f"{counts.get('failed', 0)} failed); best {metric} {r.iloc[0][metric]:.4f} (trial {r.iloc[0].trial_id})")
+
+
+def pareto_front(r: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+    """Trials no other trial beats on both the metric and the parameter count."""
+    sign = 1 if mode == "max" else -1
+    m, p = sign * r[metric].to_numpy(), r["n_params"].to_numpy()
+    keep = [not np.any((m >= m[i]) & (p <= p[i]) & ((m > m[i]) | (p < p[i]))) for i in range(len(r))]
+    return r[keep].sort_values("n_params")
+
+
+def importance(plan: dict) -> dict[str, float]:
+    study = optuna.load_study(study_name=plan["study_name"], storage=plan["study_storage"])
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(done) < 3 or not any(t.params for t in done):
+        return {}
+    target = (lambda t: t.values[0]) if len(study.directions) > 1 else None
+    try:
+        return optuna.importance.get_param_importances(study, target=target, normalize=True)
+    except (RuntimeError, ValueError) as e:     # e.g. every trial sampled the same value
+        log.warning("parameter importance unavailable: %s", e)
+        return {}
+
+
+def _plots(r: pd.DataFrame, table: pd.DataFrame, plan: dict, out: Path, top_k: int) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric, mode = plan["objectives"][0]
+    paths = {}
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for tid in r.trial_id.head(top_k):
+        g = table[table.trial_id == tid]
+        ax.plot(g.training_iteration, g[metric], marker="o", ms=3, label=str(tid))
+    ax.set(xlabel="epoch", ylabel=metric, title=f"top {min(top_k, len(r))} trials")
+    ax.legend(fontsize=7)
+    paths["curves"] = _save(fig, out / "curves.png")
+
+    imp = importance(plan)
+    if imp:
+        fig, ax = plt.subplots(figsize=(7, 0.4 * len(imp) + 1.2))
+        names = list(imp)[::-1]
+        ax.barh(names, [imp[n] for n in names])
+        ax.set(xlabel="importance (Optuna fANOVA)", title=f"what moved {metric}")
+        paths["importance"] = _save(fig, out / "importance.png")
+
+    params = [c for c in r.columns if c not in ("trial_id", metric, "best_epoch", "epochs", "outcome", "n_params")
+              and r[c].nunique() > 1]
+    if params and len(r) > 1:
+        fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(params) + 2), 4))
+        cols = {}
+        for c in params:
+            v = pd.to_numeric(r[c], errors="coerce")
+            if v.isna().any():       # categorical: its choices, in order of appearance
+                v = pd.Series(pd.factorize(r[c].astype(str))[0], index=r.index, dtype=float)
+            lo, hi = v.min(), v.max()
+            cols[c] = (v - lo) / (hi - lo) if hi > lo else v * 0 + 0.5
+        score = r[metric].to_numpy()
+        norm = (score - score.min()) / (np.ptp(score) or 1)
+        cmap = plt.get_cmap("viridis")
+        for i in range(len(r)):
+            ax.plot(range(len(params)), [cols[c].iloc[i] for c in params], color=cmap(norm[i]), alpha=0.8)
+        ax.set_xticks(range(len(params)), params, rotation=30, ha="right", fontsize=7)
+        ax.set(ylabel="scaled value", title=f"parallel coordinates (colour: {metric})")
+        paths["parallel"] = _save(fig, out / "parallel.png")
+
+    if len(plan["objectives"]) > 1 and "n_params" in r:
+        front = pareto_front(r, metric, mode)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.scatter(r.n_params, r[metric], s=14, alpha=0.5, label="trials")
+        ax.plot(front.n_params, front[metric], "r-o", ms=5, label="Pareto front")
+        ax.set(xscale="log", xlabel="parameters", ylabel=metric, title="Pareto front")
+        ax.legend()
+        paths["pareto"] = _save(fig, out / "pareto.png")
+        front.to_csv(out / "pareto.csv", index=False)
+    return paths
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def write_report(sweep_dir: str | Path, top_k: int = 5) -> tuple[pd.DataFrame, Path]:
+    """Writes report/ in the sweep dir; returns the ranked table and the HTML page's path."""
+    d = Path(sweep_dir)
+    plan, table = load(d)
+    r = ranked(table, plan)
+    if r.empty:
+        raise ReportError(f"{d}: no trial reported a result")
+    out = d / "report"
+    out.mkdir(exist_ok=True)
+    r.to_csv(out / "ranked.csv")
+    paths = _plots(r, table, plan, out, top_k)
+    metric = plan["objectives"][0][0]
+    images = "".join(f'<h2>{name}</h2><img alt="{name}" src="data:image/png;base64,'
+                     f'{base64.b64encode(p.read_bytes()).decode()}">' for name, p in paths.items())
+    page = (f"<!doctype html><meta charset=utf-8><title>{html.escape(plan['space_name'])} sweep</title>"
+            f"<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:12px}}"
+            f"td,th{{border:1px solid #ccc;padding:2px 6px}}</style>"
+            f"<h1>Sweep {html.escape(plan['space_name'])}</h1><p>{html.escape(summary_line(d))}; sampler "
+            f"{plan['sampler']}, scheduler {plan['scheduler']}, ranked by {metric}.</p>"
+            f"{r.to_html(float_format=lambda v: f'{v:.4g}')}{images}")
+    (out / "index.html").write_text(page)
+    return r, out / "index.html"

@@ -1,0 +1,82 @@
+"""Trial schedulers, with ASHA's rung records kept in the sweep dir.
+
+Ray's Tuner.restore rebuilds the scheduler from the pickle written when the sweep
+started, so after a driver crash ASHA would forget every rung result and judge the
+resumed trials against empty rungs. `PersistentASHA` writes its records to a JSON
+file after every decision and reads them back when it is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, HyperBandScheduler, MedianStoppingRule
+
+SCHEDULERS = ("asha", "hyperband", "median", "none")
+
+
+class PersistentASHA(AsyncHyperBandScheduler):
+    def __init__(self, record_path: str | Path, **kwargs):
+        super().__init__(**kwargs)
+        self.record_path = str(record_path)
+
+    # -- persistence -----------------------------------------------------------------------------------
+    def records(self) -> dict:
+        return {"brackets": [[[milestone, recorded] for milestone, recorded in b._rungs] for b in self._brackets],
+                "trial_bracket": {tid: self._brackets.index(b) for tid, b in self._trial_info.items()},
+                "num_stopped": self._num_stopped}
+
+    def _save(self) -> None:
+        tmp = f"{self.record_path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.records(), f)
+        os.replace(tmp, self.record_path)
+
+    def _load(self) -> None:
+        if not os.path.exists(self.record_path):
+            return
+        saved = json.loads(Path(self.record_path).read_text())
+        for bracket, rungs in zip(self._brackets, saved["brackets"]):
+            by_milestone = {float(m): rec for m, rec in rungs}
+            bracket._rungs = [(m, {**rec, **by_milestone.get(float(m), {})}) for m, rec in bracket._rungs]
+        self._saved_bracket = saved["trial_bracket"]
+        self._num_stopped = saved["num_stopped"]
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._load()
+
+    # -- scheduler hooks -------------------------------------------------------------------------------
+    def on_trial_add(self, tune_controller, trial) -> None:
+        super().on_trial_add(tune_controller, trial)
+        idx = getattr(self, "_saved_bracket", {}).get(trial.trial_id)
+        if idx is not None:      # a resumed trial goes back to the bracket it was in
+            self._trial_info[trial.trial_id] = self._brackets[idx]
+        self._save()
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        action = super().on_trial_result(tune_controller, trial, result)
+        self._save()
+        return action
+
+    def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
+        super().on_trial_complete(tune_controller, trial, result)
+        self._save()
+
+
+def make_scheduler(name: str, search: dict, record_dir: Path):
+    """search: the space's search settings (max_epochs, grace_period, reduction_factor)."""
+    if name == "asha":
+        return PersistentASHA(Path(record_dir) / "asha_rungs.json", time_attr="training_iteration",
+                              max_t=search["max_epochs"], grace_period=search["grace_period"],
+                              reduction_factor=search["reduction_factor"])
+    if name == "hyperband":
+        return HyperBandScheduler(time_attr="training_iteration", max_t=search["max_epochs"],
+                                  reduction_factor=search["reduction_factor"])
+    if name == "median":
+        return MedianStoppingRule(time_attr="training_iteration", grace_period=search["grace_period"])
+    if name == "none":
+        return FIFOScheduler()
+    raise ValueError(f"unknown scheduler {name!r}; valid: {', '.join(SCHEDULERS)}")

@@ -1,0 +1,47 @@
+"""Where trial results and checkpoints live: a local dir, or a URI (s3://, gs://, file://) through pyarrow.fs."""
+
+from __future__ import annotations
+
+import posixpath
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+
+class StorageError(RuntimeError):
+    """Storage that cannot be used; the message names it and why."""
+
+
+class Storage:
+    def __init__(self, where: str):
+        self.where = where
+        if "://" in where:
+            try:
+                self.fs, self.root = pafs.FileSystem.from_uri(where)
+            except (ValueError, OSError) as e:   # pyarrow's ArrowInvalid is a ValueError
+                raise StorageError(f"--storage {where}: {str(e).splitlines()[0]}") from None
+        else:
+            self.fs, self.root = None, str(Path(where).resolve())
+
+    def join(self, name: str) -> str:
+        """The path Ray is given (with `fs`) for an experiment inside this storage."""
+        return str(Path(self.root) / name) if self.fs is None else posixpath.join(self.root, name)
+
+    def is_local_dir(self, path: Path) -> bool:
+        return self.fs is None and Path(self.root) == Path(path).resolve()
+
+    def check_writable(self) -> None:
+        fs = self.fs or pafs.LocalFileSystem()
+        probe = posixpath.join(self.root, ".mer-search-probe")
+        try:
+            fs.create_dir(self.root, recursive=True)
+            with fs.open_output_stream(probe) as f:
+                f.write(b"ok")
+            fs.delete_file(probe)
+        except (OSError, ValueError) as e:
+            raise StorageError(f"storage {self.where} is not writable ({str(e).splitlines()[0][:160]})") from None
+
+    def upload(self, local: Path, name: str) -> None:
+        fs = self.fs or pafs.LocalFileSystem()
+        with fs.open_output_stream(posixpath.join(self.root, name)) as f:
+            f.write(Path(local).read_bytes())
