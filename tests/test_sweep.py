@@ -1,5 +1,7 @@
-"""A real local sweep: Ray Tune trials sampled by Optuna (study in sqlite), early-stopped by ASHA,
-results in one Parquet table, W&B offline runs written from the driver."""
+"""Real local sweeps: Ray Tune trials sampled by Optuna (study in an RDB), early-stopped by ASHA, results
+in one Parquet table, W&B offline runs written from the driver, a report, warm starts and nsga2."""
+
+import json
 
 import optuna
 import pandas as pd
@@ -19,54 +21,158 @@ params:
 """
 
 
-def test_local_sweep_with_asha_and_wandb_offline(prepared, tmp_path, monkeypatch):
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    monkeypatch.setenv("WANDB_MODE", "offline")
+def _study(url):
+    return optuna.load_study(study_name=optuna.get_all_study_names(url)[0], storage=url)
+
+
+@pytest.fixture(scope="module")
+def space_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("space") / "tiny.yaml"
+    path.write_text(SPACE.format(path=path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(prepared, space_file, tmp_path_factory):
+    """The 12-trial TPE + ASHA sweep, run once for the tests below."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RAY_AUTH_MODE", "disabled")
+    mp.setenv("WANDB_MODE", "offline")
     import ray
 
     from mer_search.search.sweep import SweepOptions, run_sweep
 
-    space = tmp_path / "tiny.yaml"
-    space.write_text(SPACE.format(path=space))
-    out = tmp_path / "sweep"
+    out = tmp_path_factory.mktemp("sweeps") / "first"
     try:
-        table = run_sweep(SweepOptions(space=str(space), prepared=str(prepared), out=out, seed=0))
+        run_sweep(SweepOptions(space=str(space_file), prepared=str(prepared), out=out, seed=0))
     finally:
         ray.shutdown()
-    assert (out / "trials.parquet").exists()
-    saved = pd.read_parquet(out / "trials.parquet")
-    assert len(saved) == len(table) and saved.trial_id.nunique() == 12
+        mp.undo()
+    return out
+
+
+def test_local_sweep_with_asha_and_wandb_offline(sweep_dir):
+    saved = pd.read_parquet(sweep_dir / "trials.parquet")
+    assert saved.trial_id.nunique() == 12
     epochs = saved.groupby("trial_id").training_iteration.max()
     assert epochs.max() == 6 and (epochs < 6).sum() >= 3, f"ASHA should stop some trials early: {epochs.tolist()}"
-    assert {"config/model.emb_dim", "config/train.lr", "dev_wf1", "dev_loss", "train_loss"} <= set(saved.columns)
+    assert {"config/model.emb_dim", "config/train.lr", "dev_wf1", "dev_loss", "train_loss", "n_params"} <= set(saved)
     assert saved.dev_wf1.between(0, 1).all()
-    study = optuna.load_study(study_name=optuna.get_all_study_names(f"sqlite:///{out / 'optuna.db'}")[0],
-                              storage=f"sqlite:///{out / 'optuna.db'}")
-    assert len(study.trials) == 12
-    runs = sorted((out / "wandb").glob("offline-run-*"))
+    assert len(_study(f"sqlite:///{sweep_dir / 'optuna.db'}").trials) == 12
+    runs = sorted((sweep_dir / "wandb").glob("offline-run-*"))
     assert len(runs) == 12 and all(list(r.glob("*.wandb")) for r in runs)
+    # ASHA's own records were kept beside the study
+    rungs = json.loads((sweep_dir / "asha_rungs.json").read_text())
+    recorded = {tid for bracket in rungs["brackets"] for _, rec in bracket for tid in rec}
+    assert recorded == set(saved.trial_id)
 
 
-def test_cli_sweep_runs_and_reports_bad_input(prepared, tmp_path, monkeypatch):
+def test_report_ranks_trials_and_writes_plots(sweep_dir):
+    from mer_search.search.report import summary_line, write_report
+
+    ranked, page = write_report(sweep_dir, top_k=3)
+    saved = pd.read_parquet(sweep_dir / "trials.parquet")
+    best = saved.groupby("trial_id").dev_wf1.max()
+    assert len(ranked) == 12 and ranked.dev_wf1.is_monotonic_decreasing
+    assert ranked.iloc[0].trial_id == best.idxmax() and ranked.iloc[0].dev_wf1 == pytest.approx(best.max())
+    stopped = (saved.groupby("trial_id").training_iteration.max() < 6).sum()
+    assert (ranked.outcome == "stopped").sum() == stopped
+    for name in ("curves.png", "importance.png", "parallel.png", "ranked.csv"):
+        assert (sweep_dir / "report" / name).stat().st_size > 1000, name
+    html = page.read_text()
+    assert best.idxmax() in html and html.count("<img") == 3
+    assert f"{stopped} stopped early" in summary_line(sweep_dir)
+
+
+def test_warm_start_into_a_postgres_style_study_url(sweep_dir, prepared, space_file, tmp_path, monkeypatch):
+    """--warm-start copies the finished trials; --study-storage puts the study at any SQLAlchemy URL."""
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    from mer_search.search.sweep import SweepOptions, run_sweep
+
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    out = tmp_path / "second"
+    try:
+        table = run_sweep(SweepOptions(space=str(space_file), prepared=str(prepared), out=out, num_samples=3,
+                                       max_epochs=2, study_storage=url, warm_start=str(sweep_dir), wandb="disabled"))
+    finally:
+        ray.shutdown()
+    assert table.trial_id.nunique() == 3
+    assert not (out / "optuna.db").exists()
+    study, first = _study(url), _study(f"sqlite:///{sweep_dir / 'optuna.db'}")
+    copied = [t for t in study.trials if "warm_start_from" in t.user_attrs]
+    assert len(copied) == 12 and len(study.trials) == 15
+    old = {t.number: t for t in first.trials}
+    for t in copied:
+        src = old[int(t.user_attrs["warm_start_from"].split("#")[1])]
+        assert t.params == src.params and t.value == src.value
+
+
+def test_nsga2_two_objectives_pareto_front_and_uri_storage(prepared, space_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    from mer_search.search.report import pareto_front, write_report
+    from mer_search.search.sweep import SweepOptions, run_sweep
+
+    remote = tmp_path / "bucket"
+    out = tmp_path / "nsga"
+    try:
+        run_sweep(SweepOptions(space=str(space_file), prepared=str(prepared), out=out, num_samples=6, max_epochs=2,
+                               sampler="nsga2", storage=f"file://{remote}", wandb="disabled"))
+    finally:
+        ray.shutdown()
+    study = _study(f"sqlite:///{out / 'optuna.db'}")
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert all(len(t.values) == 2 for t in study.trials if t.state.name == "COMPLETE")
+    # results and checkpoints went to the URI; the table was copied there too
+    assert (remote / "tune").is_dir() and not (out / "tune").exists()
+    assert pd.read_parquet(remote / "trials.parquet").trial_id.nunique() == 6
+    ranked, _ = write_report(out)
+    front = pd.read_csv(out / "report" / "pareto.csv")
+    assert (out / "report" / "pareto.png").exists() and len(front) >= 1
+    for _, f in front.iterrows():      # nothing on the front is beaten on both objectives
+        assert not ((ranked.dev_wf1 > f.dev_wf1) & (ranked.n_params <= f.n_params)).any()
+    assert len(pareto_front(ranked, "dev_wf1", "max")) == len(front)
+
+
+def test_persistent_asha_restores_its_rungs_when_unpickled(tmp_path):
+    """What Tuner.restore does to the scheduler: unpickle the copy saved at the start of the sweep."""
+    import ray.cloudpickle as cloudpickle
+
+    from mer_search.search.schedulers import make_scheduler
+
+    class T:
+        def __init__(self, tid):
+            self.trial_id = tid
+
+    search = {"max_epochs": 8, "grace_period": 1, "reduction_factor": 2}
+    sched = make_scheduler("asha", search, tmp_path)
+    sched.set_search_properties("dev_wf1", "max")
+    snapshot = cloudpickle.dumps(sched)           # as in tuner.pkl: taken before any result
+    for i, v in enumerate([0.5, 0.6, 0.7]):
+        sched.on_trial_add(None, T(f"t{i}"))
+        assert sched.on_trial_result(None, T(f"t{i}"), {"training_iteration": 1, "dev_wf1": v}) == "CONTINUE"
+    restored = cloudpickle.loads(snapshot)
+    assert restored.records()["brackets"] == sched.records()["brackets"]
+    restored.on_trial_add(None, T("t9"))
+    # judged against the restored rung (cutoff = median of 0.5, 0.6, 0.7), not an empty one
+    assert restored.on_trial_result(None, T("t9"), {"training_iteration": 1, "dev_wf1": 0.55}) == "STOP"
+
+
+def test_cli_sweep_runs_and_reports_bad_input(prepared, space_file, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from mer_search.cli import main
 
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    space = tmp_path / "tiny.yaml"
-    space.write_text(SPACE.format(path=space))
-    r = CliRunner().invoke(main, ["sweep", str(space), "--prepared", str(prepared), "--out", str(tmp_path / "s"),
-                                  "--num-samples", "2", "--max-epochs", "2", "--wandb", "disabled"])
+    r = CliRunner().invoke(main, ["sweep", str(space_file), "--prepared", str(prepared), "--out",
+                                  str(tmp_path / "s"), "--num-samples", "2", "--max-epochs", "2", "--wandb", "disabled"])
     assert r.exit_code == 0, r.output
     assert "2 trials" in r.output and "best dev_wf1" in r.output
     assert pd.read_parquet(tmp_path / "s" / "trials.parquet").trial_id.nunique() == 2
-    r = CliRunner().invoke(main, ["sweep", str(tmp_path / "missing.yaml"), "--prepared", str(prepared)])
-    assert r.exit_code == 1 and "no such space file" in r.stderr
-    r = CliRunner().invoke(main, ["sweep", str(space), "--prepared", str(tmp_path / "nowhere")])
-    assert r.exit_code == 1 and "run `mer-search prepare` first" in r.stderr
-    import torch
-
-    if not torch.cuda.is_available():
-        r = CliRunner().invoke(main, ["sweep", str(space), "--prepared", str(prepared), "--out", str(tmp_path / "g"),
-                                      "--gpus-per-trial", "0.25"])
-        assert r.exit_code == 1 and "has no GPU" in r.stderr
+    r = CliRunner().invoke(main, ["report", str(tmp_path / "s")])
+    assert r.exit_code == 0 and "report:" in r.output and (tmp_path / "s" / "report" / "index.html").exists()
+    r = CliRunner().invoke(main, ["sync", str(tmp_path / "s")])
+    assert r.exit_code == 1 and "no offline W&B runs" in r.stderr

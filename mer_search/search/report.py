@@ -80,8 +80,9 @@ def importance(plan: dict) -> dict[str, float]:
     if len(done) < 3 or not any(t.params for t in done):
         return {}
     target = (lambda t: t.values[0]) if len(study.directions) > 1 else None
-    try:
-        return optuna.importance.get_param_importances(study, target=target, normalize=True)
+    try:     # fANOVA: variance explained, so the direction of the metric does not matter
+        return optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), target=target, normalize=True)
     except (RuntimeError, ValueError) as e:     # e.g. every trial sampled the same value
         log.warning("parameter importance unavailable: %s", e)
         return {}

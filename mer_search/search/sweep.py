@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,7 @@ class SweepOptions:
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)   # TPE's group=True
     return {"tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True),
             "random": lambda: optuna.samplers.RandomSampler(seed=seed),
             "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
@@ -184,6 +186,8 @@ def _new_plan(opts: SweepOptions, out: Path) -> dict:
     if opts.gpus_per_trial > 0:
         base["train.device"] = "cuda"
     _check_prepared(space, base)
+    if opts.warm_start and not (Path(opts.warm_start) / "sweep.json").exists():
+        raise SweepError(f"--warm-start {opts.warm_start}: not a sweep dir (no sweep.json)")
     sampler = opts.sampler or search["sampler"]
     objectives = [[search["metric"], search["mode"]]] + ([[PARAMS_METRIC, "min"]] if sampler == "nsga2" else [])
     return {"space_name": space.name, "space_source": str(Path(opts.space).resolve()), "search": search,
