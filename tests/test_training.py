@@ -131,3 +131,21 @@ def test_train_module_leaves_ray_out():
     code = "import sys, mer_search.train, mer_search.experiment; print('ray' in sys.modules, 'optuna' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_f1_scores_equal_sklearn(seed):
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from mer_search.train import metrics_from
+
+    rng = np.random.default_rng(seed)
+    n = [5, 40, 300, 1109, 7, 60][seed]
+    labels = rng.choice(7, n, p=[0.47, 0.16, 0.12, 0.1, 0.07, 0.05, 0.03])
+    preds = np.where(rng.random(n) < 0.5, labels, rng.choice([0, 1, 3], n))   # some classes never predicted
+    m = metrics_from(labels, preds, 0.0, "dev")
+    assert m["dev_wf1"] == pytest.approx(f1_score(labels, preds, average="weighted", zero_division=0), abs=1e-12)
+    assert m["dev_mf1"] == pytest.approx(f1_score(labels, preds, average="macro", zero_division=0), abs=1e-12)
+    assert m["dev_acc"] == pytest.approx(accuracy_score(labels, preds), abs=1e-12)
+    per = f1_score(labels, preds, average=None, labels=list(range(7)), zero_division=0)
+    assert [m[f"dev_f1_{i}"] for i in range(7)] == pytest.approx(per.tolist(), abs=1e-12)

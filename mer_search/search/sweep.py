@@ -18,6 +18,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import optuna
 import pandas as pd
@@ -61,6 +62,7 @@ class SweepOptions:
     feature_dirs: dict = field(default_factory=dict)
     warm_start: str | None = None           # an earlier sweep dir whose finished trials seed the study
     resume: bool = False
+    work: Callable | None = None            # what each trial runs (default train_trial); benchmarks pass a no-op
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -239,6 +241,7 @@ def _warm_start(study: optuna.Study, space: Space, source: str) -> int:
 
 def run_sweep(opts: SweepOptions) -> pd.DataFrame:
     """Run (or resume) the whole sweep; returns the per-epoch results table (also in trials.parquet)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     out = Path(opts.out).resolve()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -264,7 +267,7 @@ def run_sweep(opts: SweepOptions) -> pd.DataFrame:
     _init_ray(opts.address, plan["gpus_per_trial"])
     _allow_pending(plan)
 
-    fn = tune.with_resources(tune.with_parameters(trainable, base=plan["base"], seed=plan["seed"]),
+    fn = tune.with_resources(tune.with_parameters(trainable, base=plan["base"], seed=plan["seed"], work=opts.work),
                              {"cpu": plan["cpus_per_trial"], "gpu": plan["gpus_per_trial"]})
     experiment = storage.join("tune")
     if opts.resume and tune.Tuner.can_restore(experiment, storage_filesystem=storage.fs):

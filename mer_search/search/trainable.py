@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from ray import tune
 
@@ -25,8 +26,9 @@ class TuneReporter:
                     checkpoint=tune.Checkpoint.from_directory(str(self.workdir)))
 
 
-def trainable(config: dict, base: dict, seed: int = 0) -> None:
-    """config: the flat sampled parameters (dotted keys); base: the sweep's fixed settings (dotted keys)."""
+def trainable(config: dict, base: dict, seed: int = 0, work: Callable | None = None) -> None:
+    """config: the flat sampled parameters (dotted keys); base: the sweep's fixed settings (dotted keys);
+    work: what a trial runs, `train_trial` unless a benchmark swaps in a no-op."""
     import torch
 
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
@@ -42,6 +44,6 @@ def trainable(config: dict, base: dict, seed: int = 0) -> None:
         resume = load_checkpoint(workdir / "last.pt")
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        train_trial(cfg, workdir, TuneReporter(workdir), resume=resume, seed=seed)
+        (work or train_trial)(cfg, workdir, TuneReporter(workdir), resume=resume, seed=seed)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

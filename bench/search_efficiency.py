@@ -1,0 +1,116 @@
+"""TPE + ASHA against random search without early stopping, on the real MELD text (space text_any).
+
+For each seed both searches get the same number of trials and epochs per trial (and
+the same sampler seed). Epochs are counted over all trials in the order they finished.
+Random's epochs: how many it trained until it first reached its own best dev weighted
+F1. TPE + ASHA's epochs: how many it trained until its best so far came within
+--tolerance (0.005 = 0.5 point) of random's best. Target: ratio <= 1/3. Also printed:
+the same against random's whole budget, and each search's total epochs.
+
+    .venv/bin/python bench/search_efficiency.py --prepared runs/meld --seeds 0,1,2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+
+def bench_space(src: Path, dst: Path, max_epochs: int, grace: int, rf: int) -> Path:
+    raw = yaml.safe_load(src.read_text())
+    raw["search"].update(max_epochs=max_epochs, grace_period=grace, reduction_factor=rf)
+    dst.write_text(f"# .venv/bin/python bench/search_efficiency.py (generated from {src})\n" + yaml.safe_dump(raw, sort_keys=False))
+    return dst
+
+
+def epochs_in_order(out: Path) -> pd.DataFrame:
+    """Every epoch of every trial, in the order they finished (trials ran side by side)."""
+    rows = []
+    for result in (out / "tune").glob("*/result.json"):
+        for line in result.read_text().splitlines():
+            r = json.loads(line)
+            rows.append({"trial": r["trial_id"], "epoch": r["training_iteration"], "t": r["timestamp"],
+                         "dev_wf1": r["dev_wf1"]})
+    df = pd.DataFrame(rows).sort_values(["t", "trial", "epoch"]).reset_index(drop=True)
+    df["best_so_far"] = df.dev_wf1.cummax()
+    return df
+
+
+def epochs_to_reach(df: pd.DataFrame, target: float) -> float:
+    hit = np.nonzero(df.best_so_far.to_numpy() >= target)[0]
+    return float(hit[0] + 1) if len(hit) else float("inf")
+
+
+def run(kind: str, seed: int, space: Path, args) -> Path:
+    import ray
+
+    from mer_search.search.sweep import SweepOptions, run_sweep
+
+    out = args.out / f"{kind}_seed{seed}"
+    if not (out / "trials.parquet").exists():
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)
+        sampler, scheduler = ("tpe", "asha") if kind == "tpe_asha" else ("random", "none")
+        t0 = time.time()
+        run_sweep(SweepOptions(space=str(space), prepared=args.prepared, out=out, num_samples=args.num_samples,
+                               sampler=sampler, scheduler=scheduler, seed=seed, wandb="disabled"))
+        ray.shutdown()
+        print(f"  {kind} seed {seed}: {time.time() - t0:.0f} s", flush=True)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--prepared", default="runs/meld")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--num-samples", type=int, default=16)
+    p.add_argument("--max-epochs", type=int, default=9)
+    p.add_argument("--grace-period", type=int, default=1)
+    p.add_argument("--reduction-factor", type=int, default=3)
+    p.add_argument("--tolerance", type=float, default=0.005)
+    p.add_argument("--out", type=Path, default=Path("runs/bench_search_efficiency"))
+    args = p.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    space = bench_space(Path("spaces/text_any.yaml"), args.out / "text_any_bench.yaml", args.max_epochs,
+                        args.grace_period, args.reduction_factor)
+    print(f"space text_any, {args.num_samples} trials x <= {args.max_epochs} epochs; ASHA grace "
+          f"{args.grace_period}, reduction {args.reduction_factor}; tolerance {args.tolerance}", flush=True)
+    rows = []
+    for seed in map(int, args.seeds.split(",")):
+        rnd = epochs_in_order(run("random", seed, space, args))
+        tpe = epochs_in_order(run("tpe_asha", seed, space, args))
+        target = rnd.dev_wf1.max() - args.tolerance
+        row = {"seed": seed, "random_best": rnd.dev_wf1.max(), "tpe_asha_best": tpe.dev_wf1.max(),
+               "random_epochs_total": len(rnd), "tpe_asha_epochs_total": len(tpe),
+               "random_epochs_to_best": epochs_to_reach(rnd, rnd.dev_wf1.max()),
+               "tpe_asha_epochs_to_target": epochs_to_reach(tpe, target)}
+        row["ratio_to_random_total"] = row["tpe_asha_epochs_to_target"] / row["random_epochs_total"]
+        row["ratio"] = row["tpe_asha_epochs_to_target"] / row["random_epochs_to_best"]
+        rows.append(row)
+        print(pd.DataFrame([row]).to_string(index=False, float_format=lambda v: f"{v:.3f}"), flush=True)
+    df = pd.DataFrame(rows)
+    print("\nall seeds:")
+    print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    finite = df[np.isfinite(df.tpe_asha_epochs_to_target)]
+    print(f"\nTPE+ASHA reached random's best - {args.tolerance} in {len(finite)}/{len(df)} seeds; "
+          f"its epochs / random's epochs to its best: median {df.ratio.median():.3f}, mean {df.ratio.mean():.3f} "
+          f"(target <= 0.333); / random's whole budget: median {df.ratio_to_random_total.median():.3f}")
+    print(f"best dev wF1: random {df.random_best.mean():.4f} +- {df.random_best.std(ddof=0):.4f}, "
+          f"TPE+ASHA {df.tpe_asha_best.mean():.4f} +- {df.tpe_asha_best.std(ddof=0):.4f}")
+
+
+if __name__ == "__main__":
+    main()
