@@ -60,7 +60,12 @@ def test_local_sweep_with_asha_and_wandb_offline(sweep_dir):
     assert saved.dev_wf1.between(0, 1).all()
     assert len(_study(f"sqlite:///{sweep_dir / 'optuna.db'}").trials) == 12
     runs = sorted((sweep_dir / "wandb").glob("offline-run-*"))
-    assert len(runs) == 12 and all(list(r.glob("*.wandb")) for r in runs)
+    assert len(runs) == 12
+    for run in runs:     # the offline record holds the trial's name, group and every epoch's metric value
+        data = next(run.glob("*.wandb")).read_bytes()
+        tid = next(t for t in saved.trial_id.unique() if t.encode() in data)
+        assert b"tiny-first" in data and b"best_dev_wf1" in data
+        assert all(json.dumps(float(v)).encode() in data for v in saved[saved.trial_id == tid].dev_wf1)
     # ASHA's own records were kept beside the study
     rungs = json.loads((sweep_dir / "asha_rungs.json").read_text())
     recorded = {tid for bracket in rungs["brackets"] for _, rec in bracket for tid in rec}

@@ -82,3 +82,8 @@ def test_resume_and_reuse_mistakes(space, prepared, tmp_path):
     assert "not a sweep dir" in _sweep(space, "--prepared", prepared, "--out", tmp_path / "w", "--warm-start", copy)
     r = CliRunner().invoke(main, ["report", str(copy)])
     assert r.exit_code == 1 and "not a sweep dir" in r.stderr
+
+
+def test_wandb_online_without_a_key(space, prepared, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert "needs WANDB_API_KEY" in _sweep(space, "--prepared", prepared, "--out", tmp_path / "o", "--wandb", "online")

@@ -188,6 +188,9 @@ def _new_plan(opts: SweepOptions, out: Path) -> dict:
     if opts.gpus_per_trial > 0:
         base["train.device"] = "cuda"
     _check_prepared(space, base)
+    if opts.wandb == "online" and not os.environ.get("WANDB_API_KEY"):
+        raise SweepError("--wandb online needs WANDB_API_KEY in the environment; or use --wandb offline "
+                         "and `mer-search sync` later")
     if opts.warm_start and not (Path(opts.warm_start) / "sweep.json").exists():
         raise SweepError(f"--warm-start {opts.warm_start}: not a sweep dir (no sweep.json)")
     sampler = opts.sampler or search["sampler"]
@@ -288,7 +291,7 @@ def run_sweep(opts: SweepOptions) -> pd.DataFrame:
     if plan["wandb"] != "disabled" and not table.empty:
         from mer_search.search.wandb_log import log_offline
 
-        log_offline(table, out, plan["space_name"], mode=plan["wandb"])
+        log_offline(table, out, group=plan["study_name"], metric=metric, mode=plan["wandb"])
     return table
 
 

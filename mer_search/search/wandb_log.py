@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 
-def log_offline(table: pd.DataFrame, out: Path, group: str, mode: str = "offline") -> int:
+def log_offline(table: pd.DataFrame, out: Path, group: str, metric: str = "dev_wf1", mode: str = "offline") -> int:
+    """One run per trial in `group` (the sweep): its config, a step per epoch, the best epoch in the summary."""
     if table.empty:
         return 0
     os.environ.setdefault("WANDB_SILENT", "true")
@@ -26,10 +27,13 @@ def log_offline(table: pd.DataFrame, out: Path, group: str, mode: str = "offline
         for _, r in rows.iterrows():
             run.log({k: float(r[k]) for k in rows.columns if k.startswith(("dev_", "train_")) and pd.notna(r[k])},
                     step=int(r["training_iteration"]))
-        best = rows["dev_wf1"].max() if "dev_wf1" in rows else None
-        if best is not None:
-            run.summary["best_dev_wf1"] = float(best)
+        if metric in rows and rows[metric].notna().any():
+            i = rows[metric].idxmin() if metric.endswith("loss") else rows[metric].idxmax()
+            run.summary[f"best_{metric}"] = float(rows.loc[i, metric])
+            run.summary["best_epoch"] = int(rows.loc[i, "training_iteration"])
         run.summary["epochs"] = int(rows["training_iteration"].max())
+        if "n_params" in rows:
+            run.summary["n_params"] = int(rows["n_params"].iloc[-1])
         run.finish()
         n += 1
     return n
