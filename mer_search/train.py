@@ -93,6 +93,21 @@ def f1_scores(labels: np.ndarray, preds: np.ndarray, n: int = NUM_CLASSES) -> tu
     return f1, weighted, macro
 
 
+def confusion(labels: np.ndarray, preds: np.ndarray, n: int = NUM_CLASSES) -> np.ndarray:
+    """(n, n) counts: rows are true classes, columns predicted."""
+    return np.bincount(np.asarray(labels) * n + np.asarray(preds), minlength=n * n).reshape(n, n)
+
+
+def per_class(labels: np.ndarray, preds: np.ndarray, n: int = NUM_CLASSES) -> dict[str, list[float]]:
+    """Precision, recall, F1 and support per class (zero where undefined, as sklearn's zero_division=0)."""
+    cm = confusion(labels, preds, n)
+    tp, support, predicted = np.diag(cm).astype(float), cm.sum(1), cm.sum(0)
+    f1, _, _ = f1_scores(labels, preds, n)
+    return {"precision": np.divide(tp, predicted, out=np.zeros(n), where=predicted > 0).tolist(),
+            "recall": np.divide(tp, support, out=np.zeros(n), where=support > 0).tolist(),
+            "f1": f1[:n].tolist(), "support": support.tolist()}
+
+
 def metrics_from(labels: np.ndarray, preds: np.ndarray, loss: float, prefix: str) -> dict[str, float]:
     per, weighted, macro = f1_scores(labels, preds)
     out = {f"{prefix}_loss": loss, f"{prefix}_acc": float(np.mean(np.asarray(labels) == np.asarray(preds))),
@@ -151,10 +166,13 @@ def _better(metric: str, new: float, old: float | None) -> bool:
     return old is None or (new < old if metric.endswith("loss") else new > old)
 
 
-def fit(model: nn.Module, train: Iterable[dict], dev: Iterable[dict], cfg: TrainConfig,
+def fit(model: nn.Module, train: Iterable[dict], dev: Iterable[dict] | None, cfg: TrainConfig,
         reporter: Reporter | None = None, checkpoint: "CheckpointWriter | None" = None,
         start_epoch: int = 1) -> History:
-    """Train with early stopping on cfg.metric; the model ends holding its best dev weights."""
+    """Train with early stopping on cfg.metric; the model ends holding its best dev weights.
+    With dev=None (dev is part of the training data) there is nothing to select on: the last epoch is kept."""
+    if dev is None and (cfg.schedule == "plateau" or cfg.patience):
+        raise ValueError("without held-out dev data, use a fixed epoch count: train.patience 0 and no plateau schedule")
     seed_everything(cfg.seed)
     reporter = reporter or NullReporter()
     device = pick_device(cfg.device)
@@ -198,15 +216,16 @@ def fit(model: nn.Module, train: Iterable[dict], dev: Iterable[dict], cfg: Train
         if not math.isfinite(total):
             raise FloatingPointError(f"training loss became {total} at epoch {epoch}; lower lr or clip gradients")
         metrics = {"epoch": epoch, "train_loss": total / max(count, 1)}
-        metrics.update(evaluate(model, dev, "dev", nn.CrossEntropyLoss()))
+        if dev is not None:
+            metrics.update(evaluate(model, dev, "dev", nn.CrossEntropyLoss()))
         metrics["epoch_s"] = time.perf_counter() - t0
         metrics["train_s"] = train_s
         metrics["train_utt_per_s"] = count / max(train_s, 1e-9)
         metrics["data_wait_share"] = wait / max(train_s, 1e-9)      # of the training loop's time
         metrics["lr"] = opt.param_groups[0]["lr"]
         history.epochs.append(metrics)
-        value = metrics[cfg.metric]
-        improved = _better(cfg.metric, value, best_value)
+        value = metrics[cfg.metric] if dev is not None else None
+        improved = dev is None or _better(cfg.metric, value, best_value)
         if improved:
             best_value, stale = value, 0
             best_state = copy.deepcopy(model.state_dict())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import logging
 from pathlib import Path
 
@@ -18,43 +17,12 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from mer_search.results import SweepDirError, load_sweep as load, ranked
+
 log = logging.getLogger(__name__)
 
 
-class ReportError(RuntimeError):
-    """A sweep dir that cannot be reported on."""
-
-
-def load(sweep_dir: str | Path) -> tuple[dict, pd.DataFrame]:
-    d = Path(sweep_dir)
-    if not (d / "sweep.json").exists():
-        raise ReportError(f"{d}: not a sweep dir (no sweep.json)")
-    if not (d / "trials.parquet").exists():
-        raise ReportError(f"{d}: no trials.parquet yet; the sweep has not finished (resume it with --resume)")
-    return json.loads((d / "sweep.json").read_text()), pd.read_parquet(d / "trials.parquet")
-
-
-def ranked(table: pd.DataFrame, plan: dict) -> pd.DataFrame:
-    """One row per trial, best first: best metric, its epoch, epochs run, outcome, parameter count, params."""
-    metric, mode = plan["objectives"][0]
-    max_t = plan["search"]["max_epochs"]
-    rows = []
-    for tid, g in table.groupby("trial_id", sort=False):
-        i = g[metric].idxmax() if mode == "max" else g[metric].idxmin()
-        epochs = int(g.training_iteration.max())
-        outcome = "failed" if g.error.astype(bool).any() else ("stopped" if epochs < max_t else "complete")
-        row = {"trial_id": tid, metric: float(g.loc[i, metric]), "best_epoch": int(g.loc[i, "training_iteration"]),
-               "epochs": epochs, "outcome": outcome}
-        if "n_params" in g:
-            row["n_params"] = int(g["n_params"].iloc[-1])
-        row.update({c[len("config/"):]: g[c].iloc[0] for c in g.columns if c.startswith("config/")})
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    if out.empty:
-        return out
-    out = out.sort_values(metric, ascending=mode == "min").reset_index(drop=True)
-    out.index += 1
-    return out
+ReportError = SweepDirError
 
 
 def summary_line(sweep_dir: str | Path) -> str:

@@ -305,7 +305,7 @@ def _new_tuner(plan: dict, space: Space, out: Path, fn, storage: Storage, resumi
     metrics, modes = [m for m, _ in plan["objectives"]], [m for _, m in plan["objectives"]]
     search = OptunaSearch(space=space.sample, metric=metrics if rest else metric, mode=modes if rest else mode,
                           sampler=make_sampler(plan["sampler"], plan["seed"]), study_name=plan["study_name"],
-                          storage=optuna.storages.RDBStorage(plan["study_storage"]), seed=plan["seed"])
+                          storage=optuna.storages.RDBStorage(plan["study_storage"]))
     if plan["max_concurrent"]:
         search = ConcurrencyLimiter(search, max_concurrent=plan["max_concurrent"])
     return tune.Tuner(
@@ -351,7 +351,8 @@ def results_table(grid) -> pd.DataFrame:
         if df is None or df.empty:
             continue
         trial_id = result.metrics.get("trial_id") or Path(result.path).name
-        df = df.assign(trial_id=trial_id, error=str(result.error).splitlines()[0][:300] if result.error else "")
+        df = df.assign(trial_id=trial_id, error=str(result.error).splitlines()[0][:300] if result.error else "",
+                       config_json=json.dumps({k: v for k, v in result.config.items() if "." in k}))
         for key, value in result.config.items():
             if "." in key:
                 df[f"config/{key}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
@@ -359,7 +360,7 @@ def results_table(grid) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame()
     table = pd.concat(frames, ignore_index=True)
-    keep = [c for c in table.columns if c in ("trial_id", "error", "training_iteration", "time_total_s")
+    keep = [c for c in table.columns if c in ("trial_id", "error", "config_json", "training_iteration", "time_total_s")
             or c.startswith(("config/", "dev_", "train_", "epoch")) or c in ("data_wait_share", "lr", PARAMS_METRIC)]
     table = table[keep].sort_values(["trial_id", "training_iteration"])
     # a trial resumed from a checkpoint can report an epoch twice (the one it was killed in): keep the last

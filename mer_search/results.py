@@ -1,0 +1,78 @@
+"""Reading a finished sweep dir (sweep.json + trials.parquet): ranking trials and exporting one as a config.
+
+Pandas only: `export` and `pipeline` use it without importing Ray or Optuna.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+
+class SweepDirError(RuntimeError):
+    """A sweep dir that cannot be read; the message says why."""
+
+
+def load_sweep(sweep_dir: str | Path) -> tuple[dict, pd.DataFrame]:
+    d = Path(sweep_dir)
+    if not (d / "sweep.json").exists():
+        raise SweepDirError(f"{d}: not a sweep dir (no sweep.json)")
+    if not (d / "trials.parquet").exists():
+        raise SweepDirError(f"{d}: no trials.parquet yet; the sweep has not finished (resume it with --resume)")
+    return json.loads((d / "sweep.json").read_text()), pd.read_parquet(d / "trials.parquet")
+
+
+def ranked(table: pd.DataFrame, plan: dict) -> pd.DataFrame:
+    """One row per trial, best first: best metric, its epoch, epochs run, outcome, parameter count, params."""
+    metric, mode = plan["objectives"][0]
+    max_t = plan["search"]["max_epochs"]
+    rows = []
+    for tid, g in table.groupby("trial_id", sort=False):
+        g = g[g[metric].notna()]
+        if g.empty:
+            continue
+        i = g[metric].idxmax() if mode == "max" else g[metric].idxmin()
+        epochs = int(g.training_iteration.max())
+        outcome = "failed" if g.error.astype(bool).any() else ("stopped" if epochs < max_t else "complete")
+        row = {"trial_id": tid, metric: float(g.loc[i, metric]), "best_epoch": int(g.loc[i, "training_iteration"]),
+               "epochs": epochs, "outcome": outcome}
+        if "n_params" in g:
+            row["n_params"] = int(g["n_params"].iloc[-1])
+        row.update({c[len("config/"):]: g[c].iloc[0] for c in g.columns if c.startswith("config/")})
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out = out.sort_values([metric, "trial_id"], ascending=[mode == "min", True]).reset_index(drop=True)
+    out.index += 1
+    return out
+
+
+def trial_config(table: pd.DataFrame, trial_id: str) -> dict:
+    """The exact flat config (dotted keys) a trial ran with."""
+    return json.loads(table.loc[table.trial_id == trial_id, "config_json"].iloc[0])
+
+
+def export_config(sweep_dir: str | Path, rank: int = 1) -> dict:
+    """The full training config of the rank-th best trial, trained for the epoch count where dev peaked."""
+    from mer_search.search.space import nest   # plain dict code; imports neither ray nor optuna
+
+    d = Path(sweep_dir).resolve()
+    plan, table = load_sweep(d)
+    r = ranked(table, plan)
+    if r.empty:
+        raise SweepDirError(f"{d}: no trial reported a result")
+    if not 1 <= rank <= len(r):
+        raise SweepDirError(f"--rank {rank}: the sweep has {len(r)} trials")
+    best = r.loc[rank]
+    metric = plan["objectives"][0][0]
+    flat = {**plan["base"], **trial_config(table, best.trial_id)}
+    flat["train.epochs"] = int(best.best_epoch)
+    flat["train.patience"] = 0
+    cfg = nest(flat)
+    cfg["source"] = {"sweep": str(d), "space": plan["space_name"], "trial_id": str(best.trial_id), "rank": rank,
+                     "metric": metric, "value": float(best[metric]), "best_epoch": int(best.best_epoch),
+                     "epochs_run": int(best.epochs), "prepared_sha256": plan["prepared_sha256"]}
+    return cfg
