@@ -154,26 +154,60 @@ def _config_path(name: str) -> Path:
 @click.option("--prepared", help="Override data.prepared (the output of `mer-search prepare`).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs.")
 @click.option("--test", "with_test", is_flag=True, help="Also score the test split when it is prepared.")
-def train(config, seeds, out, prepared, epochs, with_test):
-    """Train one config end to end: CONFIG is a YAML file or a shipped name (e.g. text_mlp)."""
+@click.option("--train-on", type=click.Choice(["train", "train+dev"]), default="train", show_default=True,
+              help="train+dev: a final model on both, for the config's fixed epoch count (dev is then not scored).")
+@click.option("--wandb", "wandb_mode", type=click.Choice(["offline", "online", "disabled"]), default="offline",
+              show_default=True, help="One W&B run for this training (offline: nothing is sent).")
+def train(config, seeds, out, prepared, epochs, with_test, train_on, wandb_mode):
+    """Train one config end to end: CONFIG is a YAML file (e.g. from `mer-search export`) or a shipped name."""
+    import json
+    import os
+
     from data_prep import PrepError
     from mer_search.experiment import ConfigError, load_config, run_seeds
 
     path = _config_path(config)
+    if wandb_mode == "online" and not os.environ.get("WANDB_API_KEY"):
+        _fail("--wandb online needs WANDB_API_KEY in the environment (or use --wandb offline)")
     try:
         cfg = load_config(path)
         if prepared:
             cfg.setdefault("data", {})["prepared"] = prepared
         if epochs:
             cfg.setdefault("train", {})["epochs"] = epochs
+        if train_on == "train+dev":
+            cfg.setdefault("data", {})["train_splits"] = ["train", "dev"]
+            cfg.setdefault("train", {}).update(patience=0)
+            if cfg["train"].get("schedule") == "plateau":
+                cfg["train"]["schedule"] = "none"
         out = out or Path("runs") / path.stem
         summary = run_seeds(cfg, out, seeds, splits=("dev", "test") if with_test else ("dev",))
     except (ConfigError, PrepError, FileNotFoundError, KeyError, ValueError) as e:
         _fail(str(e).strip("'\""))
-    for key in ("dev_wf1", "dev_acc", "test_wf1", "test_acc"):
-        if key in summary:
-            click.echo(f"{key}: {summary[key]['mean']:.4f} +- {summary[key]['std']:.4f} over {seeds} seed(s)")
-    click.echo(f"run dir: {out}")
+    labels = json.loads((Path(cfg["data"]["prepared"]) / "labels.json").read_text())["emotion"]
+    from mer_search.plots import confusion_png
+
+    for split in ("dev", "test"):
+        if f"{split}_wf1" not in summary:
+            continue
+        click.echo(f"{split}: weighted F1 {summary[f'{split}_wf1']['mean']:.4f} +- {summary[f'{split}_wf1']['std']:.4f}"
+                   f", accuracy {summary[f'{split}_acc']['mean']:.4f} +- {summary[f'{split}_acc']['std']:.4f}"
+                   f" over {seeds} seed(s)")
+        pc = summary[f"{split}_per_class"]
+        click.echo(f"  {'class':9s} {'precision':>9s} {'recall':>7s} {'f1':>6s} {'support':>8s}")
+        for i, name in enumerate(labels):
+            click.echo(f"  {name:9s} {pc['precision'][i]:9.3f} {pc['recall'][i]:7.3f} {pc['f1'][i]:6.3f} "
+                       f"{int(pc['support'][i]):8d}")
+        png = confusion_png(summary[f"{split}_confusion"], labels, out / f"confusion_{split}.png",
+                            f"{path.stem}: {split}, {seeds} seed(s) summed")
+        click.echo(f"  confusion matrix: {png}")
+    if train_on == "train+dev":
+        click.echo("trained on train + dev: dev is not held out, so it is not scored")
+    if wandb_mode != "disabled":
+        from mer_search.wandb_runs import log_final
+
+        click.echo(f"W&B run ({wandb_mode}): {log_final(summary, cfg, out, path.stem, wandb_mode)}")
+    click.echo(f"run dir: {out} (summary.json, seed_*/best.pt)")
 
 
 @main.command()

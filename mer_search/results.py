@@ -52,7 +52,16 @@ def ranked(table: pd.DataFrame, plan: dict) -> pd.DataFrame:
 
 def trial_config(table: pd.DataFrame, trial_id: str) -> dict:
     """The exact flat config (dotted keys) a trial ran with."""
-    return json.loads(table.loc[table.trial_id == trial_id, "config_json"].iloc[0])
+    rows = table[table.trial_id == trial_id]
+    if "config_json" in rows:
+        return json.loads(rows["config_json"].iloc[0])
+    # tables written before config_json existed: lists and dicts were stored as JSON text
+    out = {}
+    for c in (c for c in rows.columns if c.startswith("config/")):
+        v = rows[c].iloc[0]
+        out[c[len("config/"):]] = json.loads(v) if isinstance(v, str) and v[:1] in "[{" else \
+            (v.item() if hasattr(v, "item") else v)
+    return out
 
 
 def export_config(sweep_dir: str | Path, rank: int = 1) -> dict:

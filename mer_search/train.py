@@ -49,6 +49,9 @@ class NullReporter:
 
 class ConsoleReporter:
     def report(self, epoch: int, metrics: dict[str, float]) -> None:
+        if "dev_loss" not in metrics:      # trained on dev too: nothing held out to show
+            log.info("epoch %3d  train loss %.4f  (%.1f s)", epoch, metrics["train_loss"], metrics["epoch_s"])
+            return
         log.info("epoch %3d  train loss %.4f  dev loss %.4f  dev acc %.4f  dev wF1 %.4f  (%.1f s)", epoch,
                  metrics["train_loss"], metrics["dev_loss"], metrics["dev_acc"], metrics["dev_wf1"],
                  metrics["epoch_s"])

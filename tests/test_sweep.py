@@ -9,46 +9,9 @@ import pytest
 
 pytestmark = pytest.mark.ray
 
-SPACE = """# mer-search sweep {path} --prepared PREPARED
-search: {{metric: dev_wf1, mode: max, max_epochs: 6, grace_period: 1, reduction_factor: 2, num_samples: 12,
-         sampler: tpe}}
-fixed: {{model.name: text_mlp, data.batch_size: 16}}
-params:
-  model.emb_dim: {{type: int, low: 8, high: 64, log: true}}
-  model.hidden: {{type: categorical, choices: [[16], [32, 16]]}}
-  model.dropout: {{type: float, low: 0.0, high: 0.5}}
-  train.lr: {{type: float, low: 1.0e-4, high: 3.0e-2, log: true}}
-"""
-
 
 def _study(url):
     return optuna.load_study(study_name=optuna.get_all_study_names(url)[0], storage=url)
-
-
-@pytest.fixture(scope="module")
-def space_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("space") / "tiny.yaml"
-    path.write_text(SPACE.format(path=path))
-    return path
-
-
-@pytest.fixture(scope="module")
-def sweep_dir(prepared, space_file, tmp_path_factory):
-    """The 12-trial TPE + ASHA sweep, run once for the tests below."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("RAY_AUTH_MODE", "disabled")
-    mp.setenv("WANDB_MODE", "offline")
-    import ray
-
-    from mer_search.search.sweep import SweepOptions, run_sweep
-
-    out = tmp_path_factory.mktemp("sweeps") / "first"
-    try:
-        run_sweep(SweepOptions(space=str(space_file), prepared=str(prepared), out=out, seed=0))
-    finally:
-        ray.shutdown()
-        mp.undo()
-    return out
 
 
 def test_local_sweep_with_asha_and_wandb_offline(sweep_dir):

@@ -289,7 +289,7 @@ def run_sweep(opts: SweepOptions) -> pd.DataFrame:
             if (out / name).exists():
                 storage.upload(out / name, name)
     if plan["wandb"] != "disabled" and not table.empty:
-        from mer_search.search.wandb_log import log_offline
+        from mer_search.wandb_runs import log_offline
 
         log_offline(table, out, group=plan["study_name"], metric=metric, mode=plan["wandb"])
     return table

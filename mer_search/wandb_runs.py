@@ -1,4 +1,5 @@
-"""Weights & Biases runs, one per trial, written from the driver after the trials (never one process per trial).
+"""Weights & Biases runs written from one process: one per sweep trial (from the driver, after the trials,
+never a logging process per trial) and one per final training.
 
 Offline by default: nothing is sent; `wandb sync SWEEP_DIR/wandb/offline-run-*` (or `mer-search sync`)
 uploads later. The API key is read by wandb from the environment only.
@@ -37,3 +38,19 @@ def log_offline(table: pd.DataFrame, out: Path, group: str, metric: str = "dev_w
         run.finish()
         n += 1
     return n
+
+
+def log_final(summary: dict, config: dict, out: Path, name: str, mode: str = "offline") -> str:
+    """One run for a final training: its config, each seed's metrics as a step, mean and std in the summary."""
+    os.environ.setdefault("WANDB_SILENT", "true")
+    import wandb
+
+    run = wandb.init(project="mer-search", group="final", job_type="train", name=name, config=config, mode=mode,
+                     dir=str(out), reinit="create_new")
+    for i, m in enumerate(summary["per_seed"]):
+        run.log({k: v for k, v in m.items() if isinstance(v, (int, float))}, step=i)
+    for k, v in summary.items():
+        if isinstance(v, dict) and "mean" in v:
+            run.summary[f"{k}_mean"], run.summary[f"{k}_std"] = v["mean"], v["std"]
+    run.finish()
+    return str(run.dir)
