@@ -226,6 +226,35 @@ def features(checkpoint, out):
 
 
 @main.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
+              help="MELD-style CSV (Utterance, Speaker, Dialogue_ID, Utterance_ID, StartTime, EndTime; "
+                   "Emotion optional).")
+@click.option("--meld-root", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="MELD.Raw-style folder with the clips (speech models).")
+@click.option("--split", type=click.Choice(["train", "dev", "test"]), default="test", show_default=True,
+              help="Which clip folder under --meld-root holds this CSV's clips.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("predictions.csv"),
+              show_default=True)
+def predict(checkpoint, csv_path, meld_root, split, out):
+    """Predict emotions for a CSV with a trained checkpoint: label and probabilities per utterance."""
+    from data_prep import PrepError
+    from mer_search.experiment import ConfigError
+    from mer_search.predict import predict_csv
+
+    try:
+        df, metrics = predict_csv(checkpoint, csv_path, meld_root, split)
+    except (ConfigError, PrepError, FileNotFoundError) as e:
+        _fail(str(e).strip("'\""))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out, index=False)
+    counts = df.predicted.value_counts()
+    click.echo(f"{len(df)} utterances -> {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if metrics:
+        click.echo(f"against the CSV's labels: weighted F1 {metrics['csv_wf1']:.4f}, accuracy {metrics['csv_acc']:.4f}")
+
+
+@main.command()
 @click.argument("space", required=False)
 @click.option("--prepared", help="Output dir of `mer-search prepare` (required unless --resume).")
 @click.option("--out", type=click.Path(path_type=Path), help="Sweep dir [default: runs/sweeps/<space>].")
