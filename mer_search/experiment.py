@@ -15,6 +15,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import yaml
 
@@ -185,11 +186,16 @@ def extract_features(checkpoint: str | Path, out: str | Path, splits: tuple[str,
     model.load_state_dict(ck["state_dict"])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    keys = []
     for split in splits or corpus.splits:
         res = predict(model, make_batches(corpus, split, model_cfg, data, False, 0), with_features=True)
         vectors = np.zeros((len(corpus.table(split)), res["features"].shape[1]), np.float32)
         vectors[res["row"]] = res["features"]
         write_npy_atomic(out / f"{split}.npy", vectors)
+        keys.append(corpus.table(split)[["dialogue_id", "utterance_id"]].assign(split=split, row=lambda t: range(len(t))))
+    # the same keys as the prepared tables: row i of {split}.npy is (split, dialogue_id, utterance_id)
+    pd.concat(keys, ignore_index=True)[["split", "dialogue_id", "utterance_id", "row"]].to_parquet(
+        out / "keys.parquet", index=False)
     (out / "manifest.json").write_text(json.dumps({"checkpoint": str(checkpoint), "model": model_cfg["name"],
                                                    "dim": int(vectors.shape[1]), "prepared": data.prepared,
                                                    "vocab_hash": corpus.vocab_hash}, indent=1))

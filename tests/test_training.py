@@ -101,15 +101,24 @@ def test_cli_train_seeds_and_features(corpus_dir, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"# mer-search train {cfg}\ndata: {{prepared: {corpus_dir}, batch_size: 16}}\n"
                    "model: {name: speech_cnn1d, channels: 8}\ntrain: {epochs: 2}\n")
-    r = CliRunner().invoke(main, ["train", str(cfg), "--seeds", "2", "--out", str(tmp_path / "run"), "--test"])
+    r = CliRunner().invoke(main, ["train", str(cfg), "--seeds", "2", "--out", str(tmp_path / "run"), "--test",
+                                  "--wandb", "disabled"])
     assert r.exit_code == 0, r.output
-    assert "dev_wf1:" in r.output and "+-" in r.output and "test_wf1" in r.output
+    assert "dev: weighted F1" in r.output and "+-" in r.output and "test: weighted F1" in r.output
+    assert (tmp_path / "run" / "confusion_test.png").exists()
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["seeds"] == 2 and len(summary["per_seed"]) == 2 and summary["dev_wf1"]["std"] >= 0
     r = CliRunner().invoke(main, ["features", str(tmp_path / "run" / "seed_0" / "best.pt"), "--out",
                                   str(tmp_path / "f")])
     assert r.exit_code == 0, r.output
     assert np.load(tmp_path / "f" / "train.npy").shape[1] == 8
+    keys = pd.read_parquet(tmp_path / "f" / "keys.parquet")
+    for split in ("train", "dev", "test"):
+        table = pd.read_parquet(corpus_dir / f"{split}.parquet")
+        k = keys[keys.split == split]
+        assert k.row.tolist() == list(range(len(table))) == list(range(len(np.load(tmp_path / "f" / f"{split}.npy"))))
+        assert (k.dialogue_id.to_numpy() == table.dialogue_id.to_numpy()).all()
+        assert (k.utterance_id.to_numpy() == table.utterance_id.to_numpy()).all()
 
 
 def test_bad_configs_fail_with_one_line(corpus_dir, tmp_path):
