@@ -467,29 +467,79 @@ def synth(out, dialogues, seed):
     click.echo(f"wrote a synthetic MELD corpus to {out} (injected quirks: {injected})")
 
 
+def _run_pipeline(opts) -> None:
+    """Prepare (with progress and the quirks summary), then every pipeline stage; print where things are."""
+    from data_prep import PrepError
+    from data_prep.prepare import PrepareOptions
+    from data_prep.prepare import prepare as run_prepare
+    from mer_search.experiment import ConfigError
+    from mer_search.pipeline import Pipeline
+    from mer_search.results import SweepDirError
+    from mer_search.search.space import SpaceError
+    from mer_search.search.sweep import SweepError
+
+    pipe = Pipeline(opts)
+    try:
+        manifest = run_prepare(PrepareOptions(meld_root=opts.meld_root, out=pipe.prepared, workers=opts.workers,
+                                              text_only=opts.text_only), progress=_bar("audio"))
+        _print_summary(manifest, pipe.prepared)
+        table = pipe.run()
+    except (PrepError, SweepError, SpaceError, SweepDirError, ConfigError) as e:
+        _fail(str(e))
+    click.echo("")
+    click.echo(table)
+    click.echo(f"summary: {opts.out / 'summary.md'}")
+    for d in sorted((opts.out / "sweeps").glob("*/report/index.html")):
+        click.echo(f"report: {d}")
+    runs = sorted(opts.out.glob("**/wandb/offline-run-*"))
+    if runs:
+        click.echo(f"W&B: {len(runs)} offline runs under {opts.out} (`mer-search sync SWEEP_DIR` uploads a sweep's)")
+
+
+@main.command()
+@click.option("--meld-root", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
+              help="MELD.Raw-style folder: the three CSVs and the clip folders.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/pipeline"), show_default=True)
+@click.option("--budget", type=click.Choice(["tiny", "small", "medium", "large"]), default="small", show_default=True,
+              help="Trials per sweep / epochs per trial / seeds: tiny 4/4/2, small 10/10/3, medium 30/20/3, "
+                   "large the spaces' own/5.")
+@click.option("--workers", type=click.IntRange(min=1), default=min(2, os.cpu_count() or 1), show_default=True,
+              help="Processes decoding audio in prepare.")
+@click.option("--text-only", is_flag=True, help="No audio: text and text + context only.")
+@click.option("--cpus-per-trial", type=click.FloatRange(min=0.01), default=1, show_default=True)
+@click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0, show_default=True)
+@click.option("--address", help="Ray cluster address for the sweeps (default: a local Ray).")
+@click.option("--wandb", "wandb_mode", type=click.Choice(["offline", "online", "disabled"]), default="offline",
+              show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def pipeline(meld_root, out, budget, workers, text_only, cpus_per_trial, gpus_per_trial, address, wandb_mode, seed):
+    """The whole study: prepare; text and speech sweeps, export, final training, features; context and
+    fusion sweeps on those features; a summary table. Rerun the same command to resume."""
+    from mer_search.pipeline import PipelineOptions
+
+    _run_pipeline(PipelineOptions(meld_root=meld_root, out=out, budget=budget, workers=workers, text_only=text_only,
+                                  cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, address=address,
+                                  wandb=wandb_mode, seed=seed))
+
+
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True,
               help="Working folder for the demo corpus and its outputs.")
 @click.option("--dialogues", type=click.IntRange(min=6), default=24, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=min(2, os.cpu_count() or 1), show_default=True)
+@click.option("--budget", type=click.Choice(["tiny", "small", "medium", "large"]), default="tiny", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def demo(out, dialogues, workers, seed):
-    """Run the main job on an embedded default: a synthetic corpus, prepared end to end."""
-    from data_prep import PrepError
-    from data_prep.prepare import PrepareOptions
-    from data_prep.prepare import prepare as run
+def demo(out, dialogues, workers, budget, seed):
+    """The main job on an embedded default: a synthetic corpus through the whole pipeline, in minutes."""
     from data_prep.synth import SynthConfig, synthesize
+    from mer_search.pipeline import PipelineOptions
 
-    corpus, prepared = out / "corpus", out / "prepared"
+    corpus = out / "corpus"
     if not (corpus / "synth_truth.json").exists():
         click.echo(f"generating a synthetic corpus ({dialogues} dialogues) in {corpus} ...")
         corpus.mkdir(parents=True, exist_ok=True)
         synthesize(corpus, SynthConfig(dialogues=dialogues, seed=seed))
-    try:
-        manifest = run(PrepareOptions(meld_root=corpus, out=prepared, workers=workers), progress=_bar("audio"))
-    except PrepError as e:
-        _fail(str(e))
-    _print_summary(manifest, prepared)
+    _run_pipeline(PipelineOptions(meld_root=corpus, out=out, budget=budget, workers=workers, seed=seed))
 
 
 if __name__ == "__main__":

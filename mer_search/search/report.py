@@ -86,8 +86,9 @@ def _plots(r: pd.DataFrame, table: pd.DataFrame, plan: dict, out: Path, top_k: i
         fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(params) + 2), 4))
         cols = {}
         for c in params:
-            v = pd.to_numeric(r[c], errors="coerce")
-            if v.isna().any():       # categorical: its choices, in order of appearance
+            v = pd.to_numeric(r[c].map(lambda x: float(x) if isinstance(x, bool) else x), errors="coerce")
+            v = v.astype(float)
+            if v.isna().any():       # categorical, or absent for some trials: its values in order of appearance
                 v = pd.Series(pd.factorize(r[c].astype(str))[0], index=r.index, dtype=float)
             lo, hi = v.min(), v.max()
             cols[c] = (v - lo) / (hi - lo) if hi > lo else v * 0 + 0.5

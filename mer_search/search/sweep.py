@@ -128,6 +128,7 @@ def _init_ray(address: str | None, gpus_per_trial: float) -> None:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # snapshot the experiment every 2 s (Ray: >= 10 s), so a killed driver loses little on resume
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")     # our progress line instead of Tune's tables
     if not ray.is_initialized():
         if address:
             _check_address(address)

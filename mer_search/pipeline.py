@@ -1,0 +1,224 @@
+"""`mer-search pipeline`: the reference study end to end, each stage skipped when its output exists.
+
+    prepare -> text sweep -> export -> final train -> features
+            -> speech sweep -> export -> final train -> features
+            -> context sweep on text features   -> export -> final train   (text + context)
+            -> context sweep on speech features -> export -> final train   (speech + context)
+            -> fusion sweep on text + speech features -> export -> final train (text + speech)
+            -> summary.md: the reference project's table, dev (and test) weighted F1 and accuracy
+
+Everything lands under one output dir; a stopped pipeline rerun with the same
+command resumes: finished stages are skipped, an interrupted sweep is resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+SPACES = Path(__file__).resolve().parents[1] / "spaces"
+# trials per sweep, epochs per trial (ASHA's max_t), seeds of each final training
+BUDGETS = {"tiny": {"num_samples": 4, "max_epochs": 4, "seeds": 2},
+           "small": {"num_samples": 10, "max_epochs": 10, "seeds": 3},
+           "medium": {"num_samples": 30, "max_epochs": 20, "seeds": 3},
+           "large": {"num_samples": None, "max_epochs": None, "seeds": 5}}   # None: the space's own
+# summary rows in the reference project's order: (row name, stage name)
+ROWS = (("text", "text"), ("text + context", "text_context"), ("speech", "speech"),
+        ("speech + context", "speech_context"), ("text + speech", "fusion"))
+
+
+@dataclass
+class PipelineOptions:
+    meld_root: Path
+    out: Path
+    budget: str = "small"
+    workers: int = 1
+    text_only: bool = False           # no audio: only the text rows of the table
+    cpus_per_trial: float = 1
+    gpus_per_trial: float = 0
+    address: str | None = None
+    wandb: str = "offline"
+    seed: int = 0
+    with_test: bool = True            # score test when it is prepared
+    prepare_extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Stage:
+    name: str                 # text, speech, text_context, speech_context, fusion
+    space: Path
+    features: dict            # sweep --features* -> stage whose features feed this one
+
+
+def stages(text_only: bool) -> list[Stage]:
+    s = [Stage("text", SPACES / "text_any.yaml", {}),
+         Stage("text_context", SPACES / "context_two_stage.yaml", {"features": "text"})]
+    if not text_only:
+        s += [Stage("speech", SPACES / "speech_any.yaml", {}),
+              Stage("speech_context", SPACES / "context_two_stage.yaml", {"features": "speech"}),
+              Stage("fusion", SPACES / "fusion.yaml", {"features_text": "text", "features_speech": "speech"})]
+    return s
+
+
+class Pipeline:
+    def __init__(self, opts: PipelineOptions):
+        if opts.budget not in BUDGETS:
+            raise ValueError(f"--budget {opts.budget!r}: one of {', '.join(BUDGETS)}")
+        self.opts, self.out = opts, Path(opts.out)
+        self.budget = BUDGETS[opts.budget]
+        self.prepared = self.out / "prepared"
+        self.timings: dict[str, float] = {}
+
+    # -- paths ---------------------------------------------------------------------------------------------
+    def sweep_dir(self, stage: str) -> Path:
+        return self.out / "sweeps" / stage
+
+    def config_path(self, stage: str) -> Path:
+        return self.out / "configs" / f"{stage}.yaml"
+
+    def final_dir(self, stage: str) -> Path:
+        return self.out / "final" / stage
+
+    def features_dir(self, stage: str) -> Path:
+        return self.out / "features" / stage
+
+    # -- stages --------------------------------------------------------------------------------------------
+    def _skip(self, what: str, done: bool) -> bool:
+        if done:
+            log.info("[pipeline] %s: done before, skipped", what)
+        else:
+            log.info("[pipeline] %s ...", what)
+        return done
+
+    def prepare(self) -> None:
+        from data_prep.prepare import PrepareOptions, prepare
+
+        manifest = self.prepared / "manifest.json"
+        if self._skip("prepare", manifest.exists() and json.loads(manifest.read_text()).get("complete")):
+            return
+        t0 = time.time()
+        prepare(PrepareOptions(meld_root=Path(self.opts.meld_root), out=self.prepared, workers=self.opts.workers,
+                               text_only=self.opts.text_only, **self.opts.prepare_extra))
+        self.timings["prepare"] = time.time() - t0
+
+    def sweep(self, stage: Stage) -> None:
+        from mer_search.search.report import write_report
+        from mer_search.search.sweep import SweepOptions, run_sweep
+
+        d = self.sweep_dir(stage.name)
+        if not self._skip(f"sweep {stage.name}", (d / "trials.parquet").exists()):
+            t0 = time.time()
+            run_sweep(SweepOptions(space=str(stage.space), prepared=str(self.prepared), out=d,
+                                   resume=(d / "sweep.json").exists(), num_samples=self.budget["num_samples"],
+                                   max_epochs=self.budget["max_epochs"], cpus_per_trial=self.opts.cpus_per_trial,
+                                   gpus_per_trial=self.opts.gpus_per_trial, address=self.opts.address,
+                                   seed=self.opts.seed, wandb=self.opts.wandb,
+                                   feature_dirs={k: str(self.features_dir(v)) for k, v in stage.features.items()}))
+            self.timings[f"sweep {stage.name}"] = time.time() - t0
+        if not (d / "report" / "index.html").exists():
+            write_report(d)
+
+    def export(self, stage: Stage) -> None:
+        from mer_search.results import export_config
+
+        path = self.config_path(stage.name)
+        if self._skip(f"export {stage.name}", path.exists()):
+            return
+        cfg = export_config(self.sweep_dir(stage.name))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+    def final(self, stage: Stage) -> None:
+        from mer_search.experiment import load_config, run_seeds
+
+        d = self.final_dir(stage.name)
+        if self._skip(f"final training {stage.name}", (d / "summary.json").exists()):
+            return
+        t0 = time.time()
+        quiet = logging.getLogger("mer_search.experiment")
+        level, _ = quiet.level, quiet.setLevel(logging.WARNING)     # no config dump per seed
+        try:
+            summary = run_seeds(load_config(self.config_path(stage.name)), d, self.budget["seeds"],
+                                reporter=_Quiet(), splits=("dev", "test") if self.opts.with_test else ("dev",))
+        finally:
+            quiet.setLevel(level)
+        if self.opts.wandb != "disabled":
+            from mer_search.wandb_runs import log_final
+
+            log_final(summary, load_config(self.config_path(stage.name)), d, stage.name, self.opts.wandb)
+        self.timings[f"final {stage.name}"] = time.time() - t0
+
+    def features(self, stage: Stage) -> None:
+        from mer_search.experiment import extract_features
+
+        d = self.features_dir(stage.name)
+        if self._skip(f"features {stage.name}", (d / "manifest.json").exists()):
+            return
+        extract_features(self.final_dir(stage.name) / "seed_0" / "best.pt", d)
+
+    def run(self) -> str:
+        """Every stage in order; returns the summary table as Markdown (also written to summary.md)."""
+        import ray
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.prepare()
+        try:
+            for stage in stages(self.opts.text_only or not _has_audio(self.prepared)):
+                self.sweep(stage)
+                self.export(stage)
+                self.final(stage)
+                if stage.name in ("text", "speech"):
+                    self.features(stage)
+        finally:
+            ray.shutdown()
+        table = self.summary()
+        (self.out / "summary.md").write_text(table)
+        return table
+
+    def summary(self) -> str:
+        """The reference project's table: one row per model family, dev (and test) weighted F1 and accuracy."""
+        rows = []
+        for label, stage in ROWS:
+            path = self.final_dir(stage) / "summary.json"
+            if not path.exists():
+                continue
+            s = json.loads(path.read_text())
+            cfg = yaml.safe_load(self.config_path(stage).read_text())
+            cells = [label, _model_name(cfg)]
+            for split in ("dev", "test"):
+                for metric in ("wf1", "acc"):
+                    m = s.get(f"{split}_{metric}")
+                    cells.append(f"{m['mean']:.3f} +- {m['std']:.3f}" if m else "-")
+            rows.append(cells)
+        header = ["model", "architecture", "dev wF1", "dev acc", "test wF1", "test acc"]
+        seeds = self.budget["seeds"]
+        lines = [f"Budget {self.opts.budget}: {self.budget['num_samples'] or 'the space'} trials per sweep, "
+                 f"{self.budget['max_epochs'] or 'the space'} epochs max, final models over {seeds} seeds "
+                 f"(mean +- std).", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines) + "\n"
+
+
+def _model_name(cfg: dict) -> str:
+    m = cfg["model"]
+    if m["name"] == "fusion":
+        return f"fusion {m.get('kind', 'concat')}, {m.get('head', 'linear')} head"
+    if m["name"] == "context":
+        return f"context {'bi' if m.get('bidirectional') else ''}{m.get('rnn', 'lstm')}"
+    return m["name"]
+
+
+def _has_audio(prepared: Path) -> bool:
+    return json.loads((prepared / "manifest.json").read_text())["settings"]["audio"] is not None
+
+
+class _Quiet:
+    def report(self, epoch: int, metrics: dict) -> None:
+        pass
