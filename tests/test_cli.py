@@ -1,6 +1,7 @@
 """The command line: help everywhere, synth, and the demo end to end."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -12,7 +13,8 @@ from mer_search.cli import main
 
 
 @pytest.mark.parametrize("command", [[], ["prepare"], ["synth"], ["demo"], ["train"], ["features"], ["sweep"],
-                                     ["spaces"], ["spaces", "validate"], ["spaces", "show"]])
+                                     ["spaces"], ["spaces", "validate"], ["spaces", "show"], ["report"], ["sync"],
+                                     ["export"], ["predict"], ["pipeline"]])
 def test_help(command):
     r = CliRunner().invoke(main, [*command, "--help"])
     assert r.exit_code == 0 and "Usage:" in r.output and "--help" in r.output
@@ -37,17 +39,42 @@ def test_synth_is_seeded(tmp_path):
     assert (tmp_path / "a" / "synth_truth.json").read_text() == (tmp_path / "b" / "synth_truth.json").read_text()
 
 
-def test_demo_runs_end_to_end(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "mer_search.cli", "demo", "--out", str(tmp_path / "demo"),
-                        "--dialogues", "8"], capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr
-    assert "prepared" in r.stdout and "quirks" in r.stdout and "undecodable" in r.stdout
-    m = json.loads((tmp_path / "demo" / "prepared" / "manifest.json").read_text())
-    assert m["complete"] and set(m["splits"]) == {"train", "dev", "test"}
-    # a second demo reuses the corpus and every finished shard
-    again = subprocess.run([sys.executable, "-m", "mer_search.cli", "demo", "--out", str(tmp_path / "demo"),
-                            "--dialogues", "8"], capture_output=True, text=True, timeout=600)
+@pytest.mark.ray
+def test_demo_runs_the_pipeline_and_resumes(tmp_path):
+    """The main job: a synthetic corpus through every stage; a rerun skips them all; a removed stage reruns alone."""
+    import shutil
+
+    cmd = [sys.executable, "-m", "mer_search.cli", "demo", "--out", str(tmp_path / "demo"), "--dialogues", "8"]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = tmp_path / "demo"
+    assert "quirks" in r.stdout and "undecodable" in r.stdout
+    table = (out / "summary.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ") and "wF1" not in line}
+    assert list(rows) == ["text", "text + context", "speech", "speech + context", "text + speech"]
+    for name, stage in (("text", "text"), ("text + speech", "fusion")):
+        s = json.loads((out / "final" / stage / "summary.json").read_text())
+        assert f"{s['dev_wf1']['mean']:.3f} +- {s['dev_wf1']['std']:.3f}" in rows[name]
+        assert len(s["per_seed"]) == 2 and "test_wf1" in s
+    assert table in r.stdout
+    for stage in ("text", "text_context", "speech", "speech_context", "fusion"):
+        assert (out / "sweeps" / stage / "report" / "index.html").exists()
+        assert pd.read_parquet(out / "sweeps" / stage / "trials.parquet").trial_id.nunique() == 4
+        assert (out / "configs" / f"{stage}.yaml").exists()
+    assert (out / "features" / "text" / "dev.npy").exists() and (out / "features" / "speech" / "keys.parquet").exists()
+    assert len(list(out.glob("**/wandb/offline-run-*"))) == 5 * 4 + 5
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0 and "0 shards (0 clips) to compute" in again.stderr
+    assert again.stderr.count("done before, skipped") == 1 + 5 * 3 + 2 and " ...\n" not in again.stderr.split("prepared")[-1]
+    fusion = (out / "final" / "fusion" / "summary.json").read_text()
+    shutil.rmtree(out / "final" / "fusion")
+    third = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert third.returncode == 0 and "final training fusion ..." in third.stderr
+    assert third.stderr.count("done before, skipped") == 1 + 5 * 3 + 2 - 1
+    assert json.loads((out / "final" / "fusion" / "summary.json").read_text())["dev_wf1"] == \
+        json.loads(fusion)["dev_wf1"]       # the same seeds give the same model
 
 
 def test_import_of_data_prep_leaves_ray_out():
