@@ -66,7 +66,7 @@ def trial_config(table: pd.DataFrame, trial_id: str) -> dict:
 
 def export_config(sweep_dir: str | Path, rank: int = 1) -> dict:
     """The full training config of the rank-th best trial, trained for the epoch count where dev peaked."""
-    from mer_search.search.space import nest   # plain dict code; imports neither ray nor optuna
+    from mer_search.search.flat import nest
 
     d = Path(sweep_dir).resolve()
     plan, table = load_sweep(d)

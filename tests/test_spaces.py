@@ -6,7 +6,8 @@ import optuna
 import pytest
 
 from mer_search.models import build_model, model_names
-from mer_search.search.space import SpaceError, all_spaces, load_space, nest
+from mer_search.search.flat import nest
+from mer_search.search.space import SpaceError, all_spaces, load_space
 
 REPO = Path(__file__).resolve().parents[1]
 SPACES = all_spaces(REPO / "spaces")

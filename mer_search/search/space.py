@@ -100,18 +100,6 @@ def _active(when: dict | None, flat: dict) -> bool:
     return True
 
 
-def nest(flat: dict[str, Any]) -> dict:
-    """{'model.emb_dim': 64, 'train.lr': 1e-3} -> {'model': {'emb_dim': 64}, 'train': {'lr': 1e-3}}."""
-    out: dict = {}
-    for key, value in flat.items():
-        node = out
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
-
-
 def load_space(path: str | Path) -> Space:
     path = Path(path)
     if not path.exists():

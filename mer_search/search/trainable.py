@@ -10,9 +10,7 @@ from typing import Callable
 
 from ray import tune
 
-from mer_search.experiment import train_trial
-from mer_search.search.space import nest
-from mer_search.train import load_checkpoint
+from mer_search.search.flat import nest
 
 
 class TuneReporter:
@@ -29,9 +27,12 @@ class TuneReporter:
 def trainable(config: dict, base: dict, seed: int = 0, work: Callable | None = None) -> None:
     """config: the flat sampled parameters (dotted keys); base: the sweep's fixed settings (dotted keys);
     work: what a trial runs, `train_trial` unless a benchmark swaps in a no-op."""
-    import torch
+    if work is None:     # imported here: a worker pays for torch and the models only when it trains
+        import torch
 
-    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+        from mer_search.experiment import train_trial as work
+
+        torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     cfg = nest({**base, **{k: v for k, v in config.items() if "." in k}})
     # fit writes last.pt/best.pt here; each report copies them into Tune's storage
     workdir = Path(tempfile.gettempdir()) / "mer-search-trials" / tune.get_context().get_trial_id()
@@ -41,9 +42,11 @@ def trainable(config: dict, base: dict, seed: int = 0, work: Callable | None = N
     if ckpt is not None:        # a retried or resumed trial: continue after its last finished epoch
         with ckpt.as_directory() as d:
             shutil.copytree(d, workdir)
+        from mer_search.train import load_checkpoint
+
         resume = load_checkpoint(workdir / "last.pt")
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        (work or train_trial)(cfg, workdir, TuneReporter(workdir), resume=resume, seed=seed)
+        work(cfg, workdir, TuneReporter(workdir), resume=resume, seed=seed)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
