@@ -473,7 +473,7 @@ def _run_pipeline(opts) -> None:
     from data_prep.prepare import PrepareOptions
     from data_prep.prepare import prepare as run_prepare
     from mer_search.experiment import ConfigError
-    from mer_search.pipeline import Pipeline
+    from mer_search.pipeline import Pipeline, available_splits
     from mer_search.results import SweepDirError
     from mer_search.search.space import SpaceError
     from mer_search.search.sweep import SweepError
@@ -481,7 +481,8 @@ def _run_pipeline(opts) -> None:
     pipe = Pipeline(opts)
     try:
         manifest = run_prepare(PrepareOptions(meld_root=opts.meld_root, out=pipe.prepared, workers=opts.workers,
-                                              text_only=opts.text_only), progress=_bar("audio"))
+                                              text_only=opts.text_only, splits=available_splits(opts.meld_root)),
+                               progress=_bar("audio"))
         _print_summary(manifest, pipe.prepared)
         table = pipe.run()
     except (PrepError, SweepError, SpaceError, SweepDirError, ConfigError) as e:

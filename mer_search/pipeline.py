@@ -105,7 +105,8 @@ class Pipeline:
             return
         t0 = time.time()
         prepare(PrepareOptions(meld_root=Path(self.opts.meld_root), out=self.prepared, workers=self.opts.workers,
-                               text_only=self.opts.text_only, **self.opts.prepare_extra))
+                               text_only=self.opts.text_only, splits=available_splits(self.opts.meld_root),
+                               **self.opts.prepare_extra))
         self.timings["prepare"] = time.time() - t0
 
     def sweep(self, stage: Stage) -> None:
@@ -204,6 +205,13 @@ class Pipeline:
                  f"(mean +- std).", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(lines) + "\n"
+
+
+def available_splits(meld_root: str | Path) -> tuple[str, ...]:
+    """train and dev, plus test when its CSV is there (MELD's test labels are not always at hand)."""
+    from data_prep import meld
+
+    return tuple(s for s in meld.SPLITS if s != "test" or (Path(meld_root) / meld.CSV_NAMES["test"]).exists())
 
 
 def _model_name(cfg: dict) -> str:
