@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,46 @@ import numpy as np
 from data_prep.errors import PrepError
 
 
+def localize(prepared: Path | str) -> Path:
+    """A prepared dir named by a URI (s3://, gs://, file://) is copied once per node into a local cache,
+    keyed by the URI and its manifest's hash, and memory-mapped from there; a plain path is returned as is."""
+    if "://" not in str(prepared):
+        return Path(prepared)
+    import fcntl
+    import hashlib
+    import shutil
+    import tempfile
+
+    import pyarrow.fs as pafs
+
+    try:
+        fs, root = pafs.FileSystem.from_uri(str(prepared))
+        with fs.open_input_stream(f"{root.rstrip('/')}/manifest.json") as f:
+            manifest = f.read()
+    except (OSError, ValueError) as e:
+        raise PrepError(f"{prepared}: no readable manifest.json ({str(e).splitlines()[0][:160]}); "
+                        f"run `mer-search prepare` and upload its output there") from None
+    key = hashlib.sha256(str(prepared).encode() + hashlib.sha256(manifest).digest()).hexdigest()[:16]
+    base = Path(os.environ.get("MER_SEARCH_CACHE", Path(tempfile.gettempdir()) / "mer-search-data"))
+    cache = base / key
+    if (cache / ".complete").exists():
+        return cache
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base / f"{key}.lock", "w") as lock:       # one copy per node, however many trials start at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (cache / ".complete").exists():
+            partial = base / f"{key}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            pafs.copy_files(root, str(partial), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+            (partial / ".complete").write_text(str(prepared))
+            shutil.rmtree(cache, ignore_errors=True)
+            partial.rename(cache)
+    return cache
+
+
 def load_manifest(out: Path | str) -> dict:
     """The manifest of a finished preparation, or a PrepError saying what is wrong."""
-    path = Path(out) / "manifest.json"
+    path = localize(out) / "manifest.json"
     if not path.exists():
         raise PrepError(f"{out}: no manifest.json; run `mer-search prepare` first")
     m = json.loads(path.read_text())

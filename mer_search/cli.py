@@ -184,7 +184,9 @@ def train(config, seeds, out, prepared, epochs, with_test, train_on, wandb_mode)
         summary = run_seeds(cfg, out, seeds, splits=("dev", "test") if with_test else ("dev",))
     except (ConfigError, PrepError, FileNotFoundError, KeyError, ValueError) as e:
         _fail(str(e).strip("'\""))
-    labels = json.loads((Path(cfg["data"]["prepared"]) / "labels.json").read_text())["emotion"]
+    from data_prep.reader import localize
+
+    labels = json.loads((localize(cfg["data"]["prepared"]) / "labels.json").read_text())["emotion"]
     from mer_search.plots import confusion_png
 
     for split in ("dev", "test"):

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from data_prep.reader import ShardReader, load_manifest
+from data_prep.reader import ShardReader, load_manifest, localize
 
 NUM_CLASSES = 7
 
@@ -53,7 +53,7 @@ class Corpus:
     """A prepared directory: its tables, vocabulary and shards."""
 
     def __init__(self, root: str | Path):
-        self.root = Path(root)
+        self.root = localize(root)          # a URI: copied once per node into a local cache
         self.manifest = load_manifest(self.root)
         self.vocab = json.loads((self.root / "vocab.json").read_text())
         self.reader = ShardReader(self.root)

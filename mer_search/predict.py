@@ -21,7 +21,7 @@ import pandas as pd
 from data_prep import meld
 from data_prep.audio import AudioParams
 from data_prep.prepare import PrepareOptions, prepare
-from data_prep.reader import load_manifest
+from data_prep.reader import load_manifest, localize
 from data_prep.text import TextParams
 from mer_search.data import Corpus
 from mer_search.experiment import ConfigError, make_batches, parse
@@ -58,7 +58,7 @@ def predict_csv(checkpoint: str | Path, csv: str | Path, meld_root: str | Path |
     if inputs & {"features", "features_text", "features_speech"}:
         raise ConfigError(f"{checkpoint}: a two-stage model reads another model's features; predict with the "
                           f"utterance model, or train a joint model")
-    prepared = Path(data.prepared)
+    prepared = localize(data.prepared)
     manifest = load_manifest(prepared)
     settings = manifest["settings"]
     if "mel" in inputs and meld_root is None:

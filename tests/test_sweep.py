@@ -144,3 +144,32 @@ def test_cli_sweep_runs_and_reports_bad_input(prepared, space_file, tmp_path, mo
     assert r.exit_code == 0 and "report:" in r.output and (tmp_path / "s" / "report" / "index.html").exists()
     r = CliRunner().invoke(main, ["sync", str(tmp_path / "s")])
     assert r.exit_code == 1 and "no offline W&B runs" in r.stderr
+
+
+def test_prepared_data_from_a_uri_is_copied_once_per_node(prepared, space_file, tmp_path, monkeypatch):
+    """--prepared file://... (as s3:// or gs:// would be): each node copies it once into its cache."""
+    import shutil
+
+    import ray
+
+    from data_prep.reader import localize
+    from mer_search.search.sweep import SweepOptions, run_sweep
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.setenv("MER_SEARCH_CACHE", str(tmp_path / "cache"))
+    remote = tmp_path / "bucket" / "prepared"
+    shutil.copytree(prepared, remote)
+    uri = f"file://{remote}"
+    try:
+        table = run_sweep(SweepOptions(space=str(space_file), prepared=uri, out=tmp_path / "s", num_samples=2,
+                                       max_epochs=2, wandb="disabled"))
+    finally:
+        ray.shutdown()
+    assert table.trial_id.nunique() == 2 and table.dev_wf1.notna().all()
+    caches = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+    assert len(caches) == 1 and (caches[0] / ".complete").exists()
+    assert (caches[0] / "train.parquet").read_bytes() == (prepared / "train.parquet").read_bytes()
+    assert localize(uri) == caches[0]
+    manifest = remote / "manifest.json"        # data prepared again under the same URI: a new copy
+    manifest.write_text(manifest.read_text().replace('"complete": true', '"complete": true '))
+    assert localize(uri) != caches[0]

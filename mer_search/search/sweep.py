@@ -28,6 +28,8 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from data_prep.atomic import sha256_file
+from data_prep.errors import PrepError
+from data_prep.reader import localize
 from mer_search.search.schedulers import SCHEDULERS, make_scheduler
 from mer_search.search.space import Space, load_space
 from mer_search.search.storage import Storage, StorageError
@@ -179,7 +181,8 @@ def _new_plan(opts: SweepOptions, out: Path) -> dict:
     from data_prep.reader import load_manifest
 
     load_manifest(opts.prepared)   # prepared data missing or unfinished: a clear error now, not in every trial
-    prepared = Path(opts.prepared).resolve()
+    # a URI stays a URI (each node copies it once); a path becomes absolute
+    prepared = opts.prepared if "://" in str(opts.prepared) else Path(opts.prepared).resolve()
     if (out / "sweep.json").exists():
         raise SweepError(f"{out} already holds a sweep; continue it with --resume or pick another --out")
     base = {**space.fixed, "data.prepared": str(prepared), "train.epochs": search["max_epochs"],
@@ -198,7 +201,7 @@ def _new_plan(opts: SweepOptions, out: Path) -> dict:
     objectives = [[search["metric"], search["mode"]]] + ([[PARAMS_METRIC, "min"]] if sampler == "nsga2" else [])
     return {"space_name": space.name, "space_source": str(Path(opts.space).resolve()), "search": search,
             "num_samples": num_samples, "sampler": sampler, "scheduler": opts.scheduler, "seed": opts.seed,
-            "objectives": objectives, "base": base, "prepared_sha256": sha256_file(prepared / "manifest.json"),
+            "objectives": objectives, "base": base, "prepared_sha256": sha256_file(localize(prepared) / "manifest.json"),
             "study_storage": opts.study_storage or f"sqlite:///{out / 'optuna.db'}",
             "study_name": f"{space.name}-{out.name}", "storage": opts.storage or str(out),
             "cpus_per_trial": opts.cpus_per_trial, "gpus_per_trial": opts.gpus_per_trial,
@@ -211,9 +214,14 @@ def _load_plan(out: Path) -> dict:
     if not path.exists():
         raise SweepError(f"{out}: no sweep.json, so nothing to resume; start the sweep without --resume")
     plan = json.loads(path.read_text())
-    manifest = Path(plan["base"]["data.prepared"]) / "manifest.json"
-    if not manifest.exists() or sha256_file(manifest) != plan["prepared_sha256"]:
-        raise SweepError(f"prepared data {manifest.parent} changed or vanished since the sweep started; "
+    prepared = plan["base"]["data.prepared"]
+    try:
+        manifest = localize(prepared) / "manifest.json"
+        same = manifest.exists() and sha256_file(manifest) == plan["prepared_sha256"]
+    except PrepError:
+        same = False
+    if not same:
+        raise SweepError(f"prepared data {prepared} changed or vanished since the sweep started; "
                          f"resume needs the same data (or start a new sweep)")
     return plan
 
