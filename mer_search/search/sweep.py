@@ -369,8 +369,9 @@ def results_table(grid) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame()
     table = pd.concat(frames, ignore_index=True)
-    keep = [c for c in table.columns if c in ("trial_id", "error", "config_json", "training_iteration", "time_total_s")
-            or c.startswith(("config/", "dev_", "train_", "epoch")) or c in ("data_wait_share", "lr", PARAMS_METRIC)]
+    named = ("trial_id", "error", "config_json", "training_iteration", "time_total_s", "data_wait_share", "lr",
+             "node_id", PARAMS_METRIC)
+    keep = [c for c in table.columns if c in named or c.startswith(("config/", "dev_", "train_", "epoch"))]
     table = table[keep].sort_values(["trial_id", "training_iteration"])
     # a trial resumed from a checkpoint can report an epoch twice (the one it was killed in): keep the last
     return table.drop_duplicates(["trial_id", "training_iteration"], keep="last").reset_index(drop=True)

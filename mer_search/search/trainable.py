@@ -17,10 +17,13 @@ class TuneReporter:
     """Reports each epoch's metrics with the checkpoint fit has just written (last.pt)."""
 
     def __init__(self, workdir: Path):
+        import ray
+
         self.workdir = workdir
+        self.node_id = ray.get_runtime_context().get_node_id()     # where each epoch ran (faults, placement)
 
     def report(self, epoch: int, metrics: dict) -> None:
-        tune.report({k: float(v) for k, v in metrics.items()},
+        tune.report({**{k: float(v) for k, v in metrics.items()}, "node_id": self.node_id},
                     checkpoint=tune.Checkpoint.from_directory(str(self.workdir)))
 
 
