@@ -205,8 +205,12 @@ class Batches:
     def __init__(self, data: SplitData, batch_size: int, shuffle: bool, seed: int = 0, dialogues: bool = False,
                  bucket: bool = True, prefetch: int = 2):
         self.data, self.batch_size, self.shuffle, self.dialogues = data, batch_size, shuffle, dialogues
-        self.bucket, self.prefetch = bucket, prefetch
+        self.bucket, self.prefetch, self.seed = bucket, prefetch, seed
         self.rng = np.random.default_rng(seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Shuffle as epoch `epoch` always does, whatever ran before (exact resume)."""
+        self.rng = np.random.default_rng([self.seed, epoch])
 
     def plan(self) -> list[np.ndarray]:
         """Row groups of one epoch: utterance batches, or groups of whole dialogues."""
@@ -255,11 +259,16 @@ class ChainedBatches:
     """Several splits' batches as one epoch, interleaved at random (train + dev for a final model)."""
 
     def __init__(self, parts: list[Batches], seed: int = 0):
-        self.parts, self.rng = parts, np.random.default_rng(seed)
+        self.parts, self.seed, self.rng = parts, seed, np.random.default_rng(seed)
         self.data = parts[0].data          # class weights and the like come from the first (train)
 
     def __len__(self) -> int:
         return sum(len(p) for p in self.parts)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.rng = np.random.default_rng([self.seed, epoch])
+        for p in self.parts:
+            p.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[dict]:
         iters = [iter(p) for p in self.parts]

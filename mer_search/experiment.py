@@ -215,13 +215,11 @@ class _WithParams:
 def train_trial(cfg: dict, workdir: str | Path, reporter: Reporter, resume: dict | None = None, seed: int = 0):
     """One search trial: like `run`, but reports every epoch and can continue from a checkpoint payload."""
     data, model_cfg, train, corpus, tr, dev, model, full = _setup(cfg, seed)
-    start = 1
     if resume:
         model.load_state_dict(resume["state_dict"])
-        start = int(resume["epoch"]) + 1
     writer = CheckpointWriter(workdir, full, corpus.vocab_hash)
     n_params = int(sum(p.numel() for p in model.parameters()))
-    return fit(model, tr, dev, train, _WithParams(reporter, n_params), writer, start_epoch=start), model
+    return fit(model, tr, dev, train, _WithParams(reporter, n_params), writer, resume=resume), model
 
 
 def check_data(cfg: dict) -> None:

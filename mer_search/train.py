@@ -171,9 +171,11 @@ def _better(metric: str, new: float, old: float | None) -> bool:
 
 def fit(model: nn.Module, train: Iterable[dict], dev: Iterable[dict] | None, cfg: TrainConfig,
         reporter: Reporter | None = None, checkpoint: "CheckpointWriter | None" = None,
-        start_epoch: int = 1) -> History:
+        start_epoch: int = 1, resume: dict | None = None) -> History:
     """Train with early stopping on cfg.metric; the model ends holding its best dev weights.
-    With dev=None (dev is part of the training data) there is nothing to select on: the last epoch is kept."""
+    With dev=None (dev is part of the training data) there is nothing to select on: the last epoch is kept.
+    Each epoch's shuffling and dropout are seeded by (seed, epoch), and `resume` (a checkpoint payload) restores
+    the optimizer, schedule and early-stopping state: a resumed run continues exactly as an unbroken one."""
     if dev is None and (cfg.schedule == "plateau" or cfg.patience):
         raise ValueError("without held-out dev data, use a fixed epoch count: train.patience 0 and no plateau schedule")
     seed_everything(cfg.seed)
@@ -195,7 +197,17 @@ def fit(model: nn.Module, train: Iterable[dict], dev: Iterable[dict] | None, cfg
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     history = History()
     best_state, best_value, stale = None, None, 0
+    if resume:
+        start_epoch = int(resume["epoch"]) + 1
+        if resume.get("optimizer"):
+            opt.load_state_dict(resume["optimizer"])
+        if sched is not None and resume.get("scheduler"):
+            sched.load_state_dict(resume["scheduler"])
+        best_value, stale = resume.get("best_value"), int(resume.get("stale", 0))
     for epoch in range(start_epoch, cfg.epochs + 1):
+        torch.manual_seed(cfg.seed * 1_000_003 + epoch)      # dropout etc.: the same whether resumed or not
+        if hasattr(train, "set_epoch"):
+            train.set_epoch(epoch)
         t0 = time.perf_counter()
         model.train()
         total, count, wait = 0.0, 0, 0.0
@@ -238,7 +250,9 @@ def fit(model: nn.Module, train: Iterable[dict], dev: Iterable[dict] | None, cfg
         if sched is not None:
             sched.step(value) if cfg.schedule == "plateau" else sched.step()
         if checkpoint is not None:
-            checkpoint.save(model, epoch, metrics, best=improved)
+            checkpoint.save(model, epoch, metrics, best=improved,
+                            state={"optimizer": opt.state_dict(), "best_value": best_value, "stale": stale,
+                                   "scheduler": sched.state_dict() if sched is not None else None})
         reporter.report(epoch, metrics)
         if cfg.patience and stale >= cfg.patience:
             log.info("early stop at epoch %d: no %s improvement for %d epochs", epoch, cfg.metric, stale)
@@ -255,15 +269,26 @@ class CheckpointWriter:
         self.dir = Path(directory)
         self.config, self.vocab_hash = config, vocab_hash
 
-    def save(self, model: nn.Module, epoch: int, metrics: dict, best: bool) -> None:
+    def save(self, model: nn.Module, epoch: int, metrics: dict, best: bool, state: dict | None = None) -> None:
+        """state: optimizer, schedule and early-stopping state, so that training can resume exactly."""
         payload = {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                    "config": self.config, "vocab_hash": self.vocab_hash, "epoch": epoch,
-                   "metrics": {k: float(v) for k, v in metrics.items()}}
+                   "metrics": {k: float(v) for k, v in metrics.items()}, **_to_cpu(state or {})}
         self.dir.mkdir(parents=True, exist_ok=True)
         for name in ("last.pt",) + (("best.pt",) if best else ()):
             tmp = self.dir / f".{name}.tmp"
             torch.save(payload, tmp)
             tmp.replace(self.dir / name)
+
+
+def _to_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
 
 
 def load_checkpoint(path: str | Path) -> dict:
