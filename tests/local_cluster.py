@@ -50,24 +50,22 @@ class LocalCluster:
     def kill_worker(self, raylet_pid: int) -> None:
         """What a dead machine looks like: its raylet and everything under it, gone at once."""
         proc = psutil.Process(raylet_pid)
-        family = [proc, *proc.children(recursive=True)]
-        for p in family:
-            try:
-                p.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(family, timeout=10)
+        _kill([proc, *proc.children(recursive=True)])
         self.workers.remove(raylet_pid)
 
     def stop(self) -> None:
-        mine = [p for p in psutil.process_iter() if p.pid not in self.before and p.pid != os.getpid()
-                and "ray" in " ".join(_cmdline(p)).lower()]
-        for p in mine:
-            try:
-                p.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(mine, timeout=15)
+        """Ray's daemons are reparented away from `ray start`: kill every Ray process born after this cluster."""
+        _kill([p for p in psutil.process_iter() if p.pid not in self.before and p.pid != os.getpid()
+               and "ray" in " ".join(_cmdline(p)).lower()])
+
+
+def _kill(procs: list) -> None:
+    for p in procs:
+        try:
+            p.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=15)
 
 
 def _cmdline(p):
