@@ -504,7 +504,7 @@ def _run_pipeline(opts) -> None:
               help="MELD.Raw-style folder: the three CSVs and the clip folders.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/pipeline"), show_default=True)
 @click.option("--budget", type=click.Choice(["tiny", "small", "medium", "large"]), default="small", show_default=True,
-              help="Trials per sweep / epochs per trial / seeds: tiny 4/4/2, small 10/10/3, medium 30/20/3, "
+              help="Trials per sweep / epochs per trial / seeds: tiny 4/8/2, small 10/10/3, medium 30/20/3, "
                    "large the spaces' own/5.")
 @click.option("--workers", type=click.IntRange(min=1), default=min(2, os.cpu_count() or 1), show_default=True,
               help="Processes decoding audio in prepare.")
@@ -528,7 +528,7 @@ def pipeline(meld_root, out, budget, workers, text_only, cpus_per_trial, gpus_pe
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True,
               help="Working folder for the demo corpus and its outputs.")
-@click.option("--dialogues", type=click.IntRange(min=6), default=24, show_default=True)
+@click.option("--dialogues", type=click.IntRange(min=6), default=40, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=min(2, os.cpu_count() or 1), show_default=True)
 @click.option("--budget", type=click.Choice(["tiny", "small", "medium", "large"]), default="tiny", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 SPACES = Path(__file__).resolve().parents[1] / "spaces"
 # trials per sweep, epochs per trial (ASHA's max_t), seeds of each final training
-BUDGETS = {"tiny": {"num_samples": 4, "max_epochs": 4, "seeds": 2},
+BUDGETS = {"tiny": {"num_samples": 4, "max_epochs": 8, "seeds": 2},
            "small": {"num_samples": 10, "max_epochs": 10, "seeds": 3},
            "medium": {"num_samples": 30, "max_epochs": 20, "seeds": 3},
            "large": {"num_samples": None, "max_epochs": None, "seeds": 5}}   # None: the space's own
