@@ -5,6 +5,7 @@ The same function runs in all three, so `--workers` and `--address` share a code
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import os
 import sys
@@ -15,6 +16,8 @@ from data_prep.errors import PrepError
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+log = logging.getLogger(__name__)
 
 
 def _init_worker() -> None:
@@ -67,11 +70,25 @@ def _run_ray(fn, tasks, address, workers):
                 ray.init(address=address, log_to_driver=False)
     except (ConnectionError, ValueError, RuntimeError) as e:
         raise PrepError(f"cannot reach Ray at --address {address} ({str(e).splitlines()[0][:160]})") from None
-    remote = ray.remote(num_cpus=1)(_init_then(fn))
+    remote = ray.remote(num_cpus=1)(_on_node(_init_then(fn)))
     pending = [remote.remote(t) for t in tasks]
+    nodes = set()
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
-        yield ray.get(done[0])
+        node, result = ray.get(done[0])
+        nodes.add(node)
+        yield result
+    log.info("%d tasks ran on %d Ray node(s)", len(tasks), len(nodes))
+
+
+def _on_node(fn):
+    def call(task):
+        import ray
+
+        return ray.get_runtime_context().get_node_id(), fn(task)
+
+    call.__name__ = fn.__name__
+    return call
 
 
 def _init_then(fn):

@@ -22,7 +22,7 @@ params:
 """
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     c = LocalCluster(workers=3, tmp=tmp_path_factory.mktemp("ray"))
     try:
@@ -34,6 +34,22 @@ def cluster(tmp_path_factory):
 def _sweep_cmd(space, prepared, out, address):
     return [sys.executable, "-m", "mer_search.cli", "sweep", str(space), "--prepared", str(prepared), "--out",
             str(out), "--address", address, "--wandb", "disabled"]
+
+
+def test_prepare_runs_as_ray_tasks_across_nodes(cluster, synth_corpus, prepared, tmp_path):
+    """`prepare --address` sends the audio shards to the worker nodes; the result equals a local prepare."""
+    import hashlib
+
+    out = tmp_path / "p"
+    r = subprocess.run([sys.executable, "-m", "mer_search.cli", "prepare", "--meld-root", str(synth_corpus), "--out",
+                        str(out), "--address", cluster.address, "--shard-size", "16", "--no-progress"],
+                       env=cluster.env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ran = next(line for line in r.stderr.splitlines() if "tasks ran on" in line)
+    assert int(ran.split(" on ")[1].split()[0]) >= 2, ran
+    for npy in sorted((prepared / "audio").rglob("shard_*.npy")):
+        twin = out / npy.relative_to(prepared)
+        assert hashlib.sha256(twin.read_bytes()).digest() == hashlib.sha256(npy.read_bytes()).digest(), npy.name
 
 
 def test_sweep_spreads_over_nodes_and_survives_a_worker_kill(cluster, prepared, tmp_path):

@@ -87,3 +87,19 @@ def test_resume_and_reuse_mistakes(space, prepared, tmp_path):
 def test_wandb_online_without_a_key(space, prepared, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     assert "needs WANDB_API_KEY" in _sweep(space, "--prepared", prepared, "--out", tmp_path / "o", "--wandb", "online")
+
+
+@pytest.mark.ray
+def test_the_wandb_key_is_never_written(space, prepared, tmp_path, monkeypatch):
+    """The key is read from the environment by wandb only: no config, log, table or run file holds it."""
+    secret = "mer-search-test-key-0123456789abcdef0123"
+    monkeypatch.setenv("WANDB_API_KEY", secret)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    out = tmp_path / "s"
+    r = CliRunner().invoke(main, ["sweep", str(space), "--prepared", str(prepared), "--out", str(out),
+                                  "--num-samples", "1", "--max-epochs", "1", "--wandb", "offline"])
+    assert r.exit_code == 0, r.output
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".wandb" for p in files) and (out / "trials.parquet").exists()
+    assert not [p for p in files if secret.encode() in p.read_bytes()]
+    assert secret not in r.output
