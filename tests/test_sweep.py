@@ -173,3 +173,24 @@ def test_prepared_data_from_a_uri_is_copied_once_per_node(prepared, space_file, 
     manifest = remote / "manifest.json"        # data prepared again under the same URI: a new copy
     manifest.write_text(manifest.read_text().replace('"complete": true', '"complete": true '))
     assert localize(uri) != caches[0]
+
+
+def test_results_for_a_trial_the_study_already_finished_do_not_stop_the_sweep(tmp_path):
+    """The race a driver kill leaves: the study has the trial COMPLETE, Ray's snapshot has it running."""
+    from mer_search.search.sweep import ResumableOptunaSearch
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+
+    def space(trial):
+        trial.suggest_float("lr", 1e-4, 1e-2, log=True)
+
+    search = ResumableOptunaSearch(space=space, metric="dev_wf1", mode="max", study_name="s",
+                                   storage=optuna.storages.RDBStorage(url))
+    assert search.suggest("t1")
+    search.on_trial_result("t1", {"dev_wf1": 0.4, "training_iteration": 1})
+    study = optuna.load_study(study_name="s", storage=url)
+    study.tell(study.trials[0].number, 0.5)              # finished before the crash
+    search.on_trial_result("t1", {"dev_wf1": 0.6, "training_iteration": 2})   # the resumed trial reports again
+    search.on_trial_complete("t1", {"dev_wf1": 0.6, "training_iteration": 2})
+    t = optuna.load_study(study_name="s", storage=url).trials[0]
+    assert t.state.name == "COMPLETE" and t.value == 0.5 and t.intermediate_values == {1: 0.4}

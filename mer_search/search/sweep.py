@@ -109,6 +109,20 @@ class ProgressLine(tune.Callback):
                  len(ended), self.total, stopped, failed, running, self.metric, best)
 
 
+class ResumableOptunaSearch(OptunaSearch):
+    """Ray's OptunaSearch, for a study that outlives the driver. A trial the study recorded as finished just
+    before the driver died can still be running in Ray's last snapshot; Ray resumes it, and reporting its
+    results to the finished study record would stop the whole sweep. They are dropped instead (the study
+    keeps the value it had)."""
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        try:
+            super().on_trial_result(trial_id, result)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            log.info("trial %s: already finished in the study before the restart; result not re-reported", trial_id)
+            self._completed_trials.add(trial_id)
+
+
 def _check_address(address: str) -> None:
     """Fail in seconds, not after Ray's long connect timeout, when a head is not listening."""
     if address in ("auto", "local"):
@@ -312,9 +326,10 @@ def _new_tuner(plan: dict, space: Space, out: Path, fn, storage: Storage, resumi
     if plan["warm_start"] and not resuming:
         _warm_start(study, space, plan["warm_start"])
     metrics, modes = [m for m, _ in plan["objectives"]], [m for _, m in plan["objectives"]]
-    search = OptunaSearch(space=space.sample, metric=metrics if rest else metric, mode=modes if rest else mode,
-                          sampler=make_sampler(plan["sampler"], plan["seed"]), study_name=plan["study_name"],
-                          storage=optuna.storages.RDBStorage(plan["study_storage"]))
+    search = ResumableOptunaSearch(
+        space=space.sample, metric=metrics if rest else metric, mode=modes if rest else mode,
+        sampler=make_sampler(plan["sampler"], plan["seed"]), study_name=plan["study_name"],
+        storage=optuna.storages.RDBStorage(plan["study_storage"]))
     if plan["max_concurrent"]:
         search = ConcurrencyLimiter(search, max_concurrent=plan["max_concurrent"])
     return tune.Tuner(
