@@ -258,7 +258,8 @@ def predict(checkpoint, csv_path, meld_root, split, out):
 
 @main.command()
 @click.argument("space", required=False)
-@click.option("--prepared", help="Output dir of `mer-search prepare` (required unless --resume).")
+@click.option("--prepared", help="Output dir of `mer-search prepare`, or its URI (s3://, gs://, file://) "
+                                 "(required unless --resume).")
 @click.option("--out", type=click.Path(path_type=Path), help="Sweep dir [default: runs/sweeps/<space>].")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path),
               help="Continue the sweep in this dir after a crash: finished trials kept, interrupted ones resume "
