@@ -26,6 +26,14 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
             tmp.unlink()
 
 
+def check_writable_dir(path: Path) -> None:
+    """Create `path` and write a file in it, or raise OSError: fail before hours of work, not after."""
+    path.mkdir(parents=True, exist_ok=True)
+    probe = path / f".write_probe{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     write_atomic(path, lambda p: p.write_bytes(data))
 

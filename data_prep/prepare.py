@@ -28,7 +28,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data_prep import meld
-from data_prep.atomic import remove_stale_tmp, sha256_file, write_atomic, write_json_atomic, write_npy_atomic
+from data_prep.atomic import (check_writable_dir, remove_stale_tmp, sha256_file, write_atomic, write_json_atomic,
+                              write_npy_atomic)
 from data_prep.audio import AudioParams
 from data_prep.errors import PrepError
 from data_prep.parallel import run_tasks
@@ -82,10 +83,7 @@ def _versions() -> dict:
 
 def _check_writable(out: Path) -> None:
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write_probe{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        check_writable_dir(out)
     except OSError as e:
         raise PrepError(f"{out}: output directory is not writable ({e.strerror})") from None
 

@@ -23,7 +23,7 @@ from data_prep.atomic import write_npy_atomic
 from mer_search.data import Batches, ChainedBatches, Corpus, DataConfig, SplitData
 from mer_search.models import build_model, needs_dialogues, required_inputs
 from mer_search.train import (CheckpointWriter, ConsoleReporter, Reporter, TrainConfig, confusion, fit, load_checkpoint,
-                              metrics_from, per_class, predict)
+                              per_class, predict, score)
 
 log = logging.getLogger(__name__)
 SECTIONS = ("data", "model", "train", "utterance_stage", "source")
@@ -147,8 +147,7 @@ def run(cfg: dict, out: str | Path, seed: int = 0, reporter: Reporter | None = N
             continue        # not prepared, or trained on
         res = predict(model, make_batches(corpus, split, model_cfg, data, False, seed))
         preds = res["logits"].argmax(1)
-        loss = float(torch.nn.functional.cross_entropy(torch.from_numpy(res["logits"]), torch.from_numpy(res["labels"])))
-        metrics.update(metrics_from(res["labels"], preds, loss, split))
+        metrics.update(score(res, split))
         metrics[f"{split}_confusion"] = confusion(res["labels"], preds).tolist()
         metrics[f"{split}_per_class"] = per_class(res["labels"], preds)
     (out / "history.json").write_text(json.dumps(history.epochs, indent=1))

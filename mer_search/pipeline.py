@@ -145,15 +145,16 @@ class Pipeline:
         t0 = time.time()
         quiet = logging.getLogger("mer_search.experiment")
         level, _ = quiet.level, quiet.setLevel(logging.WARNING)     # no config dump per seed
+        cfg = load_config(self.config_path(stage.name))
         try:
-            summary = run_seeds(load_config(self.config_path(stage.name)), d, self.budget["seeds"],
-                                reporter=_Quiet(), splits=("dev", "test") if self.opts.with_test else ("dev",))
+            summary = run_seeds(cfg, d, self.budget["seeds"], reporter=_Quiet(),
+                                splits=("dev", "test") if self.opts.with_test else ("dev",))
         finally:
             quiet.setLevel(level)
         if self.opts.wandb != "disabled":
             from mer_search.wandb_runs import log_final
 
-            log_final(summary, load_config(self.config_path(stage.name)), d, stage.name, self.opts.wandb)
+            log_final(summary, cfg, d, stage.name, self.opts.wandb)
         self.timings[f"final {stage.name}"] = time.time() - t0
 
     def features(self, stage: Stage) -> None:

@@ -82,12 +82,15 @@ def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def f1_scores(labels: np.ndarray, preds: np.ndarray, n: int = NUM_CLASSES) -> tuple[np.ndarray, float, float]:
-    """Per-class, weighted and macro F1 exactly as sklearn's f1_score(zero_division=0) computes them
-    (tested against it); numpy alone, so trial workers skip importing sklearn (~0.8 s each)."""
+def confusion(labels: np.ndarray, preds: np.ndarray, n: int = NUM_CLASSES) -> np.ndarray:
+    """(n, n) counts: rows are true classes, columns predicted (n grows to fit any larger label)."""
     labels, preds = np.asarray(labels, np.int64), np.asarray(preds, np.int64)
     n = max(n, int(labels.max(initial=-1)) + 1, int(preds.max(initial=-1)) + 1)
-    cm = np.bincount(labels * n + preds, minlength=n * n).reshape(n, n)
+    return np.bincount(labels * n + preds, minlength=n * n).reshape(n, n)
+
+
+def _f1(cm: np.ndarray) -> tuple[np.ndarray, float, float]:
+    n = len(cm)
     tp, support, predicted = np.diag(cm).astype(float), cm.sum(1), cm.sum(0)
     denom = support + predicted
     f1 = np.divide(2 * tp, denom, out=np.zeros(n), where=denom > 0)
@@ -96,19 +99,21 @@ def f1_scores(labels: np.ndarray, preds: np.ndarray, n: int = NUM_CLASSES) -> tu
     return f1, weighted, macro
 
 
-def confusion(labels: np.ndarray, preds: np.ndarray, n: int = NUM_CLASSES) -> np.ndarray:
-    """(n, n) counts: rows are true classes, columns predicted."""
-    return np.bincount(np.asarray(labels) * n + np.asarray(preds), minlength=n * n).reshape(n, n)
+def f1_scores(labels: np.ndarray, preds: np.ndarray, n: int = NUM_CLASSES) -> tuple[np.ndarray, float, float]:
+    """Per-class, weighted and macro F1 exactly as sklearn's f1_score(zero_division=0) computes them
+    (tested against it); numpy alone, so trial workers skip importing sklearn (~0.8 s each)."""
+    return _f1(confusion(labels, preds, n))
 
 
 def per_class(labels: np.ndarray, preds: np.ndarray, n: int = NUM_CLASSES) -> dict[str, list[float]]:
     """Precision, recall, F1 and support per class (zero where undefined, as sklearn's zero_division=0)."""
     cm = confusion(labels, preds, n)
     tp, support, predicted = np.diag(cm).astype(float), cm.sum(1), cm.sum(0)
-    f1, _, _ = f1_scores(labels, preds, n)
-    return {"precision": np.divide(tp, predicted, out=np.zeros(n), where=predicted > 0).tolist(),
-            "recall": np.divide(tp, support, out=np.zeros(n), where=support > 0).tolist(),
-            "f1": f1[:n].tolist(), "support": support.tolist()}
+    f1, _, _ = _f1(cm)
+    m = len(cm)
+    return {"precision": np.divide(tp, predicted, out=np.zeros(m), where=predicted > 0)[:n].tolist(),
+            "recall": np.divide(tp, support, out=np.zeros(m), where=support > 0)[:n].tolist(),
+            "f1": f1[:n].tolist(), "support": support[:n].tolist()}
 
 
 def metrics_from(labels: np.ndarray, preds: np.ndarray, loss: float, prefix: str) -> dict[str, float]:
@@ -147,13 +152,15 @@ def _is_late(model: nn.Module) -> bool:
     return getattr(model, "kind", None) == "late"
 
 
+def score(res: dict[str, np.ndarray], prefix: str = "dev", loss_fn: nn.Module | None = None) -> dict[str, float]:
+    """Loss and metrics of `predict`'s output."""
+    loss = float((loss_fn or nn.CrossEntropyLoss())(torch.from_numpy(res["logits"]), torch.from_numpy(res["labels"])))
+    return metrics_from(res["labels"], res["logits"].argmax(1), loss, prefix)
+
+
 def evaluate(model: nn.Module, batches: Iterable[dict], prefix: str = "dev",
              loss_fn: nn.Module | None = None) -> dict[str, float]:
-    res = predict(model, batches)
-    logits = torch.from_numpy(res["logits"])
-    labels = torch.from_numpy(res["labels"])
-    loss = float((loss_fn or nn.CrossEntropyLoss())(logits, labels))
-    return metrics_from(res["labels"], res["logits"].argmax(1), loss, prefix)
+    return score(predict(model, batches), prefix, loss_fn)
 
 
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, HyperBandScheduler, MedianStoppingRule
 
+from data_prep.atomic import write_json_atomic
+
 SCHEDULERS = ("asha", "hyperband", "median", "none")
 
 
@@ -29,10 +31,7 @@ class PersistentASHA(AsyncHyperBandScheduler):
                 "num_stopped": self._num_stopped}
 
     def _save(self) -> None:
-        tmp = f"{self.record_path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.records(), f)
-        os.replace(tmp, self.record_path)
+        write_json_atomic(Path(self.record_path), self.records())
 
     def _load(self) -> None:
         if not os.path.exists(self.record_path):

@@ -27,7 +27,7 @@ from ray import tune
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
-from data_prep.atomic import sha256_file
+from data_prep.atomic import check_writable_dir, sha256_file
 from data_prep.errors import PrepError
 from data_prep.reader import localize
 from mer_search.search.schedulers import SCHEDULERS, make_scheduler
@@ -194,7 +194,8 @@ def _new_plan(opts: SweepOptions, out: Path) -> dict:
         raise SweepError(f"unknown scheduler {opts.scheduler!r}; valid: {', '.join(SCHEDULERS)}")
     from data_prep.reader import load_manifest
 
-    load_manifest(opts.prepared)   # prepared data missing or unfinished: a clear error now, not in every trial
+    local = localize(opts.prepared)   # a URI: this node's cached copy
+    load_manifest(local)   # prepared data missing or unfinished: a clear error now, not in every trial
     # a URI stays a URI (each node copies it once); a path becomes absolute
     prepared = opts.prepared if "://" in str(opts.prepared) else Path(opts.prepared).resolve()
     if (out / "sweep.json").exists():
@@ -215,7 +216,7 @@ def _new_plan(opts: SweepOptions, out: Path) -> dict:
     objectives = [[search["metric"], search["mode"]]] + ([[PARAMS_METRIC, "min"]] if sampler == "nsga2" else [])
     return {"space_name": space.name, "space_source": str(Path(opts.space).resolve()), "search": search,
             "num_samples": num_samples, "sampler": sampler, "scheduler": opts.scheduler, "seed": opts.seed,
-            "objectives": objectives, "base": base, "prepared_sha256": sha256_file(localize(prepared) / "manifest.json"),
+            "objectives": objectives, "base": base, "prepared_sha256": sha256_file(local / "manifest.json"),
             "study_storage": opts.study_storage or f"sqlite:///{out / 'optuna.db'}",
             "study_name": f"{space.name}-{out.name}", "storage": opts.storage or str(out),
             "cpus_per_trial": opts.cpus_per_trial, "gpus_per_trial": opts.gpus_per_trial,
@@ -270,9 +271,7 @@ def run_sweep(opts: SweepOptions) -> pd.DataFrame:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out = Path(opts.out).resolve()
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / ".probe").write_text("")
-        (out / ".probe").unlink()
+        check_writable_dir(out)
     except OSError as e:
         raise SweepError(f"{out}: sweep dir is not writable ({e.strerror})") from None
     if opts.resume:
