@@ -338,7 +338,10 @@ def _new_tuner(plan: dict, space: Space, out: Path, fn, storage: Storage, resumi
                                     num_samples=plan["num_samples"], reuse_actors=True),
         run_config=tune.RunConfig(name="tune", storage_path=storage.root, storage_filesystem=storage.fs, verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=plan["max_failures"]),
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                  # keep every epoch's checkpoint: Ray's last experiment snapshot (every 2 s) may
+                                  # name one that num_to_keep would already have deleted, and a resumed trial
+                                  # then fails to restore (seen in the driver-kill test)
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
                                   callbacks=[ProgressLine(metric, mode, plan["num_samples"],
                                                           plan["search"]["max_epochs"])]))
 
