@@ -4,6 +4,7 @@ Log-mel frames are read from memory-mapped shards (only the rows a batch needs),
 so every trial on a node shares one copy of the data through the page cache.
 A batch is a dict of tensors:
     tokens (B, T) long, token_lengths (B,)       text
+    input_ids, attention_mask, target_mask (B, T) a fine-tuned encoder's input (mer_search.dialogue_text)
     mel (B, F, n_mels) float, mel_lengths (B,)   speech
     embedding / functionals / features* (B, D)   fixed vectors
     labels (B,), row (B,)                        emotion ids; row in the split's table
@@ -34,7 +35,10 @@ class DataConfig:
     prepared: str = ""                      # output dir of `mer-search prepare`
     batch_size: int = 32                    # utterances (utterance batches) or dialogues (dialogue batches)
     bucket: bool = True                     # batches of similar length: little padding
-    max_tokens: int = 128                   # truncation of long inputs
+    max_tokens: int = 128                   # truncation of long inputs (a fine-tuned encoder's max_length)
+    context_window: int = 0                 # fine-tuned encoders: earlier utterances in the input ...
+    future_window: int = 0                  # ... and later ones
+    train_fraction: float = 1.0             # train on this share of train's dialogues (cheap search rungs)
     max_frames: int = 1000                  # 10 s at a 10 ms hop
     missing_audio: str = "silence"          # silence | drop: utterances whose clip is missing/undecodable
     drop_blacklisted: bool = False          # drop the short, silenced clips from training
@@ -114,10 +118,15 @@ class Corpus:
 class SplitData:
     """One split's inputs as arrays, with the rows a config keeps."""
 
-    def __init__(self, corpus: Corpus, split: str, inputs: set[str], cfg: DataConfig, train: bool):
+    def __init__(self, corpus: Corpus, split: str, inputs: set[str], cfg: DataConfig, train: bool,
+                 encoder: str | None = None):
         self.corpus, self.split, self.inputs, self.cfg, self.train = corpus, split, inputs, cfg, train
         t = corpus.table(split)
         keep = np.ones(len(t), bool)
+        if not 0 < cfg.train_fraction <= 1:
+            raise ValueError(f"data.train_fraction {cfg.train_fraction}: use a share in (0, 1]")
+        if train and split == "train" and cfg.train_fraction < 1:
+            keep &= subset_dialogues(t["dialogue_id"].to_numpy(), cfg.train_fraction)
         if "mel" in inputs and not corpus.n_mels:
             raise ValueError(f"{corpus.root} was prepared --text-only: speech models need audio")
         if "mel" in inputs:
@@ -133,18 +142,27 @@ class SplitData:
         self.utterances = t["utterance_id"].to_numpy()
         if "tokens" in inputs:
             self.tokens = [np.asarray(x[: cfg.max_tokens], dtype=np.int64) for x in t["token_ids"]]
+        if "dialogue_text" in inputs:
+            from mer_search.dialogue_text import DialogueSequences
+            from mer_search.encoders import DEFAULT_ENCODER
+
+            self.sequences = DialogueSequences(corpus.root, split, t, encoder or DEFAULT_ENCODER, cfg.context_window,
+                                               cfg.future_window, cfg.max_tokens)
         if "mel" in inputs:
             self.shard = t["shard"].to_numpy()
             self.offset = t["offset"].to_numpy()
             self.length = np.minimum(t["length"].to_numpy(), cfg.max_frames)
             self.silence_value = corpus.manifest["settings"]["audio"]["silence_value"]
-        self.vectors = {k: corpus.standardized(k, split, cfg) for k in inputs if k not in ("tokens", "mel")}
+        self.vectors = {k: corpus.standardized(k, split, cfg) for k in inputs
+                        if k not in ("tokens", "mel", "dialogue_text")}
 
     def length_of(self, rows: np.ndarray) -> np.ndarray:
         if "mel" in self.inputs:
             return np.maximum(self.length[rows], 1)
         if "tokens" in self.inputs:
             return np.array([len(self.tokens[r]) for r in rows])
+        if "dialogue_text" in self.inputs:
+            return self.sequences.lengths[rows]
         return np.ones(len(rows), int)
 
     def class_weights(self) -> torch.Tensor:
@@ -161,6 +179,8 @@ class SplitData:
             for i, s in enumerate(seqs):
                 out[i, : len(s)] = s
             batch["tokens"], batch["token_lengths"] = torch.from_numpy(out), torch.from_numpy(lengths)
+        if "dialogue_text" in self.inputs:
+            batch.update(self.sequences.collate(rows))
         if "mel" in self.inputs:
             batch["mel"], batch["mel_lengths"] = self._mel(rows, rng)
         for k, arr in self.vectors.items():
@@ -180,6 +200,13 @@ class SplitData:
         if self.train and rng is not None:
             augment(out, lengths, self.cfg, rng)
         return torch.from_numpy(out), torch.from_numpy(lengths.astype(np.int64))
+
+
+def subset_dialogues(dialogue_ids: np.ndarray, fraction: float) -> np.ndarray:
+    """A fixed share of whole dialogues (the same for every trial and seed), so context stays intact."""
+    ids = np.unique(dialogue_ids)
+    chosen = np.random.default_rng(0).permutation(ids)[: max(1, round(fraction * len(ids)))]
+    return np.isin(dialogue_ids, chosen)
 
 
 def augment(mel: np.ndarray, lengths: np.ndarray, cfg: DataConfig, rng: np.random.Generator) -> None:

@@ -21,7 +21,7 @@ import yaml
 
 from data_prep.atomic import write_npy_atomic
 from mer_search.data import Batches, ChainedBatches, Corpus, DataConfig, SplitData
-from mer_search.models import build_model, needs_dialogues, required_inputs
+from mer_search.models import build_model, finetuned_encoder, needs_dialogues, required_inputs
 from mer_search.train import (CheckpointWriter, ConsoleReporter, Reporter, TrainConfig, confusion, fit, load_checkpoint,
                               per_class, predict, score)
 
@@ -94,7 +94,8 @@ def resolve_sizes(model_cfg: dict, corpus: Corpus, data: DataConfig) -> dict:
 
 
 def make_batches(corpus: Corpus, split: str, model_cfg: dict, data: DataConfig, train: bool, seed: int) -> Batches:
-    split_data = SplitData(corpus, split, required_inputs(model_cfg), data, train=train)
+    split_data = SplitData(corpus, split, required_inputs(model_cfg), data, train=train,
+                           encoder=finetuned_encoder(model_cfg))
     return Batches(split_data, data.batch_size if train else max(64, data.batch_size), shuffle=train, seed=seed,
                    dialogues=needs_dialogues(model_cfg), bucket=data.bucket)
 
@@ -226,4 +227,4 @@ def check_data(cfg: dict) -> None:
     data, model_cfg, _ = parse(cfg)
     corpus = Corpus(data.prepared)
     model_cfg = resolve_sizes(model_cfg, corpus, data)
-    SplitData(corpus, "train", required_inputs(model_cfg), data, train=True)
+    SplitData(corpus, "train", required_inputs(model_cfg), data, train=True, encoder=finetuned_encoder(model_cfg))

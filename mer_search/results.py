@@ -77,9 +77,12 @@ def export_config(sweep_dir: str | Path, rank: int = 1) -> dict:
         raise SweepDirError(f"--rank {rank}: the sweep has {len(r)} trials")
     best = r.loc[rank]
     metric = plan["objectives"][0][0]
-    flat = {**plan["base"], **trial_config(table, best.trial_id)}
+    flat = {**plan["base"], **trial_config(table, best.trial_id), **plan.get("final", {})}
     flat["train.epochs"] = int(best.best_epoch)
     flat["train.patience"] = 0
+    # a schedule keeps the shape the trial had (planned over the sweep's epochs), stopped where dev peaked
+    if flat.get("train.schedule") in ("cosine", "linear") and not flat.get("train.schedule_epochs"):
+        flat["train.schedule_epochs"] = int(plan["search"]["max_epochs"])
     cfg = nest(flat)
     cfg["source"] = {"sweep": str(d), "space": plan["space_name"], "trial_id": str(best.trial_id), "rank": rank,
                      "metric": metric, "value": float(best[metric]), "best_epoch": int(best.best_epoch),

@@ -35,7 +35,7 @@ def build_model(cfg: dict[str, Any]) -> nn.Module:
     unknown = [k for k in cfg if k not in params]
     if unknown:
         raise ValueError(f"model {name!r} has no argument(s) {', '.join(unknown)}; "
-                         f"valid: {', '.join(p for p in params if p != 'encoder')}")
+                         f"valid: {', '.join(params)}")
     return builder(**cfg)
 
 
@@ -50,11 +50,11 @@ def builder_arguments(name: str) -> dict[str, inspect.Parameter]:
 
 
 def _load_all() -> None:
-    from mer_search.models import context, fusion, speech, text  # noqa: F401  (they register themselves)
+    from mer_search.models import context, finetune, fusion, speech, text  # noqa: F401  (they register themselves)
 
 
 _INPUTS = {"text_mlp": {"tokens"}, "text_lstm": {"tokens"}, "text_transformer": {"tokens"},
-           "text_pretrained": {"embedding"}, "speech_cnn2d": {"mel"}, "speech_cnn1d": {"mel"},
+           "text_pretrained": {"embedding"}, "text_finetune": {"dialogue_text"}, "speech_cnn2d": {"mel"}, "speech_cnn1d": {"mel"},
            "speech_lstm": {"mel"}, "speech_functionals": {"functionals"}}
 
 
@@ -76,3 +76,17 @@ def required_inputs(cfg: dict[str, Any]) -> set[str]:
 def needs_dialogues(cfg: dict[str, Any]) -> bool:
     """Context models, and fusion with a context head, train on whole dialogues."""
     return cfg.get("name") == "context" or (cfg.get("name") == "fusion" and cfg.get("head") == "context")
+
+
+def finetuned_encoder(cfg: dict[str, Any]) -> str | None:
+    """The encoder a fine-tuned text model (alone or inside a context/fusion model) tokenizes for, if any."""
+    if cfg.get("name") == "text_finetune":
+        from mer_search.encoders import DEFAULT_ENCODER
+
+        return cfg.get("encoder", DEFAULT_ENCODER)
+    for key in ("utterance", "text_model"):
+        if isinstance(cfg.get(key), dict):
+            found = finetuned_encoder(cfg[key])
+            if found:
+                return found
+    return None

@@ -12,7 +12,10 @@ A space file:
 
 Keys are dotted paths into a training config (data., model., train., and nested
 model configs such as model.utterance.). `when` makes a parameter exist only for
-some values of others (Optuna's conditional, define-by-run spaces).
+some values of others (Optuna's conditional, define-by-run spaces). An optional
+`final:` mapping holds what `mer-search export` sets instead of the searched value,
+for shortcuts that only the search takes (e.g. `data.train_fraction: 1.0` after
+trials on a share of train).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class Space:
     fixed: dict[str, Any]
     params: dict[str, dict]
     command: str = ""
+    final: dict[str, Any] = field(default_factory=dict)     # what export sets instead (e.g. all of train)
     name: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -111,13 +115,15 @@ def load_space(path: str | Path) -> Space:
         raise SpaceError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(raw, dict):
         raise SpaceError(f"{path}: expected a mapping with search, fixed and params")
-    unknown = sorted(set(raw) - {"search", "fixed", "params", "description"})
+    unknown = sorted(set(raw) - {"search", "fixed", "params", "final", "description"})
     if unknown:
-        raise SpaceError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; valid: search, fixed, params")
+        raise SpaceError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; valid: search, fixed, params, "
+                         f"final")
     first = text.lstrip().splitlines()[0] if text.strip() else ""
     search = {**SEARCH_DEFAULTS, **(raw.get("search") or {})}
     space = Space(path, search, dict(raw.get("fixed") or {}), dict(raw.get("params") or {}),
-                  command=first.lstrip("# ").strip() if first.startswith("#") else "")
+                  command=first.lstrip("# ").strip() if first.startswith("#") else "",
+                  final=dict(raw.get("final") or {}))
     validate(space)
     return space
 
@@ -206,6 +212,10 @@ def validate(space: Space) -> None:
             valid = sorted(k[len(section):] for k in schema if k.startswith(section) and "." not in k[len(section):])
             _fail(space, f"fixed.{key}", f"unknown parameter; valid under {section[:-1]}: {', '.join(valid)}")
         _check_type(space, f"fixed.{key}", value, schema[key])
+    for key, value in space.final.items():      # search-time shortcuts the exported config undoes
+        if key not in schema or key.split(".")[-1] in DERIVED:
+            _fail(space, f"final.{key}", "unknown parameter, or one filled from the prepared data")
+        _check_type(space, f"final.{key}", value, schema[key])
     for key, p in space.params.items():
         where = f"params.{key}"
         if key.split(".")[-1] in DERIVED:

@@ -138,7 +138,8 @@ def _check_address(address: str) -> None:
                          f"`ray start --head` or check the address") from None
 
 
-def _init_ray(address: str | None, gpus_per_trial: float) -> None:
+def _init_ray(address: str | None, gpus_per_trial: float) -> bool:
+    """Start or join Ray; False when GPUs were asked for and the cluster has none."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # a checkpoint every epoch is the point (resume); Ray's "too many snapshots" warning is noise here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -157,8 +158,9 @@ def _init_ray(address: str | None, gpus_per_trial: float) -> None:
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise SweepError(f"cannot start or reach Ray ({str(e).splitlines()[0][:160]})") from None
     if gpus_per_trial > 0 and ray.cluster_resources().get("GPU", 0) == 0:
-        raise SweepError(f"--gpus-per-trial {gpus_per_trial} but the Ray cluster has no GPU; "
-                         f"use --gpus-per-trial 0 to train on CPUs")
+        log.warning("--gpus-per-trial %g, but the Ray cluster has no GPU: trials train on CPUs", gpus_per_trial)
+        return False
+    return True
 
 
 def _check_prepared(space: Space, base: dict, samples: int = 8) -> None:
@@ -204,8 +206,6 @@ def _new_plan(opts: SweepOptions, out: Path) -> dict:
             "train.patience": 0, "train.metric": search["metric"]}
     if opts.feature_dirs:
         base["data.feature_dirs"] = {k: str(Path(v).resolve()) for k, v in opts.feature_dirs.items()}
-    if opts.gpus_per_trial > 0:
-        base["train.device"] = "cuda"
     _check_prepared(space, base)
     if opts.wandb == "online" and not os.environ.get("WANDB_API_KEY"):
         raise SweepError("--wandb online needs WANDB_API_KEY in the environment; or use --wandb offline "
@@ -215,6 +215,7 @@ def _new_plan(opts: SweepOptions, out: Path) -> dict:
     sampler = opts.sampler or search["sampler"]
     objectives = [[search["metric"], search["mode"]]] + ([[PARAMS_METRIC, "min"]] if sampler == "nsga2" else [])
     return {"space_name": space.name, "space_source": str(Path(opts.space).resolve()), "search": search,
+            "final": space.final,
             "num_samples": num_samples, "sampler": sampler, "scheduler": opts.scheduler, "seed": opts.seed,
             "objectives": objectives, "base": base, "prepared_sha256": sha256_file(local / "manifest.json"),
             "study_storage": opts.study_storage or f"sqlite:///{out / 'optuna.db'}",
@@ -289,7 +290,8 @@ def run_sweep(opts: SweepOptions) -> pd.DataFrame:
     if not opts.resume:
         (out / "sweep.json").write_text(json.dumps(plan, indent=1))
     metric, mode = plan["objectives"][0]
-    _init_ray(opts.address, plan["gpus_per_trial"])
+    if not _init_ray(opts.address, plan["gpus_per_trial"]):     # no GPU: the same sweep on CPUs
+        plan = {**plan, "gpus_per_trial": 0}
     _allow_pending(plan)
 
     fn = tune.with_resources(tune.with_parameters(trainable, base=plan["base"], seed=plan["seed"], work=opts.work),
