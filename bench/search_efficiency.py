@@ -31,6 +31,11 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 def bench_space(src: Path, dst: Path, max_epochs: int, grace: int, rf: int) -> Path:
     raw = yaml.safe_load(src.read_text())
     raw["search"].update(max_epochs=max_epochs, grace_period=grace, reduction_factor=rf)
+    # the space the recorded results were measured on: from-scratch models only (text_pretrained joined later)
+    p = raw["params"]
+    p["model.name"]["choices"] = ["text_mlp", "text_lstm", "text_transformer"]
+    p["model.emb_dim"].pop("when", None)
+    p["model.hidden"] = {"type": "categorical", "choices": [[128], [128, 128]], "when": {"model.name": "text_mlp"}}
     dst.write_text(f"# .venv/bin/python bench/search_efficiency.py (generated from {src})\n" + yaml.safe_dump(raw, sort_keys=False))
     return dst
 

@@ -218,11 +218,12 @@ def train(config, seeds, out, prepared, epochs, with_test, train_on, wandb_mode)
 def features(checkpoint, out):
     """Per-utterance feature vectors of a trained model for every prepared split."""
     from data_prep import PrepError
+    from mer_search.encoders import EncoderError
     from mer_search.experiment import ConfigError, extract_features
 
     try:
         path = extract_features(checkpoint, out)
-    except (ConfigError, PrepError, FileNotFoundError, KeyError) as e:
+    except (ConfigError, PrepError, FileNotFoundError, KeyError, EncoderError) as e:
         _fail(str(e))
     click.echo(f"features written to {path}")
 
@@ -241,12 +242,13 @@ def features(checkpoint, out):
 def predict(checkpoint, csv_path, meld_root, split, out):
     """Predict emotions for a CSV with a trained checkpoint: label and probabilities per utterance."""
     from data_prep import PrepError
+    from mer_search.encoders import EncoderError
     from mer_search.experiment import ConfigError
     from mer_search.predict import predict_csv
 
     try:
         df, metrics = predict_csv(checkpoint, csv_path, meld_root, split)
-    except (ConfigError, PrepError, FileNotFoundError) as e:
+    except (ConfigError, PrepError, FileNotFoundError, EncoderError) as e:
         _fail(str(e).strip("'\""))
     out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(out, index=False)
@@ -473,22 +475,19 @@ def synth(out, dialogues, seed):
 def _run_pipeline(opts) -> None:
     """Prepare (with progress and the quirks summary), then every pipeline stage; print where things are."""
     from data_prep import PrepError
-    from data_prep.prepare import PrepareOptions
     from data_prep.prepare import prepare as run_prepare
     from mer_search.experiment import ConfigError
-    from mer_search.pipeline import Pipeline, available_splits
+    from mer_search.pipeline import Pipeline
     from mer_search.results import SweepDirError
     from mer_search.search.space import SpaceError
     from mer_search.search.sweep import SweepError
 
-    pipe = Pipeline(opts)
     try:
-        manifest = run_prepare(PrepareOptions(meld_root=opts.meld_root, out=pipe.prepared, workers=opts.workers,
-                                              text_only=opts.text_only, splits=available_splits(opts.meld_root)),
-                               progress=_bar("audio"))
+        pipe = Pipeline(opts)
+        manifest = run_prepare(pipe.prepare_options(), progress=_bar("audio"))
         _print_summary(manifest, pipe.prepared)
         table = pipe.run()
-    except (PrepError, SweepError, SpaceError, SweepDirError, ConfigError) as e:
+    except (PrepError, SweepError, SpaceError, SweepDirError, ConfigError, ValueError) as e:
         _fail(str(e))
     click.echo("")
     click.echo(table)
@@ -510,20 +509,26 @@ def _run_pipeline(opts) -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=min(2, os.cpu_count() or 1), show_default=True,
               help="Processes decoding audio in prepare.")
 @click.option("--text-only", is_flag=True, help="No audio: text and text + context only.")
+@click.option("--text-space", default="text_any", show_default=True,
+              help="The text stage's space (a name under spaces/ or a file). text_any: from-scratch models and an "
+                   "MLP on frozen MiniLM embeddings, minutes on a CPU; text_finetune: MiniLM fine-tuned with the "
+                   "dialogue in its input, ~1.5 h on 2 CPU cores at --budget small, much faster on GPUs.")
 @click.option("--cpus-per-trial", type=click.FloatRange(min=0.01), default=1, show_default=True)
-@click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0, show_default=True)
+@click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Fractions allowed (0.5: two trials per GPU); with no GPU in the cluster, trials use CPUs.")
 @click.option("--address", help="Ray cluster address for the sweeps (default: a local Ray).")
 @click.option("--wandb", "wandb_mode", type=click.Choice(["offline", "online", "disabled"]), default="offline",
               show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def pipeline(meld_root, out, budget, workers, text_only, cpus_per_trial, gpus_per_trial, address, wandb_mode, seed):
+def pipeline(meld_root, out, budget, workers, text_only, text_space, cpus_per_trial, gpus_per_trial, address,
+             wandb_mode, seed):
     """The whole study: prepare; text and speech sweeps, export, final training, features; context and
     fusion sweeps on those features; a summary table. Rerun the same command to resume."""
     from mer_search.pipeline import PipelineOptions
 
     _run_pipeline(PipelineOptions(meld_root=meld_root, out=out, budget=budget, workers=workers, text_only=text_only,
-                                  cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, address=address,
-                                  wandb=wandb_mode, seed=seed))
+                                  text_space=text_space, cpus_per_trial=cpus_per_trial,
+                                  gpus_per_trial=gpus_per_trial, address=address, wandb=wandb_mode, seed=seed))
 
 
 @main.command()

@@ -55,7 +55,9 @@ def load_tokenizer(name: str):
 
 def load_encoder(name: str):
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()       # a bar per model load would flood every trial's log
     return _load("weights", name, AutoModel.from_pretrained)
 
 

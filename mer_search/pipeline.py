@@ -47,6 +47,7 @@ class PipelineOptions:
     wandb: str = "offline"
     seed: int = 0
     with_test: bool = True            # score test when it is prepared
+    text_space: str = "text_any"      # the text stage's space: a name under spaces/ or a file (text_finetune: GPUs)
     prepare_extra: dict = field(default_factory=dict)
 
 
@@ -57,8 +58,27 @@ class Stage:
     features: dict            # sweep --features* -> stage whose features feed this one
 
 
-def stages(text_only: bool) -> list[Stage]:
-    s = [Stage("text", SPACES / "text_any.yaml", {}),
+def space_path(name: str) -> Path:
+    """A space file, or the name of one shipped under spaces/."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.exists():
+            raise ValueError(f"{name}: no such space file")
+        return path
+    if not (SPACES / f"{name}.yaml").exists():
+        names = ", ".join(sorted(p.stem for p in SPACES.glob("*.yaml")))
+        raise ValueError(f"no space named {name!r}; shipped spaces: {names}")
+    return SPACES / f"{name}.yaml"
+
+
+def sweep_epochs(budget_epochs: int | None, space: Path) -> int | None:
+    """The budget caps a trial's epochs; a space that needs fewer (fine-tuning: 3) keeps its own."""
+    space_epochs = (yaml.safe_load(Path(space).read_text()).get("search") or {}).get("max_epochs")
+    return min(filter(None, (budget_epochs, space_epochs)), default=None)
+
+
+def stages(text_only: bool, text_space: str = "text_any") -> list[Stage]:
+    s = [Stage("text", space_path(text_space), {}),
          Stage("text_context", SPACES / "context_two_stage.yaml", {"features": "text"})]
     if not text_only:
         s += [Stage("speech", SPACES / "speech_any.yaml", {}),
@@ -73,6 +93,7 @@ class Pipeline:
             raise ValueError(f"--budget {opts.budget!r}: one of {', '.join(BUDGETS)}")
         self.opts, self.out = opts, Path(opts.out)
         self.budget = BUDGETS[opts.budget]
+        space_path(opts.text_space)            # a wrong name fails now, not after the prepare step
         self.prepared = self.out / "prepared"
         self.timings: dict[str, float] = {}
 
@@ -97,16 +118,23 @@ class Pipeline:
             log.info("[pipeline] %s ...", what)
         return done
 
+    def prepare_options(self):
+        """What the pipeline prepares: the splits at hand, with frozen MiniLM embeddings (text_pretrained)."""
+        from data_prep.embeddings import DEFAULT
+        from data_prep.prepare import PrepareOptions
+
+        return PrepareOptions(meld_root=Path(self.opts.meld_root), out=self.prepared, workers=self.opts.workers,
+                              text_only=self.opts.text_only, splits=available_splits(self.opts.meld_root),
+                              **{"text_embeddings": DEFAULT, **self.opts.prepare_extra})
+
     def prepare(self) -> None:
-        from data_prep.prepare import PrepareOptions, prepare
+        from data_prep.prepare import prepare
 
         manifest = self.prepared / "manifest.json"
         if self._skip("prepare", manifest.exists() and json.loads(manifest.read_text()).get("complete")):
             return
         t0 = time.time()
-        prepare(PrepareOptions(meld_root=Path(self.opts.meld_root), out=self.prepared, workers=self.opts.workers,
-                               text_only=self.opts.text_only, splits=available_splits(self.opts.meld_root),
-                               **self.opts.prepare_extra))
+        prepare(self.prepare_options())
         self.timings["prepare"] = time.time() - t0
 
     def sweep(self, stage: Stage) -> None:
@@ -118,7 +146,8 @@ class Pipeline:
             t0 = time.time()
             run_sweep(SweepOptions(space=str(stage.space), prepared=str(self.prepared), out=d,
                                    resume=(d / "sweep.json").exists(), num_samples=self.budget["num_samples"],
-                                   max_epochs=self.budget["max_epochs"], cpus_per_trial=self.opts.cpus_per_trial,
+                                   max_epochs=sweep_epochs(self.budget["max_epochs"], stage.space),
+                                   cpus_per_trial=self.opts.cpus_per_trial,
                                    gpus_per_trial=self.opts.gpus_per_trial, address=self.opts.address,
                                    seed=self.opts.seed, wandb=self.opts.wandb,
                                    feature_dirs={k: str(self.features_dir(v)) for k, v in stage.features.items()}))
@@ -172,7 +201,7 @@ class Pipeline:
         self.out.mkdir(parents=True, exist_ok=True)
         self.prepare()
         try:
-            for stage in stages(self.opts.text_only or not _has_audio(self.prepared)):
+            for stage in stages(self.opts.text_only or not _has_audio(self.prepared), self.opts.text_space):
                 self.sweep(stage)
                 self.export(stage)
                 self.final(stage)

@@ -8,6 +8,7 @@ import torch
 
 from mer_search.models import build_model, model_names, needs_dialogues, required_inputs
 from mer_search.train import CheckpointWriter, load_checkpoint
+from tiny_encoder import tiny_encoder
 
 V, M, D = 50, 40, 16
 TEXT = {"name": "text_lstm", "vocab_size": V, "emb_dim": 8, "hidden": 8}
@@ -22,6 +23,11 @@ CONFIGS = {
     "text_transformer": {"name": "text_transformer", "vocab_size": V, "emb_dim": 16, "layers": 1, "heads": 4,
                          "dropout": 0.0},
     "text_pretrained": {"name": "text_pretrained", "input_dim": D, "hidden": [32], "dropout": 0.1},
+    "text_finetune": {"name": "text_finetune", "encoder": str(tiny_encoder()), "pooling": "cls", "dropout": 0.1},
+    "text_finetune_target_no_segments": {"name": "text_finetune", "encoder": str(tiny_encoder(segments=False)),
+                                         "pooling": "target", "dropout": 0.0},
+    "text_finetune_mean_frozen": {"name": "text_finetune", "encoder": str(tiny_encoder()), "pooling": "mean",
+                                  "freeze_layers": 1},
     "speech_cnn2d": {"name": "speech_cnn2d", "n_mels": M, "channels": 8, "dropout": 0.1},
     "speech_cnn1d": {"name": "speech_cnn1d", "n_mels": M, "channels": 16, "dropout": 0.1},
     "speech_lstm": {"name": "speech_lstm", "n_mels": M, "hidden": 16, "dropout": 0.1},
@@ -54,6 +60,19 @@ def make_batch(cfg, n=6, seed=0, extra_pad=0, learnable=False):
                 if learnable:
                     tokens[i, :length] = 2 + labels[i] * 5
             batch["tokens"], batch["token_lengths"] = tokens, lengths
+        elif key == "dialogue_text":       # [CLS] context [SEP] target [SEP], 101/102 as in BERT's vocabulary
+            lengths = torch.randint(5, 12, (n,), generator=g)
+            ids = torch.zeros(n, int(lengths.max()) + extra_pad, dtype=torch.long)
+            attention, target = torch.zeros_like(ids), torch.zeros_like(ids)
+            for i, length in enumerate(lengths):
+                body = torch.randint(1000, 2000, (int(length),), generator=g)
+                if learnable:
+                    body[:] = 1000 + labels[i] * 7
+                ids[i, :length] = body
+                ids[i, 0], ids[i, length - 1], ids[i, 2] = 101, 102, 102
+                attention[i, :length] = 1
+                target[i, 3: length - 1] = 1
+            batch.update(input_ids=ids, attention_mask=attention, target_mask=target)
         elif key == "mel":
             lengths = torch.randint(1, 30, (n,), generator=g)
             lengths[0] = 1
@@ -145,6 +164,9 @@ def test_utterance_alone_equals_utterance_in_batch(cfg):
                 one["tokens"] = one["tokens"][:, : int(one["token_lengths"][0])]
             if "mel" in one:
                 one["mel"] = one["mel"][:, : int(one["mel_lengths"][0])]
+            if "input_ids" in one:
+                n = int(one["attention_mask"].sum())
+                one.update({k: one[k][:, :n] for k in ("input_ids", "attention_mask", "target_mask")})
             torch.testing.assert_close(model(one), full[i: i + 1], rtol=1e-4, atol=1e-5)
 
 

@@ -46,7 +46,8 @@ def test_spaces_cover_every_architecture():
     assert names == set(model_names())
     assert {p.stem for p in SPACES} >= {"text_mlp", "text_lstm", "text_transformer", "text_pretrained",
                                          "speech_cnn2d", "speech_cnn1d", "speech_lstm", "speech_functionals",
-                                         "context_two_stage", "context_joint", "fusion", "text_any", "speech_any"}
+                                         "context_two_stage", "context_joint", "fusion", "text_any", "speech_any",
+                                         "text_finetune"}
 
 
 @pytest.mark.parametrize("path", SPACES, ids=lambda p: p.stem)
@@ -107,7 +108,8 @@ def test_conditional_parameters_exist_only_when_their_condition_holds():
         name = flat["model.name"]
         assert ("model.pooling" in flat) == (name == "text_lstm")
         assert ("model.heads" in flat) == (name == "text_transformer")
-        assert ("model.hidden" in flat) == (name == "text_mlp")
+        assert ("model.hidden" in flat) == (name in ("text_mlp", "text_pretrained"))
+        assert ("model.emb_dim" in flat) == (name != "text_pretrained")
         study.tell(trial, 0.1)
 
 
