@@ -129,6 +129,11 @@ def test_checkpoint_round_trip_and_features(minilm_run, prepared, tmp_path):
     feats = extract_features(out / "best.pt", tmp_path / "f")
     train = np.load(feats / "train.npy")
     assert train.shape == (len(pd.read_parquet(prepared / "train.parquet")), 384) and np.isfinite(train).all()
+    # the context stage reads them as it reads any utterance model's features
+    ctx = run({"data": {"prepared": str(prepared), "batch_size": 4, "feature_dirs": {"features": str(feats)}},
+               "model": {"name": "context", "hidden": 16}, "train": {"epochs": 2, "patience": 0}},
+              tmp_path / "ctx", seed=0)
+    assert 0 <= ctx["dev_wf1"] <= 1 and ctx["best_epoch"] in (1, 2)
 
 
 def test_predict_reproduces_dev_scores(minilm_run, synth_corpus, tmp_path):

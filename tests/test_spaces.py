@@ -17,7 +17,7 @@ SIZES = {"vocab_size": 100, "n_mels": 40, "input_dim": 16, "text_dim": 16, "spee
 def fill_sizes(model: dict) -> dict:
     model = dict(model)
     name = model["name"]
-    if name.startswith("text_") and name != "text_pretrained":
+    if name in ("text_mlp", "text_lstm", "text_transformer"):
         model["vocab_size"] = SIZES["vocab_size"]
     elif name in ("speech_cnn2d", "speech_cnn1d", "speech_lstm"):
         model["n_mels"] = SIZES["n_mels"]
