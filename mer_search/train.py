@@ -319,7 +319,9 @@ def _step(model: nn.Module, opt, scaler, sched, grad_clip: float) -> None:
 
 
 class CheckpointWriter:
-    """Writes last.pt every epoch and best.pt on improvement: state_dict + config + vocab hash."""
+    """Writes last.pt every epoch and best.pt on improvement: state_dict + config + vocab hash. Only last.pt
+    carries the optimizer state (resume reads it): for a fine-tuned encoder AdamW's moments are twice the
+    weights, so best.pt stays a third of last.pt's size."""
 
     def __init__(self, directory: str | Path, config: dict, vocab_hash: str):
         self.dir = Path(directory)
@@ -327,11 +329,14 @@ class CheckpointWriter:
 
     def save(self, model: nn.Module, epoch: int, metrics: dict, best: bool, state: dict | None = None) -> None:
         """state: optimizer, schedule and early-stopping state, so that training can resume exactly."""
-        payload = {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        weights = {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                    "config": self.config, "vocab_hash": self.vocab_hash, "epoch": epoch,
-                   "metrics": {k: float(v) for k, v in metrics.items()}, **_to_cpu(state or {})}
+                   "metrics": {k: float(v) for k, v in metrics.items()}}
         self.dir.mkdir(parents=True, exist_ok=True)
-        for name in ("last.pt",) + (("best.pt",) if best else ()):
+        files = {"last.pt": {**weights, **_to_cpu(state or {})}}
+        if best:
+            files["best.pt"] = weights
+        for name, payload in files.items():
             tmp = self.dir / f".{name}.tmp"
             torch.save(payload, tmp)
             tmp.replace(self.dir / name)

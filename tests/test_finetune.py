@@ -126,6 +126,9 @@ def test_checkpoint_round_trip_and_features(minilm_run, prepared, tmp_path):
     out, metrics = minilm_run
     ck = load_checkpoint(out / "best.pt")          # weights_only=True: no pickled tokenizer or model objects
     assert all(torch.is_tensor(v) for v in ck["state_dict"].values())
+    # AdamW's moments (twice the weights) only where resume reads them
+    assert "optimizer" not in ck and "optimizer" in load_checkpoint(out / "last.pt")
+    assert (out / "best.pt").stat().st_size < 0.5 * (out / "last.pt").stat().st_size
     feats = extract_features(out / "best.pt", tmp_path / "f")
     train = np.load(feats / "train.npy")
     assert train.shape == (len(pd.read_parquet(prepared / "train.parquet")), 384) and np.isfinite(train).all()
