@@ -15,9 +15,10 @@ import mer_search.dialogue_text as dt
 from mer_search.cli import main
 from mer_search.dialogue_text import DialogueSequences, assemble, utterance_string
 from mer_search.encoders import DEFAULT_ENCODER, load_tokenizer
-from mer_search.experiment import extract_features, run, train_trial
+from mer_search.experiment import extract_features, run
 from mer_search.models import build_model
 from mer_search.train import load_checkpoint
+from resume_check import crash_and_resume
 from tiny_encoder import tiny_encoder
 
 CLS, SEP = 1, 2
@@ -151,30 +152,15 @@ def test_predict_reproduces_dev_scores(minilm_run, synth_corpus, tmp_path):
 def test_resume_is_exact(prepared, tmp_path):
     """Crash after epoch 1, resume from last.pt: the step-wise warmup/decay, accumulation and AdamW moments carry
     on as in the unbroken run, to the last bit."""
-    class Record:
-        def __init__(self, crash_after=None):
-            self.epochs, self.crash_after = {}, crash_after
-
-        def report(self, epoch, metrics):
-            self.epochs[epoch] = {k: v for k, v in metrics.items() if k.startswith(("train_loss", "dev_", "lr"))}
-            if epoch == self.crash_after:
-                raise KeyboardInterrupt("simulated crash")
-
     cfg = _cfg(prepared, {"name": "text_finetune", "encoder": str(tiny_encoder()), "dropout": 0.2}, epochs=3,
                grad_accum=2, label_smoothing=0.1, layer_decay=0.8, weight_decay=0.01)
     cfg["train"]["lr"] = 1e-3
-    unbroken = Record()
-    train_trial(cfg, tmp_path / "a", unbroken, seed=1)
-    crashed = Record(crash_after=1)
-    with pytest.raises(KeyboardInterrupt):
-        train_trial(cfg, tmp_path / "b", crashed, seed=1)
-    resumed = Record()
-    train_trial(cfg, tmp_path / "b", resumed, resume=load_checkpoint(tmp_path / "b" / "last.pt"), seed=1)
-    assert sorted(resumed.epochs) == [2, 3]
-    assert crashed.epochs[1] == unbroken.epochs[1]
+    unbroken, crashed, resumed = crash_and_resume(cfg, tmp_path, crash_after=1, seed=1)
+    assert sorted(resumed) == [2, 3]
+    assert crashed[1] == unbroken[1]
     for epoch in (2, 3):
-        assert resumed.epochs[epoch] == unbroken.epochs[epoch], epoch
-    assert unbroken.epochs[3]["lr"] < unbroken.epochs[1]["lr"]      # the linear decay ran
+        assert resumed[epoch] == unbroken[epoch], epoch
+    assert unbroken[3]["lr"] < unbroken[1]["lr"]      # the linear decay ran
 
 
 def test_layer_wise_lr_and_frozen_layers():

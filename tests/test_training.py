@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from mer_search.cli import main
 from mer_search.experiment import extract_features, run
+from resume_check import crash_and_resume
 
 
 @pytest.fixture(scope="module")
@@ -164,28 +165,10 @@ def test_f1_scores_equal_sklearn(seed):
 def test_a_resumed_trial_continues_exactly_as_an_unbroken_one(corpus_dir, tmp_path, schedule):
     """Crash after epoch 2, resume from last.pt: epochs 3-5 match the unbroken run to the last bit
     (same shuffles and dropout per epoch, optimizer moments, schedule and early-stopping state restored)."""
-    from mer_search.experiment import train_trial
-    from mer_search.train import load_checkpoint
-
-    class Record:
-        def __init__(self, crash_after=None):
-            self.epochs, self.crash_after = {}, crash_after
-
-        def report(self, epoch, metrics):
-            self.epochs[epoch] = {k: v for k, v in metrics.items() if k.startswith(("train_loss", "dev_"))}
-            if epoch == self.crash_after:
-                raise KeyboardInterrupt("simulated crash")
-
     cfg = _cfg(corpus_dir, {"name": "text_mlp", "emb_dim": 16, "hidden": [16], "dropout": 0.3}, epochs=5, lr=1e-2)
     cfg["train"].update(schedule=schedule, patience=0)
-    unbroken = Record()
-    train_trial(cfg, tmp_path / "a", unbroken, seed=3)
-    crashed = Record(crash_after=2)
-    with pytest.raises(KeyboardInterrupt):
-        train_trial(cfg, tmp_path / "b", crashed, seed=3)
-    resumed = Record()
-    train_trial(cfg, tmp_path / "b", resumed, resume=load_checkpoint(tmp_path / "b" / "last.pt"), seed=3)
-    assert sorted(resumed.epochs) == [3, 4, 5]
+    unbroken, crashed, resumed = crash_and_resume(cfg, tmp_path, crash_after=2, seed=3)
+    assert sorted(resumed) == [3, 4, 5]
     for epoch in (3, 4, 5):
-        assert resumed.epochs[epoch] == unbroken.epochs[epoch], epoch
-    assert crashed.epochs[2] == unbroken.epochs[2]
+        assert resumed[epoch] == unbroken[epoch], epoch
+    assert crashed[2] == unbroken[2]
