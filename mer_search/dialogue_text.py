@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from data_prep.atomic import write_json_atomic, write_npy_atomic
-from mer_search.encoders import encoder_source, load_tokenizer, tokenizer_fingerprint
+from mer_search.encoders import DEFAULT_ENCODER, load_tokenizer, tokenizer_fingerprint
 
 log = logging.getLogger(__name__)
 CACHE_MAX_TOKENS = 512          # per utterance; longer ones are cut once, at tokenization
@@ -36,7 +36,7 @@ def utterance_string(speaker: str, text: str) -> str:
 
 
 def _cache_dir(prepared: Path, encoder: str) -> Path:
-    name = Path(encoder_source(encoder)).name if encoder else "encoder"
+    name = encoder if encoder == DEFAULT_ENCODER else Path(encoder).name or "encoder"   # hub ids: the model part
     key = f"{name}-{tokenizer_fingerprint(encoder)}"
     d = Path(prepared) / "tokens" / key
     try:
