@@ -512,7 +512,7 @@ def _run_pipeline(opts) -> None:
 @click.option("--text-space", default="text_any", show_default=True,
               help="The text stage's space (a name under spaces/ or a file). text_any: from-scratch models and an "
                    "MLP on frozen MiniLM embeddings, minutes on a CPU; text_finetune: MiniLM fine-tuned with the "
-                   "dialogue in its input, ~1.5 h on 2 CPU cores at --budget small, much faster on GPUs.")
+                   "dialogue in its input, 40-60 min on 2 CPU cores at --budget small; meant for GPU trials.")
 @click.option("--cpus-per-trial", type=click.FloatRange(min=0.01), default=1, show_default=True)
 @click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0, show_default=True,
               help="Fractions allowed (0.5: two trials per GPU); with no GPU in the cluster, trials use CPUs.")

@@ -55,10 +55,12 @@ def utterance_tokens(prepared: Path, split: str, table: pd.DataFrame, encoder: s
     (prepared data, encoder) and reused by every trial after (a file lock: parallel trials tokenize once)."""
     d = _cache_dir(prepared, encoder)
     ids_path, off_path, index_path = d / f"{split}_ids.npy", d / f"{split}_offsets.npy", d / "index.json"
+    texts = [utterance_string(s, t) for s, t in zip(table["speaker"], table["text"])]
+    digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()     # a re-prepared table is tokenized anew
 
     def cached():
         index = json.loads(index_path.read_text()) if index_path.exists() else {}
-        if index.get(split, {}).get("rows") == len(table) and ids_path.exists() and off_path.exists():
+        if index.get(split, {}).get("texts_sha256") == digest and ids_path.exists() and off_path.exists():
             return (np.load(ids_path, allow_pickle=False), np.load(off_path, allow_pickle=False))
         return None
 
@@ -72,7 +74,6 @@ def utterance_tokens(prepared: Path, split: str, table: pd.DataFrame, encoder: s
             return hit
         log.info("tokenizing %d %s utterances for %s (once; cached in %s)", len(table), split, encoder, d)
         tok = load_tokenizer(encoder)
-        texts = [utterance_string(s, t) for s, t in zip(table["speaker"], table["text"])]
         enc = tok(texts, add_special_tokens=False, truncation=True, max_length=CACHE_MAX_TOKENS)["input_ids"]
         offsets = np.zeros(len(enc) + 1, np.int64)
         offsets[1:] = np.cumsum([len(e) for e in enc])
@@ -81,7 +82,7 @@ def utterance_tokens(prepared: Path, split: str, table: pd.DataFrame, encoder: s
         write_npy_atomic(off_path, offsets)
         index = json.loads(index_path.read_text()) if index_path.exists() else {}
         index["encoder"] = encoder
-        index[split] = {"rows": len(table), "tokens": int(offsets[-1])}
+        index[split] = {"rows": len(table), "tokens": int(offsets[-1]), "texts_sha256": digest}
         write_json_atomic(index_path, index)
         return ids, offsets
 

@@ -98,6 +98,10 @@ def test_token_cache_is_reused_by_later_trials(prepared, monkeypatch):
     other = DialogueSequences(prepared, "dev", table, DEFAULT_ENCODER, 4, 1, 96)   # another trial's choices
     assert len(other.ids) == len(table)
     assert [f.stat().st_mtime_ns for f in files] == stamps
+    changed = table.copy()                     # the table prepared again with other text: not served stale
+    changed.loc[0, "text"] = "something else entirely"
+    with pytest.raises(AssertionError, match="tokenized again"):
+        DialogueSequences(prepared, "dev", changed, DEFAULT_ENCODER, 1, 0, 64)
 
 
 def _cfg(prepared, model, epochs=2, **train):
