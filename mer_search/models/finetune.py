@@ -36,7 +36,12 @@ class TextFinetune(Classifier):
             for p in module.parameters():
                 p.requires_grad_(False)
         if gradient_checkpointing:
-            self.encoder.gradient_checkpointing_enable()
+            # transformers >= 5 names it activation checkpointing; non-reentrant works with frozen embeddings
+            enable = getattr(self.encoder, "activation_checkpointing_enable", None)
+            if enable is not None:
+                enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.drop = nn.Dropout(dropout)
         self.init_head(int(self.encoder.config.hidden_size))
 
