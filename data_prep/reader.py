@@ -11,6 +11,13 @@ import numpy as np
 from data_prep.errors import PrepError
 
 
+def cache_base() -> Path:
+    """Where node-local copies and caches go: $MER_SEARCH_CACHE, else the temp dir's mer-search-data."""
+    import tempfile
+
+    return Path(os.environ.get("MER_SEARCH_CACHE", Path(tempfile.gettempdir()) / "mer-search-data"))
+
+
 def localize(prepared: Path | str) -> Path:
     """A prepared dir named by a URI (s3://, gs://, file://) is copied once per node into a local cache,
     keyed by the URI and its manifest's hash, and memory-mapped from there; a plain path is returned as is."""
@@ -19,7 +26,6 @@ def localize(prepared: Path | str) -> Path:
     import fcntl
     import hashlib
     import shutil
-    import tempfile
 
     import pyarrow.fs as pafs
 
@@ -31,7 +37,7 @@ def localize(prepared: Path | str) -> Path:
         raise PrepError(f"{prepared}: no readable manifest.json ({str(e).splitlines()[0][:160]}); "
                         f"run `mer-search prepare` and upload its output there") from None
     key = hashlib.sha256(str(prepared).encode() + hashlib.sha256(manifest).digest()).hexdigest()[:16]
-    base = Path(os.environ.get("MER_SEARCH_CACHE", Path(tempfile.gettempdir()) / "mer-search-data"))
+    base = cache_base()
     cache = base / key
     if (cache / ".complete").exists():
         return cache

@@ -17,14 +17,13 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from data_prep.atomic import write_json_atomic, write_npy_atomic
+from data_prep.reader import cache_base
 from mer_search.encoders import DEFAULT_ENCODER, load_tokenizer, tokenizer_fingerprint
 
 log = logging.getLogger(__name__)
@@ -43,9 +42,8 @@ def _cache_dir(prepared: Path, encoder: str) -> Path:
         d.mkdir(parents=True, exist_ok=True)
         return d
     except OSError:         # read-only prepared data: a per-user cache keyed the same way, plus the data's path
-        base = Path(os.environ.get("MER_SEARCH_CACHE", Path(tempfile.gettempdir()) / "mer-search-data"))
         where = hashlib.sha256(str(Path(prepared).resolve()).encode()).hexdigest()[:8]
-        d = base / "tokens" / f"{where}-{key}"
+        d = cache_base() / "tokens" / f"{where}-{key}"
         d.mkdir(parents=True, exist_ok=True)
         return d
 

