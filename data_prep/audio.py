@@ -29,7 +29,7 @@ class AudioParams:
     channel: str = "auto"          # "auto" (centre of 5.1, else first) or an index such as "0"
     max_frames: int = 3001         # 30 s at a 10 ms hop, plus the centred frame
     short_clip_s: float = 0.5      # clips shorter than this hold no usable speech: silence + blacklist
-    functionals: str = "none"      # none | egemaps | compare: openSMILE functionals per clip (16 kHz)
+    functionals: str = "egemaps"   # none | egemaps | compare: openSMILE functionals per clip (16 kHz)
 
     def min_samples(self) -> int:
         """Fewest samples a centred (reflect-padded) STFT accepts."""

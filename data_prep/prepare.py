@@ -34,8 +34,8 @@ from data_prep.audio import AudioParams
 from data_prep.errors import PrepError
 from data_prep.parallel import run_tasks
 from data_prep.quirks import Quirks
-from data_prep.reader import load_manifest  # noqa: F401  (re-exported)
-from data_prep.shards import ShardTask, process_shard, shard_is_done
+from data_prep.reader import TRAIN_STATS, load_manifest  # noqa: F401  (load_manifest: re-exported)
+from data_prep.shards import ShardTask, process_shard, shard_is_done, write_train_stats
 from data_prep.text import OTHER_SPEAKER, TextParams, build_vocab, clean_text, encode, speaker_tags, tokenize
 
 log = logging.getLogger(__name__)
@@ -341,10 +341,14 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
                                                "frames": meta["frames"]}
     for s, digest in functionals.items():
         files[f"functionals/{s}.npy"] = {"sha256": digest, "rows": len(tables[s])}
+    if not opts.text_only and "train" in opts.splits:
+        files[TRAIN_STATS] = {"sha256": write_train_stats(opts.out, [m for (s, _), m in sorted(sidecars.items())
+                                                                      if s == "train"], opts.audio.n_mels)}
     for name in ("vocab.json", "labels.json", "quirks.csv"):
         files[name] = {"sha256": sha256_file(opts.out / name)}
     old_files = {k: v for k, v in (old or {}).get("files", {}).items()
-                 if any(k == f"{s}.parquet" or k.startswith(f"audio/{s}/") for s in previous_splits)}
+                 if any(k in (f"{s}.parquet", f"functionals/{s}.npy", f"audio/{s}_stats.json")
+                        or k.startswith(f"audio/{s}/") for s in previous_splits)}
     manifest = {
         "complete": True, "format_version": FORMAT_VERSION, "settings": settings,
         "inputs": {**old_inputs, **inputs}, "meld_root": str(opts.meld_root.resolve()),

@@ -10,6 +10,9 @@ import numpy as np
 
 from data_prep.errors import PrepError
 
+LOGMEL_FLOOR = -30.0     # log-mel below this (digital silence is -100) is floored before statistics
+TRAIN_STATS = "audio/train_stats.json"   # per-band log-mel mean/std over train's clips, written by prepare
+
 
 def cache_base() -> Path:
     """Where node-local copies and caches go: $MER_SEARCH_CACHE, else the temp dir's mer-search-data."""
@@ -63,6 +66,16 @@ def load_manifest(out: Path | str) -> dict:
     if not m.get("complete"):
         raise PrepError(f"{out}: preparation did not finish; rerun the same `mer-search prepare` command")
     return m
+
+
+def load_train_stats(prepared_dir: Path | str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band (mean, std) of train's floored log-mel, as `prepare` stored them."""
+    path = Path(prepared_dir) / TRAIN_STATS
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found; rerun the same `mer-search prepare` command (with the train "
+                                f"split) to compute the train statistics that norm: train_stats needs")
+    stats = json.loads(path.read_text())
+    return np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
 
 
 class ShardReader:

@@ -16,6 +16,7 @@ import numpy as np
 from data_prep.atomic import sha256_file, write_json_atomic, write_npy_atomic
 from data_prep.audio import (AudioParams, Decoded, DecodeError, decode_clip, functionals, functionals_dim,
                              logmel, silence)
+from data_prep.reader import LOGMEL_FLOOR, TRAIN_STATS
 
 
 @dataclass
@@ -123,3 +124,28 @@ def decode_only(task: ShardTask) -> dict:
         except DecodeError:
             pass
     return {"clips": n, "samples": samples, "entries": task.items}
+
+
+def write_train_stats(out_dir: Path, sidecars: list[dict], n_mels: int) -> str:
+    """Per-band mean and std of the floored log-mel over every usable train clip (status ok), for
+    `norm: train_stats`; accumulated shard by shard in float64. Returns the file's sha256."""
+    total, total_sq, frames, clips = np.zeros(n_mels), np.zeros(n_mels), 0, 0
+    for meta in sidecars:
+        ok = [e for e in meta["entries"] if e["status"] == "ok" and e["length"]]
+        if not ok:
+            continue
+        arr = np.load(Path(out_dir) / "audio" / meta["split"] / meta["file"], mmap_mode="r", allow_pickle=False)
+        for e in ok:
+            x = np.maximum(np.asarray(arr[e["offset"]: e["offset"] + e["length"]], np.float64), LOGMEL_FLOOR)
+            total += x.sum(0)
+            total_sq += (x ** 2).sum(0)
+            frames += x.shape[0]
+            clips += 1
+    if not frames:
+        raise ValueError("no usable train clip: cannot compute train statistics")
+    mean = total / frames
+    std = np.sqrt(np.maximum(total_sq / frames - mean ** 2, 0.0))
+    path = Path(out_dir) / TRAIN_STATS
+    write_json_atomic(path, {"mean": mean.round(6).tolist(), "std": std.round(6).tolist(), "frames": frames,
+                             "clips": clips, "floor": LOGMEL_FLOOR})
+    return sha256_file(path)

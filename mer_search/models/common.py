@@ -13,17 +13,30 @@ def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
+POOLINGS = ("mean", "max", "stats", "last")
+
+
+def pooled_dim(dim: int, how: str) -> int:
+    """Width after masked_pool: statistics pooling gives mean and standard deviation side by side."""
+    return 2 * dim if how == "stats" else dim
+
+
 def masked_pool(x: torch.Tensor, mask: torch.Tensor, how: str = "mean") -> torch.Tensor:
-    """Pool (B, T, D) over the real positions of mask (B, T)."""
+    """Pool (B, T, D) over the real positions of mask (B, T); "stats" is x-vector statistics pooling."""
     m = mask.unsqueeze(-1).to(x.dtype)
-    if how == "mean":
-        return (x * m).sum(1) / m.sum(1).clamp(min=1.0)
+    if how in ("mean", "stats"):
+        n = m.sum(1).clamp(min=1.0)
+        mean = (x * m).sum(1) / n
+        if how == "mean":
+            return mean
+        var = (((x - mean.unsqueeze(1)) * m) ** 2).sum(1) / n
+        return torch.cat([mean, torch.sqrt(var + 1e-5)], dim=-1)
     if how == "max":
         return x.masked_fill(~mask.unsqueeze(-1), torch.finfo(x.dtype).min).amax(1)
     if how == "last":
         idx = (mask.sum(1) - 1).clamp(min=0)
         return x[torch.arange(x.shape[0], device=x.device), idx]
-    raise ValueError(f"unknown pooling {how!r}; valid: mean, max, last")
+    raise ValueError(f"unknown pooling {how!r}; valid: {', '.join(POOLINGS)}")
 
 
 def mlp(in_dim: int, hidden: list[int] | tuple[int, ...], dropout: float) -> tuple[nn.Sequential, int]:

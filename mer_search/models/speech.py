@@ -2,42 +2,101 @@
 
 Every step is masked, so padding a batch never changes an utterance's output:
 normalisation statistics, convolutions and pooling see only real frames.
+
+Normalisation (`norm`, every speech model) decides what a model can hear.
+The reference z-scored each mel band over the utterance's own frames
+(`band_instance`): that erases each band's level, and with it pitch and
+loudness, so on speech whose emotion lives there every model predicted the
+majority class. The other choices keep those differences:
+    utterance     one mean/std over all bands and frames (the reference 2D CNN's instance norm)
+    train_stats   per-band mean/std over the training split, computed by `prepare`
+    none          a fixed affine scaling
+All but `band_instance` first floor the log-mel at LOGMEL_FLOOR, so digital
+silence (-100) does not dominate a clip's statistics.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
+import numpy as np
 import torch
 from torch import nn
 
+from data_prep.reader import LOGMEL_FLOOR
 from mer_search.models import register
-from mer_search.models.common import Classifier, lengths_to_mask, masked_pool, mlp
+from mer_search.models.common import POOLINGS, Classifier, lengths_to_mask, masked_pool, mlp, pooled_dim
 from mer_search.models.text import EmbeddingMLP, SequenceLSTM
 
+NORMS = ("train_stats", "utterance", "band_instance", "none")
+DEFAULT_NORM = "train_stats"       # measured best on the realistic synthetic corpus: bench/RESULTS.md
+FIXED_SHIFT, FIXED_SCALE = 5.0, 5.0  # `none`: (x + 5) / 5 puts speech log-mel (about -10..5) near [-1, 2]
+POOLS = ("mean", "max", "stats")
 
-def masked_instance_norm(x: torch.Tensor, mask: torch.Tensor, per_band: bool, eps: float = 1e-5) -> torch.Tensor:
-    """Normalise (B, T, M) over real frames: per mel band (1D CNN, LSTM) or over all bands (2D CNN)."""
-    m = mask.unsqueeze(-1).to(x.dtype)
-    dims = (1,) if per_band else (1, 2)
-    count = m.sum(dims, keepdim=True) * (1 if per_band else x.shape[2])
-    mean = (x * m).sum(dims, keepdim=True) / count.clamp(min=1)
-    var = (((x - mean) * m) ** 2).sum(dims, keepdim=True) / count.clamp(min=1)
-    return (x - mean) / torch.sqrt(var + eps) * m
+
+class MelNorm(nn.Module):
+    """Normalise (B, T, M) log-mel over real frames; padding stays zero. Train statistics are buffers,
+    so a checkpoint carries the ones it was trained with (predict needs no training data)."""
+
+    def __init__(self, n_mels: int, mode: str = DEFAULT_NORM, eps: float = 1e-5):
+        super().__init__()
+        if mode not in NORMS:
+            raise ValueError(f"unknown norm {mode!r}; valid: {', '.join(NORMS)}")
+        self.mode, self.eps = mode, eps
+        self.register_buffer("band_mean", torch.zeros(n_mels))
+        self.register_buffer("band_std", torch.ones(n_mels))
+
+    def set_train_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.band_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.band_std.copy_(torch.as_tensor(std, dtype=torch.float32).clamp(min=self.eps))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        m = mask.unsqueeze(-1).to(x.dtype)
+        if self.mode != "band_instance":
+            x = x.clamp(min=LOGMEL_FLOOR)
+        if self.mode == "train_stats":
+            return (x - self.band_mean) / self.band_std * m
+        if self.mode == "none":
+            return (x + FIXED_SHIFT) / FIXED_SCALE * m
+        dims = (1,) if self.mode == "band_instance" else (1, 2)
+        count = m.sum(dims, keepdim=True) * (1 if self.mode == "band_instance" else x.shape[2])
+        mean = (x * m).sum(dims, keepdim=True) / count.clamp(min=1)
+        var = (((x - mean) * m) ** 2).sum(dims, keepdim=True) / count.clamp(min=1)
+        return (x - mean) / torch.sqrt(var + self.eps) * m
+
+
+def set_train_stats(model: nn.Module, stats: Callable[[], tuple[np.ndarray, np.ndarray]]) -> None:
+    """Give every `train_stats` MelNorm in a model (speech models alone or inside fusion/context) the
+    training split's per-band mean and std; `stats` is called only if one needs them."""
+    norms = [m for m in model.modules() if isinstance(m, MelNorm) and m.mode == "train_stats"]
+    if norms:
+        mean, std = stats()
+        for m in norms:
+            m.set_train_stats(mean, std)
+
+
+def _check_pool(pooling: str) -> None:
+    if pooling not in POOLS:
+        raise ValueError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLS)}")
 
 
 class SpeechCNN2D(Classifier):
-    """Instance norm, 2 x (conv 3x3, ReLU, max pool 2), dropout, global average pool."""
+    """Norm, 2 x (conv 3x3, ReLU, max pool 2), dropout, average over frequency, pool over time."""
 
-    def __init__(self, n_mels: int = 40, channels: int = 20, dropout: float = 0.3, kernel: int = 3):
+    def __init__(self, n_mels: int = 40, channels: int = 20, dropout: float = 0.3, kernel: int = 3,
+                 norm: str = DEFAULT_NORM, pooling: str = "mean"):
         super().__init__()
+        _check_pool(pooling)
+        self.norm, self.pooling = MelNorm(n_mels, norm), pooling
         self.convs = nn.ModuleList([nn.Conv2d(1, channels, kernel, padding=kernel // 2),
                                     nn.Conv2d(channels, channels, kernel, padding=kernel // 2)])
         self.drop = nn.Dropout(dropout)
-        self.init_head(channels)
+        self.init_head(pooled_dim(channels, pooling))
 
     def features(self, batch: dict) -> torch.Tensor:
         x, lengths = batch["mel"], batch["mel_lengths"]
         mask = lengths_to_mask(lengths, x.shape[1])
-        x = masked_instance_norm(x, mask, per_band=False).unsqueeze(1)        # (B, 1, T, M)
+        x = self.norm(x, mask).unsqueeze(1)                                   # (B, 1, T, M)
         for conv in self.convs:
             x = torch.relu(conv(x)) * mask[:, None, :, None]
             pool_time = 2 if x.shape[2] > 1 else 1       # a one-frame batch keeps its frame
@@ -46,23 +105,26 @@ class SpeechCNN2D(Classifier):
             mask = lengths_to_mask(lengths, x.shape[2])
             x = x * mask[:, None, :, None]
         x = self.drop(x).mean(3).transpose(1, 2)                              # (B, T', C)
-        return masked_pool(x, mask)
+        return masked_pool(x, mask, self.pooling)
 
 
 class SpeechCNN1D(Classifier):
-    """Instance norm, dropout, 2 x (conv1d over time with mel bands as channels, ReLU, max pool 2), average pool."""
+    """Norm, dropout, 2 x (conv1d over time with mel bands as channels, ReLU, max pool 2), pool over time."""
 
-    def __init__(self, n_mels: int = 40, channels: int = 64, kernel: int = 5, dropout: float = 0.3):
+    def __init__(self, n_mels: int = 40, channels: int = 64, kernel: int = 5, dropout: float = 0.3,
+                 norm: str = DEFAULT_NORM, pooling: str = "mean"):
         super().__init__()
+        _check_pool(pooling)
+        self.norm, self.pooling = MelNorm(n_mels, norm), pooling
         self.drop = nn.Dropout(dropout)
         self.convs = nn.ModuleList([nn.Conv1d(n_mels, channels, kernel, padding=kernel // 2),
                                     nn.Conv1d(channels, channels, kernel, padding=kernel // 2)])
-        self.init_head(channels)
+        self.init_head(pooled_dim(channels, pooling))
 
     def features(self, batch: dict) -> torch.Tensor:
         x, lengths = batch["mel"], batch["mel_lengths"]
         mask = lengths_to_mask(lengths, x.shape[1])
-        x = self.drop(masked_instance_norm(x, mask, per_band=True)).transpose(1, 2)   # (B, M, T)
+        x = self.drop(self.norm(x, mask)).transpose(1, 2)                    # (B, M, T)
         for conv in self.convs:
             x = torch.relu(conv(x)) * mask[:, None, :]
             if x.shape[2] > 1:
@@ -70,15 +132,17 @@ class SpeechCNN1D(Classifier):
                 lengths = (lengths // 2).clamp(min=1)
                 mask = lengths_to_mask(lengths, x.shape[2])
                 x = x * mask[:, None, :]
-        return masked_pool(x.transpose(1, 2), mask)
+        return masked_pool(x.transpose(1, 2), mask, self.pooling)
 
 
 class SpeechLSTM(Classifier):
-    """The text LSTM classifier fed with (normalised) log-mel frames instead of embeddings."""
+    """The text LSTM classifier fed with normalised log-mel frames instead of embeddings."""
 
     def __init__(self, n_mels: int = 40, hidden: int = 64, layers: int = 2, bidirectional: bool = True,
-                 dropout: float = 0.3, pooling: str = "mean", head_hidden: tuple[int, ...] = ()):
+                 dropout: float = 0.3, pooling: str = "mean", head_hidden: tuple[int, ...] = (),
+                 norm: str = DEFAULT_NORM):
         super().__init__()
+        self.norm = MelNorm(n_mels, norm)
         self.drop = nn.Dropout(dropout)
         self.encoder = SequenceLSTM(n_mels, hidden, layers, bidirectional, dropout, pooling)
         self.body, out = mlp(self.encoder.out_dim, head_hidden, dropout)
@@ -86,24 +150,54 @@ class SpeechLSTM(Classifier):
 
     def features(self, batch: dict) -> torch.Tensor:
         x, lengths = batch["mel"], batch["mel_lengths"]
-        x = masked_instance_norm(x, lengths_to_mask(lengths, x.shape[1]), per_band=True)
+        x = self.norm(x, lengths_to_mask(lengths, x.shape[1]))
         return self.body(self.encoder(self.drop(x), lengths))
 
 
+class SpeechStats(Classifier):
+    """Per-band mean and std of the normalised log-mel, and the clip's log length, into a linear layer
+    (or a small MLP): the floor every speech model is held against, and a fast first rung."""
+
+    def __init__(self, n_mels: int = 40, hidden: tuple[int, ...] = (), dropout: float = 0.0,
+                 norm: str = DEFAULT_NORM):
+        super().__init__()
+        self.norm = MelNorm(n_mels, norm)
+        self.drop = nn.Dropout(dropout)
+        self.body, out = mlp(2 * n_mels + 1, hidden, dropout)
+        self.init_head(out)
+
+    def features(self, batch: dict) -> torch.Tensor:
+        x, lengths = batch["mel"], batch["mel_lengths"]
+        mask = lengths_to_mask(lengths, x.shape[1])
+        stats = masked_pool(self.norm(x, mask), mask, "stats")
+        log_len = torch.log(lengths.clamp(min=1).to(x.dtype)).unsqueeze(1) - 5.0   # 150 frames -> 0
+        return self.body(self.drop(torch.cat([stats, log_len], dim=1)))
+
+
 @register("speech_cnn2d")
-def speech_cnn2d(n_mels: int = 40, channels: int = 20, dropout: float = 0.3, kernel: int = 3):
-    return SpeechCNN2D(n_mels, channels, dropout, kernel)
+def speech_cnn2d(n_mels: int = 40, channels: int = 20, dropout: float = 0.3, kernel: int = 3,
+                 norm: str = DEFAULT_NORM, pooling: str = "mean"):
+    return SpeechCNN2D(n_mels, channels, dropout, kernel, norm, pooling)
 
 
 @register("speech_cnn1d")
-def speech_cnn1d(n_mels: int = 40, channels: int = 64, kernel: int = 5, dropout: float = 0.3):
-    return SpeechCNN1D(n_mels, channels, kernel, dropout)
+def speech_cnn1d(n_mels: int = 40, channels: int = 64, kernel: int = 5, dropout: float = 0.3,
+                 norm: str = DEFAULT_NORM, pooling: str = "mean"):
+    return SpeechCNN1D(n_mels, channels, kernel, dropout, norm, pooling)
 
 
 @register("speech_lstm")
 def speech_lstm(n_mels: int = 40, hidden: int = 64, layers: int = 2, bidirectional: bool = True,
-                dropout: float = 0.3, pooling: str = "mean", head_hidden: tuple[int, ...] = ()):
-    return SpeechLSTM(n_mels, hidden, layers, bidirectional, dropout, pooling, tuple(head_hidden))
+                dropout: float = 0.3, pooling: str = "mean", head_hidden: tuple[int, ...] = (),
+                norm: str = DEFAULT_NORM):
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLINGS)}")
+    return SpeechLSTM(n_mels, hidden, layers, bidirectional, dropout, pooling, tuple(head_hidden), norm)
+
+
+@register("speech_stats")
+def speech_stats(n_mels: int = 40, hidden: tuple[int, ...] = (), dropout: float = 0.0, norm: str = DEFAULT_NORM):
+    return SpeechStats(n_mels, tuple(hidden), dropout, norm)
 
 
 @register("speech_functionals")

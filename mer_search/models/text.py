@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from mer_search.models import register
-from mer_search.models.common import Classifier, lengths_to_mask, masked_pool, mlp
+from mer_search.models.common import Classifier, lengths_to_mask, masked_pool, mlp, pooled_dim
 
 
 class TextMLP(Classifier):
@@ -36,7 +36,7 @@ class SequenceLSTM(nn.Module):
         self.rnn = nn.LSTM(in_dim, hidden, num_layers=layers, batch_first=True, bidirectional=bidirectional,
                            dropout=dropout if layers > 1 else 0.0)
         self.pooling = pooling
-        self.out_dim = hidden * (2 if bidirectional else 1)
+        self.out_dim = pooled_dim(hidden * (2 if bidirectional else 1), pooling)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         lengths = lengths.clamp(min=1)
