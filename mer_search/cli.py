@@ -460,13 +460,16 @@ def spaces_show(name):
 @click.option("--dialogues", type=click.IntRange(min=6), default=20, show_default=True,
               help="Dialogues across train/dev/test (70/15/15).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def synth(out, dialogues, seed):
+@click.option("--mode", type=click.Choice(["speech", "tones"]), default="speech", show_default=True,
+              help="speech: speech-like voices, emotion cues that overlap, noise and levels (hard like real "
+                   "speech); tones: the first corpus's fixed tone patterns (easy; reproduces old results).")
+def synth(out, dialogues, seed, mode):
     """Generate a small MELD-layout corpus (mp4 clips + CSVs) with every known quirk injected."""
     from data_prep.synth import SynthConfig, synthesize
 
     try:
         out.mkdir(parents=True, exist_ok=True)
-        truth = synthesize(out, SynthConfig(dialogues=dialogues, seed=seed))
+        truth = synthesize(out, SynthConfig(dialogues=dialogues, seed=seed, mode=mode))
     except OSError as e:
         _fail(f"{out}: cannot write the corpus ({e.strerror})")
     injected = ", ".join(f"{k} {len(v)}" for k, v in truth.items() if isinstance(v, list))

@@ -31,7 +31,11 @@ BUDGETS = {"tiny": {"num_samples": 4, "max_epochs": 8, "seeds": 2},
            "large": {"num_samples": None, "max_epochs": None, "seeds": 5}}   # None: the space's own
 # summary rows in the reference project's order: (row name, stage name)
 ROWS = (("text", "text"), ("text + context", "text_context"), ("speech", "speech"),
-        ("speech + context", "speech_context"), ("text + speech", "fusion"))
+        ("speech + context", "speech_context"), ("text + speech", "fusion"),
+        ("speech floor", "speech_floor"))
+# the floor every speech row is held against: per-band log-mel mean + std into a linear layer, not searched
+SPEECH_FLOOR = {"model": {"name": "speech_stats", "norm": "train_stats"},
+                "data": {"batch_size": 32}, "train": {"epochs": 20, "lr": 1e-2, "patience": 6}}
 
 
 @dataclass
@@ -165,6 +169,17 @@ class Pipeline:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
+    def speech_floor(self) -> None:
+        """speech_stats trained like a final model, beside the searched speech rows."""
+        path = self.config_path("speech_floor")
+        if not path.exists():
+            cfg = json.loads(json.dumps(SPEECH_FLOOR))
+            cfg["data"]["prepared"] = str(self.prepared)
+            cfg["train"]["epochs"] = min(cfg["train"]["epochs"], self.budget["max_epochs"] or cfg["train"]["epochs"])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        self.final(Stage("speech_floor", path, {}))
+
     def final(self, stage: Stage) -> None:
         from mer_search.experiment import load_config, run_seeds
 
@@ -207,6 +222,8 @@ class Pipeline:
                 self.final(stage)
                 if stage.name in ("text", "speech"):
                     self.features(stage)
+                if stage.name == "speech":
+                    self.speech_floor()
         finally:
             ray.shutdown()
         table = self.summary()
@@ -228,6 +245,7 @@ class Pipeline:
                     m = s.get(f"{split}_{metric}")
                     cells.append(f"{m['mean']:.3f} +- {m['std']:.3f}" if m else "-")
             rows.append(cells)
+        rows.append(majority_row(self.prepared))
         header = ["model", "architecture", "dev wF1", "dev acc", "test wF1", "test acc"]
         seeds = self.budget["seeds"]
         lines = [f"Budget {self.opts.budget}: {self.budget['num_samples'] or 'the space'} trials per sweep, "
@@ -235,6 +253,27 @@ class Pipeline:
                  f"(mean +- std).", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(lines) + "\n"
+
+
+def majority_row(prepared: Path) -> list[str]:
+    """Always predicting train's most frequent emotion: dev and test weighted F1 and accuracy."""
+    import numpy as np
+    import pandas as pd
+
+    from data_prep.meld import EMOTIONS
+    from mer_search.train import metrics_from
+
+    label = int(pd.read_parquet(prepared / "train.parquet", columns=["emotion"]).emotion.mode()[0])
+    cells = ["majority class", f"always {EMOTIONS[label]}"]
+    for split in ("dev", "test"):
+        path = prepared / f"{split}.parquet"
+        if not path.exists():
+            cells += ["-", "-"]
+            continue
+        y = pd.read_parquet(path, columns=["emotion"]).emotion.to_numpy()
+        m = metrics_from(y, np.full_like(y, label), float("nan"), split)
+        cells += [f"{m[f'{split}_wf1']:.3f}", f"{m[f'{split}_acc']:.3f}"]
+    return cells
 
 
 def available_splits(meld_root: str | Path) -> tuple[str, ...]:
