@@ -81,17 +81,24 @@ def _check_pool(pooling: str) -> None:
 
 
 class SpeechCNN2D(Classifier):
-    """Norm, 2 x (conv 3x3, ReLU, max pool 2), dropout, average over frequency, pool over time."""
+    """Norm, 2 x (conv 3x3, ReLU, max pool 2), dropout, then per frame either the average over frequency
+    (`freq: average`, the reference) or every (channel, band) kept (`freq: keep`), pooled over time.
+
+    Averaging over frequency leaves pitch and formants only as local texture; keeping the bands lets the
+    model see where in the spectrum the energy sits, which is what carries pitch and voice quality."""
 
     def __init__(self, n_mels: int = 40, channels: int = 20, dropout: float = 0.3, kernel: int = 3,
-                 norm: str = DEFAULT_NORM, pooling: str = "mean"):
+                 norm: str = DEFAULT_NORM, pooling: str = "mean", freq: str = "keep"):
         super().__init__()
         _check_pool(pooling)
-        self.norm, self.pooling = MelNorm(n_mels, norm), pooling
+        if freq not in ("average", "keep"):
+            raise ValueError(f"unknown freq {freq!r}; valid: average, keep")
+        self.norm, self.pooling, self.freq = MelNorm(n_mels, norm), pooling, freq
         self.convs = nn.ModuleList([nn.Conv2d(1, channels, kernel, padding=kernel // 2),
                                     nn.Conv2d(channels, channels, kernel, padding=kernel // 2)])
         self.drop = nn.Dropout(dropout)
-        self.init_head(pooled_dim(channels, pooling))
+        per_frame = channels * (n_mels // 2 // 2) if freq == "keep" else channels
+        self.init_head(pooled_dim(per_frame, pooling))
 
     def features(self, batch: dict) -> torch.Tensor:
         x, lengths = batch["mel"], batch["mel_lengths"]
@@ -104,7 +111,11 @@ class SpeechCNN2D(Classifier):
             lengths = (lengths // pool_time).clamp(min=1)
             mask = lengths_to_mask(lengths, x.shape[2])
             x = x * mask[:, None, :, None]
-        x = self.drop(x).mean(3).transpose(1, 2)                              # (B, T', C)
+        x = self.drop(x)                                                      # (B, C, T', M')
+        if self.freq == "average":
+            x = x.mean(3).transpose(1, 2)                                     # (B, T', C)
+        else:
+            x = x.permute(0, 2, 1, 3).flatten(2)                              # (B, T', C * M')
         return masked_pool(x, mask, self.pooling)
 
 
@@ -176,8 +187,8 @@ class SpeechStats(Classifier):
 
 @register("speech_cnn2d")
 def speech_cnn2d(n_mels: int = 40, channels: int = 20, dropout: float = 0.3, kernel: int = 3,
-                 norm: str = DEFAULT_NORM, pooling: str = "mean"):
-    return SpeechCNN2D(n_mels, channels, dropout, kernel, norm, pooling)
+                 norm: str = DEFAULT_NORM, pooling: str = "mean", freq: str = "keep"):
+    return SpeechCNN2D(n_mels, channels, dropout, kernel, norm, pooling, freq)
 
 
 @register("speech_cnn1d")
