@@ -246,6 +246,8 @@ def check_data(cfg: dict) -> None:
     corpus = Corpus(data.prepared)
     model_cfg = resolve_sizes(model_cfg, corpus, data)
     inputs = required_inputs(model_cfg)
-    SplitData(corpus, "train", inputs, data, train=True, encoder=finetuned_encoder(model_cfg))
+    split = SplitData(corpus, "train", inputs, data, train=True, encoder=finetuned_encoder(model_cfg))
+    Batches(split, data.batch_size, shuffle=False, dialogues=needs_dialogues(model_cfg),
+            balanced=data.class_balance == "sampler")       # sampler x dialogue batches: the same error as a run
     if "mel" in inputs and "train_stats" in json.dumps(model_cfg):
         corpus.train_stats()

@@ -108,12 +108,36 @@ def _write(tmp_path, text):
     ("search: {sampler: grid}\nfixed: {model.name: text_mlp}\n", "search.sampler: unknown sampler 'grid'"),
     ("fixed: {model.name: text_mlp, model.vocab_size: 5}\n", "fixed.model.vocab_size: is filled from the prepared data"),
     ("params: {model.emb_dim: {type: int, low: 1, high: 3}}\n", "model.name: fix it or make it a categorical"),
+    ("fixed: {model.name: text_mlp}\nparams: {model.dropout: {type: float, low: 0.1, high: 0.5}}\n"
+     "start: [{model.dropout: 0.9}]\n", "start[0].model.dropout: 0.9 is outside [0.1, 0.5]"),
+    ("fixed: {model.name: text_mlp}\nparams: {model.dropout: {type: float, low: 0.1, high: 0.5}}\n"
+     "start: [{model.emb_dim: 32}]\n", "start[0].model.emb_dim: is not a searched parameter"),
+    ("fixed: {model.name: text_mlp}\nparams: {model.hidden: {type: categorical, choices: [[16], [32]]}}\n"
+     "start: [{model.hidden: [64]}]\n", "start[0].model.hidden: [64] is not one of its choices"),
 ])
 def test_each_mistake_is_named(tmp_path, text, message):
     path = _write(tmp_path, text)
     with pytest.raises(SpaceError) as err:
         load_space(path)
     assert str(path) in str(err.value) and message in str(err.value), str(err.value)
+
+
+def test_start_points_are_asked_first_then_the_sampler_takes_over():
+    """speech_any's start points, enqueued as the sweep does, come back from sample() in order; parameters a
+    point leaves out (and later trials) are sampled."""
+    space = load_space(REPO / "spaces" / "speech_any.yaml")
+    assert len(space.start) == 3
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for point in space.start:
+        study.enqueue_trial(space.encoded(point))
+    for point in space.start:
+        trial = study.ask()
+        flat = space.sample(trial)
+        assert {k: flat[k] for k in point} == point
+        assert "data.time_masks" in flat           # not in the point: sampled
+        study.tell(trial, 0.5)
+    later = {space.sample(study.ask())["model.name"] for _ in range(12)}
+    assert len(later) >= 3                          # the sampler roams the whole space again
 
 
 def test_conditional_parameters_exist_only_when_their_condition_holds():

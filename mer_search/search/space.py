@@ -15,7 +15,9 @@ model configs such as model.utterance.). `when` makes a parameter exist only for
 some values of others (Optuna's conditional, define-by-run spaces). An optional
 `final:` mapping holds what `mer-search export` sets instead of the searched value,
 for shortcuts that only the search takes (e.g. `data.train_fraction: 1.0` after
-trials on a share of train).
+trials on a share of train). An optional `start:` list holds points (some or all
+of the parameters) that a new sweep tries first, in order, before its sampler
+takes over: known-good settings, so that even a 10-trial budget tries them.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Space:
     params: dict[str, dict]
     command: str = ""
     final: dict[str, Any] = field(default_factory=dict)     # what export sets instead (e.g. all of train)
+    start: list[dict[str, Any]] = field(default_factory=list)   # tried first by a new sweep
     name: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,6 +79,10 @@ class Space:
                 encoded = [json.dumps(c) for c in p["choices"]]
                 flat[key] = json.loads(trial.suggest_categorical(key, encoded))
         return flat
+
+    def encoded(self, point: dict[str, Any]) -> dict[str, Any]:
+        """A start point as Optuna stores it (`sample` asks categoricals as JSON strings), for enqueue_trial."""
+        return {k: json.dumps(v) if self.params[k]["type"] == "categorical" else v for k, v in point.items()}
 
     def distributions(self) -> dict:
         """key -> the Optuna distribution `sample` asks for (to check that old trials fit this space)."""
@@ -115,15 +122,15 @@ def load_space(path: str | Path) -> Space:
         raise SpaceError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(raw, dict):
         raise SpaceError(f"{path}: expected a mapping with search, fixed and params")
-    unknown = sorted(set(raw) - {"search", "fixed", "params", "final", "description"})
+    unknown = sorted(set(raw) - {"search", "fixed", "params", "final", "start", "description"})
     if unknown:
         raise SpaceError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; valid: search, fixed, params, "
-                         f"final")
+                         f"final, start")
     first = text.lstrip().splitlines()[0] if text.strip() else ""
     search = {**SEARCH_DEFAULTS, **(raw.get("search") or {})}
     space = Space(path, search, dict(raw.get("fixed") or {}), dict(raw.get("params") or {}),
                   command=first.lstrip("# ").strip() if first.startswith("#") else "",
-                  final=dict(raw.get("final") or {}))
+                  final=dict(raw.get("final") or {}), start=list(raw.get("start") or []))
     validate(space)
     return space
 
@@ -255,6 +262,26 @@ def validate(space: Space) -> None:
                 _fail(space, f"{where}.when", f"condition on {cond!r}, which is neither a param nor fixed")
             if cond in space.params and list(space.params).index(cond) > list(space.params).index(key):
                 _fail(space, f"{where}.when", f"{cond!r} must come before {key!r} in params")
+    _check_start(space)
+
+
+def _check_start(space: Space) -> None:
+    """Each start point names searched parameters only, with values the parameter can take."""
+    for i, point in enumerate(space.start):
+        where = f"start[{i}]"
+        if not isinstance(point, dict) or not point:
+            _fail(space, where, "must be a non-empty mapping of parameter -> value")
+        for key, value in point.items():
+            p = space.params.get(key)
+            if p is None:
+                _fail(space, f"{where}.{key}", "is not a searched parameter (params)")
+            if p["type"] == "categorical" and value not in p["choices"]:
+                _fail(space, f"{where}.{key}", f"{value!r} is not one of its choices {p['choices']}")
+            if p["type"] == "bool" and not isinstance(value, bool):
+                _fail(space, f"{where}.{key}", f"{value!r} is not true/false")
+            if p["type"] in ("float", "int") and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                                  or not p["low"] <= value <= p["high"]):
+                _fail(space, f"{where}.{key}", f"{value!r} is outside [{p['low']}, {p['high']}]")
 
 
 def _check_type(space: Space, where: str, value: Any, default: Any) -> None:

@@ -324,8 +324,13 @@ def _new_tuner(plan: dict, space: Space, out: Path, fn, storage: Storage, resumi
     directions = ["maximize" if m == "max" else "minimize" for _, m in plan["objectives"]]
     study = optuna.create_study(study_name=plan["study_name"], storage=plan["study_storage"], directions=directions,
                                 load_if_exists=True)
+    fresh = not study.trials            # a resumed study has its start points already (asked or waiting)
     if plan["warm_start"] and not resuming:
         _warm_start(study, space, plan["warm_start"])
+    if space.start and fresh:
+        for point in space.start:          # asked for first, in order; parameters a point leaves out are sampled
+            study.enqueue_trial(space.encoded(point))
+        log.info("the space's %d start points are tried first", len(space.start))
     metrics, modes = [m for m, _ in plan["objectives"]], [m for _, m in plan["objectives"]]
     search = ResumableOptunaSearch(
         space=space.sample, metric=metrics if rest else metric, mode=modes if rest else mode,
