@@ -339,6 +339,9 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
     for (s, i), meta in sorted(sidecars.items()):
         files[f"audio/{s}/{meta['file']}"] = {"sha256": meta["sha256"], "rows": len(meta["entries"]),
                                                "frames": meta["frames"]}
+        if meta.get("functionals_sha256"):
+            files[f"audio/{s}/{Path(meta['file']).stem}.func.npy"] = {"sha256": meta["functionals_sha256"],
+                                                                     "rows": len(meta["entries"])}
     for s, digest in functionals.items():
         files[f"functionals/{s}.npy"] = {"sha256": digest, "rows": len(tables[s])}
     if not opts.text_only and "train" in opts.splits:

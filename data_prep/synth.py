@@ -197,6 +197,8 @@ def synthesize(out: Path, cfg: SynthConfig) -> dict:
             if kind == "long":
                 seconds = cfg.long_clip_s
             mono = clip_audio(r["Emotion"], seconds, rng, r["Speaker"], cfg, r["scene_db"])
+            if kind == "short":      # a fragment of a clip, as MELD's broken ones are (speech mode adds room tone)
+                mono = mono[: max(1, int(seconds * SR))]
             r["StartTime"], r["EndTime"] = _timestamp(r["start"]), _timestamp(r["start"] + seconds)
             truth["channels"][str(r["channels"])] += kind not in ("missing", "corrupt")
             if kind == "missing":

@@ -150,7 +150,7 @@ def test_predict_reproduces_dev_scores(minilm_run, synth_corpus, tmp_path):
                                   "--out", str(tmp_path / "p.csv")])
     assert r.exit_code == 0, r.output
     assert f"weighted F1 {metrics['dev_wf1']:.4f}" in r.output, (r.output, metrics["dev_wf1"])
-    assert len(pd.read_csv(tmp_path / "p.csv")) == 12
+    assert len(pd.read_csv(tmp_path / "p.csv")) == len(pd.read_csv(synth_corpus / "dev_sent_emo.csv"))
 
 
 def test_resume_is_exact(prepared, tmp_path):

@@ -42,7 +42,7 @@ def _cfg(prepared, model, epochs=12, lr=3e-3, **data):
 
 @pytest.mark.parametrize("model, lr", [
     ({"name": "speech_stats"}, 1e-2),
-    ({"name": "speech_cnn2d", "channels": 20, "dropout": 0.1}, 1e-2),
+    ({"name": "speech_cnn2d", "channels": 20, "dropout": 0.1}, 3e-3),
     ({"name": "speech_cnn1d", "channels": 32, "dropout": 0.1}, 3e-3),
     ({"name": "speech_lstm", "hidden": 32, "layers": 1, "dropout": 0.1}, 3e-3),
     ({"name": "speech_functionals", "hidden": [64], "dropout": 0.1}, 3e-3),
@@ -50,7 +50,7 @@ def _cfg(prepared, model, epochs=12, lr=3e-3, **data):
 def test_speech_models_beat_the_majority_class(corpus_dir, tmp_path, model, lr):
     """On speech-like clips whose emotion cues overlap (a linear model on band statistics: ~0.55), every
     speech model with its default normalisation learns well clear of always-neutral."""
-    m = run(_cfg(corpus_dir, model, lr=lr, time_masks=1, noise_std=0.05), tmp_path, seed=0)
+    m = run(_cfg(corpus_dir, model, epochs=15, lr=lr, class_balance="sqrt_weights"), tmp_path, seed=0)
     base = majority_wf1(corpus_dir)
     print(model["name"], m["dev_wf1"], base)
     assert m["dev_wf1"] > base + 0.1, (m["dev_wf1"], base)
@@ -97,7 +97,7 @@ def test_fusion_is_at_least_the_better_modality(corpus_dir, tmp_path):
     for kind in ("concat", "gated", "late"):
         m = run(_cfg(corpus_dir, {"name": "fusion", "kind": kind, "dim": 16}, epochs=20, feature_dirs=dirs),
                 tmp_path / f"fusion_{kind}", seed=0)
-        # dev here has ~35 utterances: 0.03 is one utterance
+        # dev here has ~100 utterances: 0.03 is about three
         assert m["dev_wf1"] >= best_single - 0.03, (kind, m["dev_wf1"], {k: r["dev_wf1"] for k, r in runs.items()})
 
 
