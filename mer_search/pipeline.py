@@ -1,11 +1,12 @@
 """`mer-search pipeline`: the reference study end to end, each stage skipped when its output exists.
 
     prepare -> text sweep -> export -> final train -> features
-            -> speech sweep -> export -> final train -> features
+            -> speech sweep -> export -> final train -> features;  speech floor (speech_stats, not searched)
             -> context sweep on text features   -> export -> final train   (text + context)
             -> context sweep on speech features -> export -> final train   (speech + context)
             -> fusion sweep on text + speech features -> export -> final train (text + speech)
-            -> summary.md: the reference project's table, dev (and test) weighted F1 and accuracy
+            -> summary.md: the reference project's table, dev (and test) weighted F1 and accuracy,
+               with the speech floor and the majority class beneath
 
 Everything lands under one output dir; a stopped pipeline rerun with the same
 command resumes: finished stages are skipped, an interrupted sweep is resumed.
