@@ -45,7 +45,7 @@ class DataConfig:
     drop_blacklisted: bool = False          # drop the short, silenced clips from training
     class_balance: str = "none"             # none | weights | sqrt_weights (loss weighted by inverse class
                                             # frequency, or its square root) | sampler (class-balanced batches)
-    noise_std: float = 0.0                  # speech augmentation: Gaussian noise on normalised log-mel
+    noise_std: float = 0.0                  # speech augmentation: Gaussian noise, times each clip's log-mel std
     time_masks: int = 0                     # SpecAugment: number of time masks ...
     time_mask_width: int = 20               # ... of at most this many frames
     freq_masks: int = 0                     # SpecAugment: number of mel-band masks ...

@@ -1,5 +1,6 @@
 """`mer-search predict` runs a CSV through the same preparation the model was trained on: on the dev CSV it
-reproduces the dev scores measured in training, for text and for speech models, labelled or not."""
+reproduces the dev scores measured in training, for text and for speech models (whose train statistics travel
+in the checkpoint: predict prepares only the new CSV), labelled or not."""
 
 
 import pandas as pd
@@ -15,7 +16,7 @@ def trained(prepared, tmp_path_factory):
     out = tmp_path_factory.mktemp("trained")
     runs = {}
     for name, model in (("text", {"name": "text_mlp", "emb_dim": 16, "hidden": [16]}),
-                        ("speech", {"name": "speech_cnn1d", "channels": 8})):
+                        ("speech", {"name": "speech_cnn1d", "channels": 8, "norm": "train_stats"})):
         cfg = {"data": {"prepared": str(prepared), "batch_size": 8}, "model": model,
                "train": {"epochs": 2, "lr": 0.01, "patience": 0}}
         metrics = run(cfg, out / name, seed=0)
