@@ -15,6 +15,7 @@ from pathlib import Path
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, HyperBandScheduler, MedianStoppingRule
 
 from data_prep.atomic import write_json_atomic
+from mer_search.search import ray_internals
 
 SCHEDULERS = ("asha", "hyperband", "median", "none")
 
@@ -24,11 +25,9 @@ class PersistentASHA(AsyncHyperBandScheduler):
         super().__init__(**kwargs)
         self.record_path = str(record_path)
 
-    # -- persistence -----------------------------------------------------------------------------------
+    # -- persistence (the private state it touches: mer_search.search.ray_internals) -------------------------
     def records(self) -> dict:
-        return {"brackets": [[[milestone, recorded] for milestone, recorded in b._rungs] for b in self._brackets],
-                "trial_bracket": {tid: self._brackets.index(b) for tid, b in self._trial_info.items()},
-                "num_stopped": self._num_stopped}
+        return ray_internals.asha_records(self)
 
     def _save(self) -> None:
         write_json_atomic(Path(self.record_path), self.records())
@@ -36,12 +35,7 @@ class PersistentASHA(AsyncHyperBandScheduler):
     def _load(self) -> None:
         if not os.path.exists(self.record_path):
             return
-        saved = json.loads(Path(self.record_path).read_text())
-        for bracket, rungs in zip(self._brackets, saved["brackets"]):
-            by_milestone = {float(m): rec for m, rec in rungs}
-            bracket._rungs = [(m, {**rec, **by_milestone.get(float(m), {})}) for m, rec in bracket._rungs]
-        self._saved_bracket = saved["trial_bracket"]
-        self._num_stopped = saved["num_stopped"]
+        self._saved_bracket = ray_internals.restore_asha_records(self, json.loads(Path(self.record_path).read_text()))
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -52,7 +46,7 @@ class PersistentASHA(AsyncHyperBandScheduler):
         super().on_trial_add(tune_controller, trial)
         idx = getattr(self, "_saved_bracket", {}).get(trial.trial_id)
         if idx is not None:      # a resumed trial goes back to the bracket it was in
-            self._trial_info[trial.trial_id] = self._brackets[idx]
+            ray_internals.put_trial_in_bracket(self, trial.trial_id, idx)
         self._save()
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:

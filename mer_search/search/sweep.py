@@ -30,6 +30,7 @@ from ray.tune.search.optuna import OptunaSearch
 from data_prep.atomic import check_writable_dir, sha256_file
 from data_prep.errors import PrepError
 from data_prep.reader import localize
+from mer_search.search import ray_internals
 from mer_search.search.schedulers import SCHEDULERS, make_scheduler
 from mer_search.search.space import Space, load_space
 from mer_search.search.storage import Storage, StorageError
@@ -120,7 +121,7 @@ class ResumableOptunaSearch(OptunaSearch):
             super().on_trial_result(trial_id, result)
         except optuna.exceptions.UpdateFinishedTrialError:
             log.info("trial %s: already finished in the study before the restart; result not re-reported", trial_id)
-            self._completed_trials.add(trial_id)
+            ray_internals.mark_completed(self, trial_id)
 
 
 def _check_address(address: str) -> None:

@@ -1,0 +1,76 @@
+"""The one place that touches Ray Tune's private attributes, and the check that they still look as we use them.
+
+Resuming a sweep after its driver died needs two things Ray keeps private:
+ASHA's rung records (`AsyncHyperBandScheduler._brackets[i]._rungs`, `_trial_info`,
+`_num_stopped`), which Tuner.restore would otherwise rebuild empty, and the set
+of trials OptunaSearch has finished (`_completed_trials`). Ray may reshape these
+in any release; `check()` fails with a message saying what changed, and
+tests/test_ray_internals.py runs it, so an upgrade breaks one test, loudly,
+instead of a resumed sweep, quietly. pyproject.toml pins the Ray minor version
+these were checked against (README: "Upgrading Ray").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TESTED_RAY = "2.60"
+
+
+class RayInternalsChanged(RuntimeError):
+    """Ray's private state no longer has the shape mer-search reads and writes."""
+
+
+def asha_records(asha) -> dict[str, Any]:
+    """ASHA's decisions as plain data: each bracket's rungs, the bracket of each trial, the stop count."""
+    return {"brackets": [[[milestone, recorded] for milestone, recorded in b._rungs] for b in asha._brackets],
+            "trial_bracket": {tid: asha._brackets.index(b) for tid, b in asha._trial_info.items()},
+            "num_stopped": asha._num_stopped}
+
+
+def restore_asha_records(asha, saved: dict[str, Any]) -> dict[str, int]:
+    """Put saved rung records back into a freshly unpickled ASHA; returns trial id -> bracket index."""
+    for bracket, rungs in zip(asha._brackets, saved["brackets"]):
+        by_milestone = {float(m): rec for m, rec in rungs}
+        bracket._rungs = [(m, {**rec, **by_milestone.get(float(m), {})}) for m, rec in bracket._rungs]
+    asha._num_stopped = saved["num_stopped"]
+    return dict(saved["trial_bracket"])
+
+
+def put_trial_in_bracket(asha, trial_id: str, index: int) -> None:
+    asha._trial_info[trial_id] = asha._brackets[index]
+
+
+def mark_completed(optuna_search, trial_id: str) -> None:
+    """Tell OptunaSearch a trial is done without reporting to the study (it finished there already)."""
+    optuna_search._completed_trials.add(trial_id)
+
+
+def check() -> None:
+    """Raise RayInternalsChanged unless the private attributes above exist with the shapes used."""
+    import ray
+    from ray.tune.schedulers import AsyncHyperBandScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    problems = []
+    asha = AsyncHyperBandScheduler(time_attr="training_iteration", max_t=9, grace_period=1, reduction_factor=3)
+    brackets = getattr(asha, "_brackets", None)
+    if not isinstance(brackets, list) or not brackets:
+        problems.append("AsyncHyperBandScheduler._brackets is no longer a non-empty list")
+    else:
+        rungs = getattr(brackets[0], "_rungs", None)
+        if not (isinstance(rungs, list) and rungs and all(isinstance(r, tuple) and len(r) == 2
+                                                         and isinstance(r[1], dict) for r in rungs)):
+            problems.append("a bracket's _rungs is no longer a list of (milestone, {trial id: value}) pairs")
+    if not isinstance(getattr(asha, "_trial_info", None), dict):
+        problems.append("AsyncHyperBandScheduler._trial_info is no longer a dict of trial id -> bracket")
+    if not isinstance(getattr(asha, "_num_stopped", None), int):
+        problems.append("AsyncHyperBandScheduler._num_stopped is no longer an int")
+    search = OptunaSearch(space=lambda trial: None, metric="m", mode="max")
+    if not isinstance(getattr(search, "_completed_trials", None), set):
+        problems.append("OptunaSearch._completed_trials is no longer a set of trial ids")
+    if problems:
+        raise RayInternalsChanged(
+            f"Ray {ray.__version__} changed private state that resuming a sweep relies on (checked against Ray "
+            f"{TESTED_RAY}): " + "; ".join(problems) + ". Adapt mer_search/search/ray_internals.py "
+            "(README: Upgrading Ray), or install the pinned Ray.")
