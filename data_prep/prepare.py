@@ -350,8 +350,8 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
     for name in ("vocab.json", "labels.json", "quirks.csv"):
         files[name] = {"sha256": sha256_file(opts.out / name)}
     old_files = {k: v for k, v in (old or {}).get("files", {}).items()
-                 if any(k in (f"{s}.parquet", f"functionals/{s}.npy", f"audio/{s}_stats.json")
-                        or k.startswith(f"audio/{s}/") for s in previous_splits)}
+                 if any(k in (f"{s}.parquet", f"functionals/{s}.npy") or k.startswith(f"audio/{s}/")
+                        or (s == "train" and k == TRAIN_STATS) for s in previous_splits)}
     manifest = {
         "complete": True, "format_version": FORMAT_VERSION, "settings": settings,
         "inputs": {**old_inputs, **inputs}, "meld_root": str(opts.meld_root.resolve()),

@@ -255,13 +255,12 @@ class Batches:
         if self.dialogues:
             groups = pd.Series(rows).groupby(self.data.dialogues[rows], sort=True)
             units = [g.to_numpy()[np.argsort(self.data.utterances[g.to_numpy()])] for _, g in groups]
-        elif self.balanced:
-            # as many draws as rows, each class equally likely: rare classes repeat, common ones thin out
-            labels = self.data.labels[rows]
-            p = 1.0 / np.bincount(labels, minlength=NUM_CLASSES)[labels]
-            rows = np.sort(self.rng.choice(rows, size=len(rows), p=p / p.sum()))
-            units = [np.array([r]) for r in rows]
         else:
+            if self.balanced:
+                # as many draws as rows, each class equally likely: rare classes repeat, common ones thin out
+                labels = self.data.labels[rows]
+                p = 1.0 / np.bincount(labels, minlength=NUM_CLASSES)[labels]
+                rows = np.sort(self.rng.choice(rows, size=len(rows), p=p / p.sum()))
             units = [np.array([r]) for r in rows]
         lengths = (np.array([len(u) for u in units]) if self.dialogues
                    else self.data.length_of(rows))

@@ -22,7 +22,7 @@ import yaml
 from data_prep.atomic import write_npy_atomic
 from mer_search.data import CLASS_BALANCE, Batches, ChainedBatches, Corpus, DataConfig, SplitData
 from mer_search.models import build_model, finetuned_encoder, needs_dialogues, required_inputs
-from mer_search.models.speech import set_train_stats
+from mer_search.models.speech import needs_train_stats, set_train_stats
 from mer_search.train import (CheckpointWriter, ConsoleReporter, Reporter, TrainConfig, confusion, fit, load_checkpoint,
                               per_class, predict, score)
 
@@ -249,5 +249,5 @@ def check_data(cfg: dict) -> None:
     split = SplitData(corpus, "train", inputs, data, train=True, encoder=finetuned_encoder(model_cfg))
     Batches(split, data.batch_size, shuffle=False, dialogues=needs_dialogues(model_cfg),
             balanced=data.class_balance == "sampler")       # sampler x dialogue batches: the same error as a run
-    if "mel" in inputs and "train_stats" in json.dumps(model_cfg):
+    if needs_train_stats(model_cfg):
         corpus.train_stats()

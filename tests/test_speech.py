@@ -200,3 +200,24 @@ def test_realistic_synth_is_neither_trivial_nor_hopeless():
     x, y = _summary_features("tones", 300, seed=1)
     tones = f1_score(y, cross_val_predict(LogisticRegression(max_iter=3000), x, y, cv=5), average="weighted")
     assert tones > realistic + 0.15, (tones, realistic)
+
+
+def test_a_missing_train_statistics_file_is_caught_before_training(prepared, tmp_path):
+    """check_data (what a sweep runs before any trial) asks for the statistics whenever a model normalises
+    with them, including a speech model that takes train_stats by default, nested ones too."""
+    import shutil
+
+    from mer_search.experiment import check_data
+    from mer_search.models.speech import needs_train_stats
+
+    assert needs_train_stats({"name": "speech_cnn1d"}) and not needs_train_stats({"name": "speech_cnn1d",
+                                                                                  "norm": "utterance"})
+    assert needs_train_stats({"name": "fusion", "text_model": {"name": "text_mlp"},
+                              "speech_model": {"name": "speech_stats"}})
+    assert not needs_train_stats({"name": "text_mlp"}) and not needs_train_stats({"name": "speech_functionals"})
+    copy = tmp_path / "prepared"
+    shutil.copytree(prepared, copy)
+    (copy / TRAIN_STATS).unlink()
+    check_data({"data": {"prepared": str(copy)}, "model": {"name": "speech_cnn1d", "norm": "utterance"}})
+    with pytest.raises(FileNotFoundError, match="rerun the same `mer-search prepare`"):
+        check_data({"data": {"prepared": str(copy)}, "model": {"name": "speech_cnn1d"}})

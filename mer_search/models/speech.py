@@ -75,6 +75,19 @@ def set_train_stats(model: nn.Module, stats: Callable[[], tuple[np.ndarray, np.n
             m.set_train_stats(mean, std)
 
 
+def needs_train_stats(cfg: dict) -> bool:
+    """Whether a model config, or one nested in it, normalises log-mel with train statistics (a speech model
+    that names no norm gets its builder's default)."""
+    from mer_search.models import builder_arguments, model_names
+
+    name = cfg.get("name")
+    norm = builder_arguments(name).get("norm") if name in model_names() else None
+    if norm is not None and cfg.get("norm", norm.default) == "train_stats":
+        return True
+    return any(needs_train_stats(cfg[k]) for k in ("utterance", "text_model", "speech_model")
+               if isinstance(cfg.get(k), dict))
+
+
 def _check_pool(pooling: str) -> None:
     if pooling not in POOLS:
         raise ValueError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLS)}")
