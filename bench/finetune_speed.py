@@ -62,8 +62,9 @@ def measure(prepared: str, device: str, window: int, fraction: float, batch: int
     return out
 
 
-def pair(prepared: str) -> dict:
-    """Two trials at --gpus-per-trial 0.5 (or 1 CPU each without a GPU): did they overlap in time?"""
+def pair(prepared: str, model: str = "text_finetune") -> dict:
+    """Two trials at --gpus-per-trial 0.5 (or 1 CPU each without a GPU): did they overlap in time? On a GPU
+    machine the trials are told train.device: cuda, so one that Ray gave no GPU fails instead of using the CPU."""
     import ray
 
     from mer_search.search.sweep import SweepOptions, run_sweep
@@ -74,7 +75,8 @@ def pair(prepared: str) -> dict:
     space.write_text(f"# bench/finetune_speed.py --pair\n"
                      f"search: {{metric: dev_wf1, mode: max, max_epochs: 1, grace_period: 1, num_samples: 2, "
                      f"sampler: random}}\n"
-                     f"fixed: {{model.name: text_finetune, train.optimizer: adamw, train.schedule: linear, "
+                     f"fixed: {{model.name: {model}, train.optimizer: adamw, train.schedule: linear, "
+                     f"train.device: {'cuda' if gpu else 'cpu'}, "
                      f"data.train_fraction: {0.3 if gpu else 0.02}, data.context_window: 3}}\n"
                      f"params: {{train.lr: {{type: float, low: 2.0e-5, high: 1.0e-4, log: true}}}}\n")
     try:
@@ -87,9 +89,11 @@ def pair(prepared: str) -> dict:
         r = json.loads(result.read_text().splitlines()[-1])
         spans.append((r["timestamp"] - r["time_total_s"], r["timestamp"]))
     spans.sort()
+    errors = [e.read_text().strip().splitlines()[-1][:200] for e in (out / "sweep" / "tune").glob("*/error.txt")]
     overlap = len(spans) == 2 and spans[1][0] < spans[0][1]
     return {"gpu": gpu, "trials": len(spans), "ran_together": overlap,
-            "seconds": [round(b - a, 1) for a, b in spans]}
+            "model": model,
+            "seconds": [round(b - a, 1) for a, b in spans], "errors": errors}
 
 
 def main() -> None:
@@ -102,10 +106,11 @@ def main() -> None:
     ap.add_argument("--gpu-fraction", type=float, default=1.0)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--pair", action="store_true")
+    ap.add_argument("--pair-model", default="text_finetune")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.pair:
-        print(json.dumps(pair(str(Path(args.prepared).resolve()))))
+        print(json.dumps(pair(str(Path(args.prepared).resolve()), args.pair_model)))
         return
     rows = []
     for device in args.devices.split(","):
