@@ -68,6 +68,16 @@ def load_manifest(out: Path | str) -> dict:
     return m
 
 
+def data_fingerprint(out: Path | str) -> str:
+    """What the prepared data is, not when it was made: the manifest without its timing. A rerun of the same
+    `prepare` (everything reused) keeps the fingerprint; new data or settings change it."""
+    import hashlib
+
+    m = load_manifest(out)
+    m.pop("seconds", None)
+    return hashlib.sha256(json.dumps(m, sort_keys=True).encode()).hexdigest()
+
+
 def load_train_stats(prepared_dir: Path | str) -> tuple[np.ndarray, np.ndarray]:
     """Per-band (mean, std) of train's floored log-mel, as `prepare` stored them."""
     path = Path(prepared_dir) / TRAIN_STATS

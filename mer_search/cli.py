@@ -19,6 +19,18 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
+def _stopped(stop, what: str, resume: str) -> None:
+    """A stop signal ended the command: say what is unfinished and how to go on; exit 128 + signal."""
+    click.echo(f"stopped by {stop}: {what}; resume with:\n  {resume}", err=True)
+    sys.exit(stop.exit_code)
+
+
+def _this_command() -> str:
+    import shlex
+
+    return shlex.join(["mer-search", *sys.argv[1:]])
+
+
 def _bar(desc: str):
     from tqdm import tqdm
 
@@ -320,10 +332,17 @@ def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs,
                             max_concurrent=max_concurrent, address=address, study_storage=study_storage,
                             storage=storage, seed=seed, max_epochs=max_epochs, max_failures=max_failures,
                             wandb=wandb_mode, feature_dirs=dirs, warm_start=str(warm_start) if warm_start else None)
+    from mer_search import signals
+
     try:
-        table = run_sweep(opts)
+        with signals.stop_on_signals():
+            table = run_sweep(opts)
     except (SpaceError, SweepError, PrepError) as e:
         _fail(str(e))
+    except signals.Stopped as stop:
+        if not (Path(out) / "sweep.json").exists():
+            _stopped(stop, "the sweep had not started", _this_command())
+        _stopped(stop, f"sweep {out} is unfinished", f"mer-search sweep --resume {out}")
     finally:
         import ray
 
@@ -340,14 +359,16 @@ def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs,
 @click.argument("sweep_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("best.yaml"), show_default=True)
 @click.option("--rank", type=click.IntRange(min=1), default=1, show_default=True, help="1 = the best trial.")
-def export(sweep_dir, out, rank):
+@click.option("--allow-unfinished", is_flag=True,
+              help="Export from a sweep that was stopped before its budget ran (its best so far).")
+def export(sweep_dir, out, rank, allow_unfinished):
     """Write the best (or rank-th) trial's full config as YAML, ready for `mer-search train`."""
     import yaml
 
     from mer_search.results import SweepDirError, export_config
 
     try:
-        cfg = export_config(sweep_dir, rank)
+        cfg = export_config(sweep_dir, rank, allow_unfinished)
     except SweepDirError as e:
         _fail(str(e))
     src = cfg["source"]
@@ -486,13 +507,19 @@ def _run_pipeline(opts) -> None:
     from mer_search.search.space import SpaceError
     from mer_search.search.sweep import SweepError
 
+    from mer_search import signals
+
     try:
-        pipe = Pipeline(opts)
-        manifest = run_prepare(pipe.prepare_options(), progress=_bar("audio"))
-        _print_summary(manifest, pipe.prepared)
-        table = pipe.run()
+        with signals.stop_on_signals():
+            pipe = Pipeline(opts)
+            manifest = run_prepare(pipe.prepare_options(), progress=_bar("audio"))
+            _print_summary(manifest, pipe.prepared)
+            table = pipe.run()
     except (PrepError, SweepError, SpaceError, SweepDirError, ConfigError, ValueError) as e:
         _fail(str(e))
+    except signals.Stopped as stop:
+        _stopped(stop, "the pipeline is unfinished (finished stages are kept, an interrupted sweep resumes)",
+                 _this_command())
     click.echo("")
     click.echo(table)
     click.echo(f"summary: {opts.out / 'summary.md'}")

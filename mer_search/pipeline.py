@@ -146,8 +146,10 @@ class Pipeline:
         from mer_search.search.report import write_report
         from mer_search.search.sweep import SweepOptions, run_sweep
 
+        from mer_search.results import sweep_status
+
         d = self.sweep_dir(stage.name)
-        if not self._skip(f"sweep {stage.name}", (d / "trials.parquet").exists()):
+        if not self._skip(f"sweep {stage.name}", sweep_status(d)["finished"]):
             t0 = time.time()
             run_sweep(SweepOptions(space=str(stage.space), prepared=str(self.prepared), out=d,
                                    resume=(d / "sweep.json").exists(), num_samples=self.budget["num_samples"],

@@ -11,8 +11,20 @@ from pathlib import Path
 import pandas as pd
 
 
+STATUS_FILE = "status.json"     # {"finished": bool, ...}: written when a sweep starts and when it ends
+
+
 class SweepDirError(RuntimeError):
     """A sweep dir that cannot be read; the message says why."""
+
+
+def sweep_status(sweep_dir: str | Path) -> dict:
+    """Whether the sweep ran its whole budget, and if not, which trials its stop cut short."""
+    d = Path(sweep_dir)
+    if (d / STATUS_FILE).exists():
+        return json.loads((d / STATUS_FILE).read_text())
+    # sweep dirs from before status.json: trials.parquet was written only by a finished sweep
+    return {"finished": (d / "trials.parquet").exists(), "state": "unknown"}
 
 
 def load_sweep(sweep_dir: str | Path) -> tuple[dict, pd.DataFrame]:
@@ -21,7 +33,10 @@ def load_sweep(sweep_dir: str | Path) -> tuple[dict, pd.DataFrame]:
         raise SweepDirError(f"{d}: not a sweep dir (no sweep.json)")
     if not (d / "trials.parquet").exists():
         raise SweepDirError(f"{d}: no trials.parquet yet; the sweep has not finished (resume it with --resume)")
-    return json.loads((d / "sweep.json").read_text()), pd.read_parquet(d / "trials.parquet")
+    table = pd.read_parquet(d / "trials.parquet")
+    if table.empty:
+        raise SweepDirError(f"{d}: no trial reported a result before the sweep stopped; resume it with --resume")
+    return json.loads((d / "sweep.json").read_text()), table
 
 
 def ranked(table: pd.DataFrame, plan: dict) -> pd.DataFrame:
@@ -35,7 +50,10 @@ def ranked(table: pd.DataFrame, plan: dict) -> pd.DataFrame:
             continue
         i = g[metric].idxmax() if mode == "max" else g[metric].idxmin()
         epochs = int(g.training_iteration.max())
-        outcome = "failed" if g.error.astype(bool).any() else ("stopped" if epochs < max_t else "complete")
+        if "cut_short" in g and g.cut_short.any():
+            outcome = "cut short"
+        else:
+            outcome = "failed" if g.error.astype(bool).any() else ("stopped" if epochs < max_t else "complete")
         row = {"trial_id": tid, metric: float(g.loc[i, metric]), "best_epoch": int(g.loc[i, "training_iteration"]),
                "epochs": epochs, "outcome": outcome}
         if "n_params" in g:
@@ -64,12 +82,17 @@ def trial_config(table: pd.DataFrame, trial_id: str) -> dict:
     return out
 
 
-def export_config(sweep_dir: str | Path, rank: int = 1) -> dict:
+def export_config(sweep_dir: str | Path, rank: int = 1, allow_unfinished: bool = False) -> dict:
     """The full training config of the rank-th best trial, trained for the epoch count where dev peaked."""
     from mer_search.search.flat import nest
 
     d = Path(sweep_dir).resolve()
     plan, table = load_sweep(d)
+    status = sweep_status(d)
+    if not status["finished"] and not allow_unfinished:
+        raise SweepDirError(f"{d}: the sweep is unfinished ({len(status.get('cut_short', []))} trials cut short, "
+                            f"{status.get('trials', '?')} of {status.get('planned', '?')} started); resume it with "
+                            f"`mer-search sweep --resume {d}`, or export anyway with --allow-unfinished")
     r = ranked(table, plan)
     if r.empty:
         raise SweepDirError(f"{d}: no trial reported a result")
@@ -85,6 +108,7 @@ def export_config(sweep_dir: str | Path, rank: int = 1) -> dict:
         flat["train.schedule_epochs"] = int(plan["search"]["max_epochs"])
     cfg = nest(flat)
     cfg["source"] = {"sweep": str(d), "space": plan["space_name"], "trial_id": str(best.trial_id), "rank": rank,
+                     "sweep_finished": bool(status["finished"]),
                      "metric": metric, "value": float(best[metric]), "best_epoch": int(best.best_epoch),
                      "epochs_run": int(best.epochs), "prepared_sha256": plan["prepared_sha256"]}
     return cfg

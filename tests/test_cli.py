@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -46,9 +48,24 @@ def test_demo_runs_the_pipeline_and_resumes(tmp_path):
 
     cmd = [sys.executable, "-m", "mer_search.cli", "demo", "--out", str(tmp_path / "demo"), "--dialogues", "8"]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    out = tmp_path / "demo"
+    # Ctrl-C during the first sweep, SIGTERM during the second: each stops the pipeline there (exit 130 / 143,
+    # no later stage), and the same command resumes the interrupted sweep
+    for sig, stage, later in ((signal.SIGINT, "text", "configs/text.yaml"),
+                              (signal.SIGTERM, "text_context", "configs/text_context.yaml")):
+        stopped = _signal_when(cmd, env, sig, lambda: _rung_count(out / "sweeps" / stage) >= 2)
+        assert stopped.returncode == 128 + sig, stopped.stderr[-3000:]
+        assert f"stopped by {sig.name}" in stopped.stderr and "mer-search demo --out" in stopped.stderr
+        status = json.loads((out / "sweeps" / stage / "status.json").read_text())
+        assert status["finished"] is False and status["stopped_by"] == sig.name and status["cut_short"]
+        assert not (out / later).exists(), "a stage after the stopped sweep ran"
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
-    out = tmp_path / "demo"
+    for stage in ("text", "text_context"):      # the resumed sweeps: every trial once, epochs 1..n once each
+        trials = pd.read_parquet(out / "sweeps" / stage / "trials.parquet")
+        assert trials.trial_id.nunique() == 4 and not trials.cut_short.any()
+        for tid, g in trials.groupby("trial_id"):
+            assert g.training_iteration.tolist() == list(range(1, len(g) + 1)), (stage, tid)
     assert "quirks" in r.stdout and "undecodable" in r.stdout
     table = (out / "summary.md").read_text()
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ") and "wF1" not in line}
@@ -77,6 +94,27 @@ def test_demo_runs_the_pipeline_and_resumes(tmp_path):
     assert third.stderr.count("done before, skipped") == 1 + 5 * 3 + 2 + 1 - 1
     assert json.loads((out / "final" / "fusion" / "summary.json").read_text())["dev_wf1"] == \
         json.loads(fusion)["dev_wf1"]       # the same seeds give the same model
+
+
+def _rung_count(sweep_dir) -> int:
+    try:
+        saved = json.loads((sweep_dir / "asha_rungs.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return 0
+    return sum(len(rec) for bracket in saved["brackets"] for _, rec in bracket)
+
+
+def _signal_when(cmd, env, sig, ready, timeout=600):
+    """Run cmd, send sig to it (the driver only, as `kill` would) once ready(), and wait for it to end."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    t0 = time.time()
+    while not ready() and proc.poll() is None and time.time() - t0 < timeout:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the command ended before it could be signalled"
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
 def test_import_of_data_prep_leaves_ray_out():

@@ -17,7 +17,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from mer_search.results import SweepDirError, load_sweep as load, ranked
+from mer_search.results import SweepDirError, load_sweep as load, ranked, sweep_status
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,12 @@ def summary_line(sweep_dir: str | Path) -> str:
     r = ranked(table, plan)
     metric = plan["objectives"][0][0]
     counts = r.outcome.value_counts()
-    return (f"{len(r)} trials ({counts.get('complete', 0)} complete, {counts.get('stopped', 0)} stopped early, "
-            f"{counts.get('failed', 0)} failed); best {metric} {r.iloc[0][metric]:.4f} (trial {r.iloc[0].trial_id})")
+    status = sweep_status(sweep_dir)
+    unfinished = "" if status["finished"] else \
+        f"UNFINISHED, {counts.get('cut short', 0)} cut short, {status.get('planned', '?')} planned; "
+    return (f"{len(r)} trials ({unfinished}{counts.get('complete', 0)} complete, {counts.get('stopped', 0)} stopped "
+            f"early, {counts.get('failed', 0)} failed); best {metric} {r.iloc[0][metric]:.4f} "
+            f"(trial {r.iloc[0].trial_id})")
 
 
 def pareto_front(r: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:

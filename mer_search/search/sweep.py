@@ -4,7 +4,8 @@ The sweep dir holds: sweep.json (the plan: every setting a resume needs), space.
 (a copy of the space as run), optuna.db (the study), asha_rungs.json (ASHA's
 records), tune/ (Ray's trial dirs and checkpoints, unless --storage puts them
 elsewhere), trials.parquet (every trial's config and per-epoch metrics) and
-wandb/ (offline runs, written from the results table after the trials).
+wandb/ (offline runs, written from the results table after the trials) and status.json (finished or
+not: a sweep stopped by Ctrl-C or SIGTERM ends with its running trials cut short, resumable).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +28,13 @@ from ray import tune
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
-from data_prep.atomic import check_writable_dir, sha256_file
+from data_prep.atomic import check_writable_dir, sha256_file, write_json_atomic
 from data_prep.errors import PrepError
-from data_prep.reader import localize
+from data_prep.reader import data_fingerprint, localize
+from mer_search import signals
+from mer_search.results import STATUS_FILE
 from mer_search.search import ray_internals
+from mer_search.search.callbacks import ProgressLine, TrialLedger
 from mer_search.search.schedulers import SCHEDULERS, make_scheduler
 from mer_search.search.space import Space, load_space
 from mer_search.search.storage import Storage, StorageError
@@ -75,39 +79,6 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
             "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
             "qmc": lambda: optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False),
             "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed)}[name]()
-
-
-class ProgressLine(tune.Callback):
-    """A log line on each finished trial (and every 10 s otherwise): done, running, stopped early, best."""
-
-    def __init__(self, metric: str, mode: str, total: int, max_t: int):
-        self.metric, self.mode, self.total, self.max_t = metric, mode, total, max_t
-        self.best: float | None = None
-        self.last = 0.0
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        v = result.get(self.metric)
-        if v is not None and (self.best is None or (v > self.best if self.mode == "max" else v < self.best)):
-            self.best = v
-        if time.time() - self.last > 10:
-            self._print(trials)
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self._print(trials)
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self._print(trials)
-
-    def _print(self, trials):
-        self.last = time.time()
-        ended = [t for t in trials if t.status in ("TERMINATED", "ERROR")]
-        stopped = sum(t.status == "TERMINATED" and (t.last_result or {}).get("training_iteration", 0) < self.max_t
-                      for t in ended)
-        failed = sum(t.status == "ERROR" for t in ended)
-        running = sum(t.status == "RUNNING" for t in trials)
-        best = f"{self.best:.4f}" if self.best is not None else "-"
-        log.info("[sweep] %d/%d done (%d stopped early, %d failed), %d running, best %s %s",
-                 len(ended), self.total, stopped, failed, running, self.metric, best)
 
 
 class ResumableOptunaSearch(OptunaSearch):
@@ -158,6 +129,7 @@ def _init_ray(address: str | None, gpus_per_trial: float) -> bool:
                          dashboard_host="127.0.0.1")
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise SweepError(f"cannot start or reach Ray ({str(e).splitlines()[0][:160]})") from None
+        signals.reclaim()
     if gpus_per_trial > 0 and ray.cluster_resources().get("GPU", 0) == 0:
         log.warning("--gpus-per-trial %g, but the Ray cluster has no GPU: trials train on CPUs", gpus_per_trial)
         return False
@@ -219,6 +191,7 @@ def _new_plan(opts: SweepOptions, out: Path) -> dict:
             "final": space.final,
             "num_samples": num_samples, "sampler": sampler, "scheduler": opts.scheduler, "seed": opts.seed,
             "objectives": objectives, "base": base, "prepared_sha256": sha256_file(local / "manifest.json"),
+            "prepared_fingerprint": data_fingerprint(local),
             "study_storage": opts.study_storage or f"sqlite:///{out / 'optuna.db'}",
             "study_name": f"{space.name}-{out.name}", "storage": opts.storage or str(out),
             "cpus_per_trial": opts.cpus_per_trial, "gpus_per_trial": opts.gpus_per_trial,
@@ -233,9 +206,12 @@ def _load_plan(out: Path) -> dict:
     plan = json.loads(path.read_text())
     prepared = plan["base"]["data.prepared"]
     try:
-        manifest = localize(prepared) / "manifest.json"
-        same = manifest.exists() and sha256_file(manifest) == plan["prepared_sha256"]
-    except PrepError:
+        local = localize(prepared)
+        if "prepared_fingerprint" in plan:
+            same = data_fingerprint(local) == plan["prepared_fingerprint"]
+        else:       # a plan from before fingerprints: the manifest file itself
+            same = sha256_file(local / "manifest.json") == plan["prepared_sha256"]
+    except (PrepError, FileNotFoundError):
         same = False
     if not same:
         raise SweepError(f"prepared data {prepared} changed or vanished since the sweep started; "
@@ -290,6 +266,7 @@ def run_sweep(opts: SweepOptions) -> pd.DataFrame:
         raise SweepError(str(e)) from None
     if not opts.resume:
         (out / "sweep.json").write_text(json.dumps(plan, indent=1))
+    write_json_atomic(out / STATUS_FILE, {"finished": False, "state": "running"})
     metric, mode = plan["objectives"][0]
     if not _init_ray(opts.address, plan["gpus_per_trial"]):     # no GPU: the same sweep on CPUs
         plan = {**plan, "gpus_per_trial": 0}
@@ -304,15 +281,29 @@ def run_sweep(opts: SweepOptions) -> pd.DataFrame:
                                    storage_filesystem=storage.fs)
     else:
         tuner = _new_tuner(plan, space, out, fn, storage, opts.resume)
-    grid = tuner.fit()
-    if opts.resume:
+    TrialLedger.last = {"trials": [], "ended": {}}
+    with signals.tune_running():
+        grid = tuner.fit()
+    trials, ended = TrialLedger.last["trials"], TrialLedger.last["ended"]
+    cut_short = sorted(set(trials) - set(ended))
+    finished = not cut_short and len(trials) >= plan["num_samples"]
+    if opts.resume and finished:
         _close_lost_suggestions(plan)
-    table = results_table(grid)
+    table = results_table(grid, cut_short)
     table.to_parquet(out / "trials.parquet", index=False)
+    stop = signals.received()
+    write_json_atomic(out / STATUS_FILE, {
+        "finished": finished, "state": "finished" if finished else "stopped", "planned": plan["num_samples"],
+        "trials": len(trials), "cut_short": cut_short,
+        "stopped_by": signal.Signals(stop).name if stop and not finished else None})
     if not storage.is_local_dir(out):
-        for name in ("trials.parquet", "sweep.json", "space.yaml", "asha_rungs.json"):
+        for name in ("trials.parquet", "sweep.json", "space.yaml", "asha_rungs.json", STATUS_FILE):
             if (out / name).exists():
                 storage.upload(out / name, name)
+    if not finished:       # the caller says how to resume; nothing downstream may treat this sweep as done
+        log.warning("[sweep] stopped: %d of %d trials ended, %d cut short (resumable)",
+                    len(trials) - len(cut_short), plan["num_samples"], len(cut_short))
+        raise signals.Stopped(stop or signal.SIGINT)
     if plan["wandb"] != "disabled" and not table.empty:
         from mer_search.wandb_runs import log_offline
 
@@ -351,7 +342,7 @@ def _new_tuner(plan: dict, space: Space, out: Path, fn, storage: Storage, resumi
                                   # then fails to restore (seen in the driver-kill test)
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
                                   callbacks=[ProgressLine(metric, mode, plan["num_samples"],
-                                                          plan["search"]["max_epochs"])]))
+                                                          plan["search"]["max_epochs"]), TrialLedger()]))
 
 
 def _close_lost_suggestions(plan: dict) -> None:
@@ -377,8 +368,9 @@ def _allow_pending(plan: dict) -> None:
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max(1, int(slots)))
 
 
-def results_table(grid) -> pd.DataFrame:
-    """One row per trial and epoch: trial id, status, every sampled parameter, every metric."""
+def results_table(grid, cut_short=()) -> pd.DataFrame:
+    """One row per trial and epoch: trial id, error, whether the sweep's stop cut it short, every sampled
+    parameter, every metric."""
     frames = []
     for result in grid:
         df = result.metrics_dataframe
@@ -386,6 +378,7 @@ def results_table(grid) -> pd.DataFrame:
             continue
         trial_id = result.metrics.get("trial_id") or Path(result.path).name
         df = df.assign(trial_id=trial_id, error=str(result.error).splitlines()[0][:300] if result.error else "",
+                       cut_short=trial_id in cut_short,
                        config_json=json.dumps({k: v for k, v in result.config.items() if "." in k}))
         for key, value in result.config.items():
             if "." in key:
@@ -394,7 +387,7 @@ def results_table(grid) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame()
     table = pd.concat(frames, ignore_index=True)
-    named = ("trial_id", "error", "config_json", "training_iteration", "time_total_s", "data_wait_share", "lr",
+    named = ("trial_id", "error", "cut_short", "config_json", "training_iteration", "time_total_s", "data_wait_share", "lr",
              "node_id", PARAMS_METRIC)
     keep = [c for c in table.columns if c in named or c.startswith(("config/", "dev_", "train_", "epoch"))]
     table = table[keep].sort_values(["trial_id", "training_iteration"])

@@ -1,0 +1,73 @@
+"""Tune callbacks that run in the driver: a progress line, and the ledger of which trials ended."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ray import tune
+
+log = logging.getLogger("mer_search.search.sweep")
+
+
+class ProgressLine(tune.Callback):
+    """A log line on each finished trial (and every 10 s otherwise): done, running, stopped early, best."""
+
+    def __init__(self, metric: str, mode: str, total: int, max_t: int):
+        self.metric, self.mode, self.total, self.max_t = metric, mode, total, max_t
+        self.best: float | None = None
+        self.last = 0.0
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        v = result.get(self.metric)
+        if v is not None and (self.best is None or (v > self.best if self.mode == "max" else v < self.best)):
+            self.best = v
+        if time.time() - self.last > 10:
+            self._print(trials)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._print(trials)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._print(trials)
+
+    def _print(self, trials):
+        self.last = time.time()
+        ended = [t for t in trials if t.status in ("TERMINATED", "ERROR")]
+        stopped = sum(t.status == "TERMINATED" and (t.last_result or {}).get("training_iteration", 0) < self.max_t
+                      for t in ended)
+        failed = sum(t.status == "ERROR" for t in ended)
+        running = sum(t.status == "RUNNING" for t in trials)
+        best = f"{self.best:.4f}" if self.best is not None else "-"
+        log.info("[sweep] %d/%d done (%d stopped early, %d failed), %d running, best %s %s",
+                 len(ended), self.total, stopped, failed, running, self.metric, best)
+
+
+class TrialLedger(tune.Callback):
+    """Which trials ended (completed, stopped by the scheduler, failed), from Tune's own events.
+
+    A stop signal ends a Tune run with its running trials marked TERMINATED in memory, like finished ones,
+    but no completion event fires for them, and the experiment snapshot Tune saves just before keeps them
+    unfinished (a resume continues them). The ended set is saved in that snapshot (get_state) and restored
+    with it, so it stays right across driver restarts. `last` holds the ledger of the run that just ended
+    (the driver reads it after Tuner.fit; a restored run uses the unpickled copy, not the one it passed)."""
+
+    last: dict = {"trials": [], "ended": {}}
+
+    def __init__(self):
+        self.ended: dict[str, str] = {}
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.ended[trial.trial_id] = "TERMINATED"
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.ended[trial.trial_id] = "ERROR"
+
+    def on_experiment_end(self, trials, **info):
+        TrialLedger.last = {"trials": [t.trial_id for t in trials], "ended": dict(self.ended)}
+
+    def get_state(self) -> dict:
+        return {"ended": dict(self.ended)}
+
+    def set_state(self, state: dict) -> None:
+        self.ended = dict(state.get("ended", {}))
