@@ -276,9 +276,10 @@ def predict(checkpoint, csv_path, meld_root, split, out):
 @click.option("--prepared", help="Output dir of `mer-search prepare`, or its URI (s3://, gs://, file://) "
                                  "(required unless --resume).")
 @click.option("--out", type=click.Path(path_type=Path), help="Sweep dir [default: runs/sweeps/<space>].")
-@click.option("--resume", "resume_dir", type=click.Path(path_type=Path),
-              help="Continue the sweep in this dir after a crash: finished trials kept, interrupted ones resume "
-                   "from their checkpoints, ASHA's rungs restored, the rest of the budget runs.")
+@click.option("--resume", "resume_dir",
+              help="Continue a stopped or crashed sweep: its dir, or its --storage URI on a machine without the "
+                   "dir (a lost head; --out says where to rebuild it). Finished trials kept, interrupted ones "
+                   "resume from their checkpoints, ASHA's rungs restored, the rest of the budget runs.")
 @click.option("--warm-start", type=click.Path(path_type=Path, exists=True, file_okay=False),
               help="Seed the new study with an earlier sweep's finished trials.")
 @click.option("--num-samples", type=int, help="Trials [default: the space's].")
@@ -296,6 +297,9 @@ def predict(checkpoint, csv_path, meld_root, split, out):
 @click.option("--storage", help="Trial results and checkpoints: a dir or a URI (s3://, gs://, file://) "
                                 "[default: the sweep dir].")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--keep-checkpoints", type=click.Choice(["best", "none"]), default="best", show_default=True,
+              help="Per ended trial: its best epoch's checkpoint, or none (running trials keep their last two "
+                   "and their best either way).")
 @click.option("--max-failures", type=click.IntRange(min=0), default=2, show_default=True,
               help="Retries of a failed trial, each from its last checkpoint.")
 @click.option("--wandb", "wandb_mode", type=click.Choice(["offline", "online", "disabled"]), default="offline",
@@ -304,8 +308,8 @@ def predict(checkpoint, csv_path, meld_root, split, out):
 @click.option("--features-text", help="Text feature dir for fusion spaces.")
 @click.option("--features-speech", help="Speech feature dir for fusion spaces.")
 def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs, sampler, scheduler, cpus_per_trial,
-          gpus_per_trial, max_concurrent, address, study_storage, storage, seed, max_failures, wandb_mode, features,
-          features_text, features_speech):
+          gpus_per_trial, max_concurrent, address, study_storage, storage, seed, keep_checkpoints, max_failures,
+          wandb_mode, features, features_text, features_speech):
     """Run a search space: Ray Tune trials sampled by Optuna, early-stopped by ASHA.
 
     SPACE is a file (spaces/text_mlp.yaml) or a name (text_mlp). With --resume SWEEP_DIR,
@@ -315,9 +319,12 @@ def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs,
     from mer_search.search.space import SpaceError
     from mer_search.search.sweep import SweepError, SweepOptions, run_sweep
 
-    if resume_dir:
-        opts = SweepOptions(space="", prepared="", out=resume_dir, resume=True, address=address)
-        out = resume_dir
+    if resume_dir and "://" in resume_dir:      # the storage URI: rebuild the sweep dir here if it is not
+        out = out or Path("runs") / "sweeps" / resume_dir.rstrip("/").rsplit("/", 1)[-1]
+        opts = SweepOptions(space="", prepared="", out=out, resume=True, resume_from=resume_dir, address=address)
+    elif resume_dir:
+        out = Path(resume_dir)
+        opts = SweepOptions(space="", prepared="", out=out, resume=True, address=address)
     else:
         if not space or not prepared:
             _fail("give SPACE and --prepared DIR (or --resume SWEEP_DIR)")
@@ -331,6 +338,7 @@ def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs,
                             scheduler=scheduler, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                             max_concurrent=max_concurrent, address=address, study_storage=study_storage,
                             storage=storage, seed=seed, max_epochs=max_epochs, max_failures=max_failures,
+                            keep_checkpoints=keep_checkpoints,
                             wandb=wandb_mode, feature_dirs=dirs, warm_start=str(warm_start) if warm_start else None)
     from mer_search import signals
 

@@ -3,7 +3,9 @@
 Resuming a sweep after its driver died needs two things Ray keeps private:
 ASHA's rung records (`AsyncHyperBandScheduler._brackets[i]._rungs`, `_trial_info`,
 `_num_stopped`), which Tuner.restore would otherwise rebuild empty, and the set
-of trials OptunaSearch has finished (`_completed_trials`). Ray may reshape these
+of trials OptunaSearch has finished (`_completed_trials`). Pruning checkpoints safely
+needs what Tune's last persisted experiment snapshot (experiment_state-*.json, a
+private format) says of each trial: its status and the checkpoint it would resume from. Ray may reshape these
 in any release; `check()` fails with a message saying what changed, and
 tests/test_ray_internals.py runs it, so an upgrade breaks one test, loudly,
 instead of a resumed sweep, quietly. pyproject.toml pins the Ray minor version
@@ -44,6 +46,31 @@ def put_trial_in_bracket(asha, trial_id: str, index: int) -> None:
 def mark_completed(optuna_search, trial_id: str) -> None:
     """Tell OptunaSearch a trial is done without reporting to the study (it finished there already)."""
     optuna_search._completed_trials.add(trial_id)
+
+
+def snapshot_positions(fs, experiment_path: str) -> dict[str, tuple[str, str | None]]:
+    """trial id -> (status, checkpoint dir name) in the newest experiment snapshot in the storage; {} when
+    there is none yet or it is being written (a half-written file fails to parse: try again later)."""
+    import json
+    import posixpath
+
+    import pyarrow.fs as pafs
+
+    infos = fs.get_file_info(pafs.FileSelector(experiment_path, allow_not_found=True))
+    names = sorted(i.base_name for i in infos if i.base_name.startswith("experiment_state-")
+                   and i.base_name.endswith(".json"))
+    if not names:
+        return {}
+    try:
+        with fs.open_input_stream(posixpath.join(experiment_path, names[-1])) as f:
+            data = json.loads(f.read())
+        out = {}
+        for trial_json, meta_json in data["trial_data"]:
+            trial, meta = json.loads(trial_json), json.loads(meta_json)
+            out[trial["trial_id"]] = (trial["status"], (meta.get("last_result") or {}).get("checkpoint_dir_name"))
+        return out
+    except (ValueError, KeyError, TypeError, OSError):
+        return {}
 
 
 def check() -> None:

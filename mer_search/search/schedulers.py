@@ -15,7 +15,7 @@ from pathlib import Path
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, HyperBandScheduler, MedianStoppingRule
 
 from data_prep.atomic import write_json_atomic
-from mer_search.search import ray_internals
+from mer_search.search import ray_internals, state
 
 SCHEDULERS = ("asha", "hyperband", "median", "none")
 
@@ -37,8 +37,9 @@ class PersistentASHA(AsyncHyperBandScheduler):
             return
         self._saved_bracket = ray_internals.restore_asha_records(self, json.loads(Path(self.record_path).read_text()))
 
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
+    def __setstate__(self, st: dict) -> None:
+        self.__dict__.update(st)
+        self.record_path = state.here(self.record_path)     # restored on a new head: its sweep dir
         self._load()
 
     # -- scheduler hooks -------------------------------------------------------------------------------

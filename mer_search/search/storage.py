@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import uuid
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -31,7 +32,7 @@ class Storage:
         return self.fs is None and Path(self.root) == Path(path).resolve()
 
     def check_writable(self) -> None:
-        fs = self.fs or pafs.LocalFileSystem()
+        fs = self._fs()
         probe = posixpath.join(self.root, ".mer-search-probe")
         try:
             fs.create_dir(self.root, recursive=True)
@@ -41,7 +42,23 @@ class Storage:
         except (OSError, ValueError) as e:
             raise StorageError(f"storage {self.where} is not writable ({str(e).splitlines()[0][:160]})") from None
 
+    def _fs(self):
+        return self.fs or pafs.LocalFileSystem()
+
     def upload(self, local: Path, name: str) -> None:
-        fs = self.fs or pafs.LocalFileSystem()
-        with fs.open_output_stream(posixpath.join(self.root, name)) as f:
+        """Atomically: written beside the target, then moved over it, so a reader sees the old or the new file."""
+        fs, dest = self._fs(), posixpath.join(self.root, name)
+        tmp = f"{dest}.tmp-{uuid.uuid4().hex[:8]}"
+        with fs.open_output_stream(tmp) as f:
             f.write(Path(local).read_bytes())
+        fs.move(tmp, dest)
+
+    def exists(self, name: str) -> bool:
+        return self._fs().get_file_info(posixpath.join(self.root, name)).type == pafs.FileType.File
+
+    def download(self, name: str, local: Path) -> None:
+        with self._fs().open_input_stream(posixpath.join(self.root, name)) as f:
+            data = f.read()
+        tmp = Path(local).with_name(Path(local).name + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(local)

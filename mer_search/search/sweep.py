@@ -4,7 +4,7 @@ The sweep dir holds: sweep.json (the plan: every setting a resume needs), space.
 (a copy of the space as run), optuna.db (the study), asha_rungs.json (ASHA's
 records), tune/ (Ray's trial dirs and checkpoints, unless --storage puts them
 elsewhere), trials.parquet (every trial's config and per-epoch metrics) and
-wandb/ (offline runs, written from the results table after the trials) and status.json (finished or
+wandb/ (offline runs, one per trial, written as results arrive) and status.json (finished or
 not: a sweep stopped by Ctrl-C or SIGTERM ends with its running trials cut short, resumable).
 """
 
@@ -33,8 +33,9 @@ from data_prep.errors import PrepError
 from data_prep.reader import data_fingerprint, localize
 from mer_search import signals
 from mer_search.results import STATUS_FILE
-from mer_search.search import ray_internals
+from mer_search.search import ray_internals, state
 from mer_search.search.callbacks import ProgressLine, TrialLedger
+from mer_search.search.checkpoints import KEEP_CHOICES, CheckpointPruner
 from mer_search.search.schedulers import SCHEDULERS, make_scheduler
 from mer_search.search.space import Space, load_space
 from mer_search.search.storage import Storage, StorageError
@@ -69,6 +70,8 @@ class SweepOptions:
     feature_dirs: dict = field(default_factory=dict)
     warm_start: str | None = None           # an earlier sweep dir whose finished trials seed the study
     resume: bool = False
+    resume_from: str | None = None          # a --storage URI to rebuild the sweep dir from (a lost head)
+    keep_checkpoints: str = "best"          # per ended trial: its best epoch's checkpoint, or none
     work: Callable | None = None            # what each trial runs (default train_trial); benchmarks pass a no-op
 
 
@@ -165,6 +168,8 @@ def _new_plan(opts: SweepOptions, out: Path) -> dict:
     num_samples = opts.num_samples if opts.num_samples is not None else search["num_samples"]
     if num_samples < 1:
         raise SweepError("--num-samples must be at least 1")
+    if opts.keep_checkpoints not in KEEP_CHOICES:
+        raise SweepError(f"--keep-checkpoints {opts.keep_checkpoints!r}: one of {', '.join(KEEP_CHOICES)}")
     if opts.scheduler not in SCHEDULERS:
         raise SweepError(f"unknown scheduler {opts.scheduler!r}; valid: {', '.join(SCHEDULERS)}")
     from data_prep.reader import load_manifest
@@ -187,15 +192,17 @@ def _new_plan(opts: SweepOptions, out: Path) -> dict:
         raise SweepError(f"--warm-start {opts.warm_start}: not a sweep dir (no sweep.json)")
     sampler = opts.sampler or search["sampler"]
     objectives = [[search["metric"], search["mode"]]] + ([[PARAMS_METRIC, "min"]] if sampler == "nsga2" else [])
-    return {"space_name": space.name, "space_source": str(Path(opts.space).resolve()), "search": search,
+    return {"space_name": space.name, "space_source": str(Path(opts.space).resolve()), "sweep_dir": str(out),
+            "search": search,
             "final": space.final,
             "num_samples": num_samples, "sampler": sampler, "scheduler": opts.scheduler, "seed": opts.seed,
             "objectives": objectives, "base": base, "prepared_sha256": sha256_file(local / "manifest.json"),
             "prepared_fingerprint": data_fingerprint(local),
-            "study_storage": opts.study_storage or f"sqlite:///{out / 'optuna.db'}",
+            "study_storage": opts.study_storage or state.local_study_url(out),
             "study_name": f"{space.name}-{out.name}", "storage": opts.storage or str(out),
             "cpus_per_trial": opts.cpus_per_trial, "gpus_per_trial": opts.gpus_per_trial,
             "max_concurrent": opts.max_concurrent, "max_failures": opts.max_failures, "wandb": opts.wandb,
+            "keep_checkpoints": opts.keep_checkpoints,
             "warm_start": str(Path(opts.warm_start).resolve()) if opts.warm_start else None}
 
 
@@ -252,6 +259,8 @@ def run_sweep(opts: SweepOptions) -> pd.DataFrame:
         check_writable_dir(out)
     except OSError as e:
         raise SweepError(f"{out}: sweep dir is not writable ({e.strerror})") from None
+    if opts.resume and opts.resume_from and not (out / "sweep.json").exists():
+        _fetch_state(opts.resume_from, out)
     if opts.resume:
         plan = _load_plan(out)
     else:
@@ -266,8 +275,9 @@ def run_sweep(opts: SweepOptions) -> pd.DataFrame:
         raise SweepError(str(e)) from None
     if not opts.resume:
         (out / "sweep.json").write_text(json.dumps(plan, indent=1))
+    plan["study_storage"] = state.activate(out, storage, plan)
     write_json_atomic(out / STATUS_FILE, {"finished": False, "state": "running"})
-    metric, mode = plan["objectives"][0]
+    state.mirror()
     if not _init_ray(opts.address, plan["gpus_per_trial"]):     # no GPU: the same sweep on CPUs
         plan = {**plan, "gpus_per_trial": 0}
     _allow_pending(plan)
@@ -296,19 +306,21 @@ def run_sweep(opts: SweepOptions) -> pd.DataFrame:
         "finished": finished, "state": "finished" if finished else "stopped", "planned": plan["num_samples"],
         "trials": len(trials), "cut_short": cut_short,
         "stopped_by": signal.Signals(stop).name if stop and not finished else None})
-    if not storage.is_local_dir(out):
-        for name in ("trials.parquet", "sweep.json", "space.yaml", "asha_rungs.json", STATUS_FILE):
-            if (out / name).exists():
-                storage.upload(out / name, name)
+    state.mirror()
     if not finished:       # the caller says how to resume; nothing downstream may treat this sweep as done
         log.warning("[sweep] stopped: %d of %d trials ended, %d cut short (resumable)",
                     len(trials) - len(cut_short), plan["num_samples"], len(cut_short))
         raise signals.Stopped(stop or signal.SIGINT)
-    if plan["wandb"] != "disabled" and not table.empty:
-        from mer_search.wandb_runs import log_offline
-
-        log_offline(table, out, group=plan["study_name"], metric=metric, mode=plan["wandb"])
     return table
+
+
+def _fetch_state(uri: str, out: Path) -> None:
+    """A resume on a machine without the sweep dir (the head was lost): rebuild it from the storage."""
+    try:
+        got = state.fetch(Storage(uri), out)
+    except (StorageError, OSError) as e:
+        raise SweepError(f"--resume {uri}: {str(e).splitlines()[0][:200]}") from None
+    log.info("rebuilt the sweep dir %s from %s (%s)", out, uri, ", ".join(got))
 
 
 def _new_tuner(plan: dict, space: Space, out: Path, fn, storage: Storage, resuming: bool) -> tune.Tuner:
@@ -327,7 +339,7 @@ def _new_tuner(plan: dict, space: Space, out: Path, fn, storage: Storage, resumi
     search = ResumableOptunaSearch(
         space=space.sample, metric=metrics if rest else metric, mode=modes if rest else mode,
         sampler=make_sampler(plan["sampler"], plan["seed"]), study_name=plan["study_name"],
-        storage=optuna.storages.RDBStorage(plan["study_storage"]))
+        storage=state.RelocatableRDBStorage(plan["study_storage"]))
     if plan["max_concurrent"]:
         search = ConcurrencyLimiter(search, max_concurrent=plan["max_concurrent"])
     return tune.Tuner(
@@ -337,12 +349,25 @@ def _new_tuner(plan: dict, space: Space, out: Path, fn, storage: Storage, resumi
                                     num_samples=plan["num_samples"], reuse_actors=True),
         run_config=tune.RunConfig(name="tune", storage_path=storage.root, storage_filesystem=storage.fs, verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=plan["max_failures"]),
-                                  # keep every epoch's checkpoint: Ray's last experiment snapshot (every 2 s) may
-                                  # name one that num_to_keep would already have deleted, and a resumed trial
-                                  # then fails to restore (seen in the driver-kill test)
+                                  # Ray deletes none: its num_to_keep races with its own experiment snapshot
+                                  # (a resumed trial found its checkpoint gone); CheckpointPruner deletes only
+                                  # what the persisted snapshot no longer needs
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
                                   callbacks=[ProgressLine(metric, mode, plan["num_samples"],
-                                                          plan["search"]["max_epochs"]), TrialLedger()]))
+                                                          plan["search"]["max_epochs"]), TrialLedger(),
+                                             CheckpointPruner(metric, mode, plan.get("keep_checkpoints", "best")),
+                                             state.StateMirror(), *_wandb_callback(plan)]))
+
+
+def _wandb_callback(plan: dict) -> list:
+    if plan["wandb"] == "disabled":
+        return []
+    from mer_search.search.live_wandb import LiveWandb
+
+    settings = {k: plan[k] for k in ("space_name", "sampler", "scheduler", "num_samples", "seed")}
+    settings.update(metric=plan["objectives"][0][0], max_epochs=plan["search"]["max_epochs"])
+    return [LiveWandb(plan["study_name"], settings, *plan["objectives"][0], plan["search"]["max_epochs"],
+                      plan["wandb"])]
 
 
 def _close_lost_suggestions(plan: dict) -> None:

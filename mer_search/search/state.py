@@ -1,0 +1,139 @@
+"""A sweep's own state (plan, space, ASHA's records, the study, status, results, W&B ledger), mirrored to
+its --storage while it runs, so that losing the head loses nothing a resume needs.
+
+Ray keeps its trial results, checkpoints and experiment snapshots in the storage already; this adds the rest.
+Uploads are atomic (written beside, then moved into place): a reader never sees half a file. The study is
+copied with SQLite's backup API, which gives a consistent copy while the sweep keeps writing. A study in an
+RDB the user named (--study-storage) is not copied: it lives there already.
+
+`activate` records where the sweep dir is on this machine. Tuner.restore unpickles objects made when the
+sweep started (scheduler, searcher, callbacks), possibly on another head with another sweep dir; `here`
+moves a path they kept from the old sweep dir to the new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+from ray import tune
+
+from mer_search.results import STATUS_FILE
+from mer_search.search.storage import Storage
+
+log = logging.getLogger(__name__)
+
+STATE_FILES = ("sweep.json", "space.yaml", "asha_rungs.json", STATUS_FILE, "trials.parquet", "wandb_steps.json")
+STUDY_FILE = "optuna.db"
+MIRROR_EVERY_S = 10.0
+_active: dict = {"out": None, "storage": None, "moved": None, "study_local": False}
+
+
+def activate(out: Path, storage: Storage, plan: dict) -> str:
+    """Record the running sweep (its dir here, its storage, the dir it started in); returns the study's URL as
+    it is on this machine (a sqlite file in the sweep dir moves with the dir)."""
+    out = Path(out).resolve()
+    started_in = plan.get("sweep_dir")
+    moved = (started_in, str(out)) if started_in and Path(started_in) != out else None
+    _active.update(out=out, storage=storage, moved=moved)
+    url = here(plan["study_storage"])
+    _active["study_local"] = url == local_study_url(out)
+    return url
+
+
+def active_storage() -> Storage | None:
+    return _active["storage"]
+
+
+def active_dir() -> Path | None:
+    return _active["out"]
+
+
+def local_study_url(out: Path) -> str:
+    return f"sqlite:///{Path(out).resolve() / STUDY_FILE}"
+
+
+def here(path: str) -> str:
+    """A path recorded under the sweep dir the sweep started in, as it is under this sweep dir."""
+    moved = _active["moved"]
+    if moved and (path == moved[0] or path.startswith(moved[0] + "/")):
+        return moved[1] + path[len(moved[0]):]
+    if moved and path.startswith(f"sqlite:///{moved[0]}/"):
+        return f"sqlite:///{moved[1]}" + path[len(f"sqlite:///{moved[0]}"):]
+    return path
+
+
+def mirror() -> None:
+    """Upload the sweep's state files (and its sqlite study) to its storage, when that is elsewhere."""
+    out, storage = _active["out"], _active["storage"]
+    if out is None or storage is None or storage.is_local_dir(out):
+        return
+    for name in STATE_FILES:
+        if (out / name).exists():
+            storage.upload(out / name, name)
+    if _active["study_local"] and (out / STUDY_FILE).exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / STUDY_FILE
+            src, dst = sqlite3.connect(out / STUDY_FILE), sqlite3.connect(copy)
+            try:
+                src.backup(dst)
+            finally:
+                src.close()
+                dst.close()
+            storage.upload(copy, STUDY_FILE)
+
+
+def fetch(storage: Storage, out: Path) -> list[str]:
+    """Bring a sweep's state files from its storage into an empty local sweep dir; returns what came."""
+    if not storage.exists("sweep.json"):
+        raise FileNotFoundError(f"{storage.where}: no sweep.json there; not the --storage of a sweep")
+    out.mkdir(parents=True, exist_ok=True)
+    got = []
+    for name in (*STATE_FILES, STUDY_FILE):
+        if storage.exists(name):
+            storage.download(name, out / name)
+            got.append(name)
+    return got
+
+
+class RelocatableRDBStorage(optuna.storages.RDBStorage):
+    """The study's storage as the searcher pickles it: unpickled on a new head (Tuner.restore), a sqlite file
+    in the old sweep dir becomes the one in the new sweep dir, before anything connects to it."""
+
+    def __setstate__(self, st: dict) -> None:
+        super().__setstate__({**st, "url": here(st["url"])})
+
+
+class StateMirror(tune.Callback):
+    """Mirror the state on every trial's end and at most every MIRROR_EVERY_S seconds while results arrive."""
+
+    def __init__(self):
+        self.last = 0.0
+
+    def _due(self) -> None:
+        if time.monotonic() - self.last >= MIRROR_EVERY_S:
+            self._now()
+
+    def _now(self) -> None:
+        self.last = time.monotonic()
+        try:
+            mirror()
+        except OSError as e:      # a storage hiccup must not end the sweep; the next mirror tries again
+            log.warning("mirroring the sweep state to its storage failed (%s); will retry", e)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self._due()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._now()
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._now()
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.last = 0.0

@@ -1,0 +1,132 @@
+"""A sweep watched live and lost: W&B runs readable while it runs, a driver SIGKILL and `--resume` (one run per
+trial, each epoch logged once), a lost head resumed from its --storage URI alone, and bounded checkpoints."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from test_sweep_resume import SPACE, _kill_tree
+
+pytestmark = pytest.mark.ray
+WANDB = str(Path(sys.executable).parent / "wandb")
+
+
+def _rungs(path: Path) -> dict:
+    try:
+        saved = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return {(float(m), tid): v for bracket in saved["brackets"] for m, rec in bracket for tid, v in rec.items()}
+
+
+def _wandb_records(run_dir: Path) -> tuple[str, list[int]]:
+    """(run id, the history steps in order) of one offline run, read with W&B's own `wandb leet inspect`. The
+    id comes from the dir name (offline-run-<time>-<id>): a driver killed as it opened a run leaves a log with
+    no run record yet."""
+    out = subprocess.run([WANDB, "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True,
+                         timeout=60).stdout
+    steps = [int(rec["history"]["item"]["_step"]) for rec in map(json.loads, out.splitlines())
+             if rec["type"] == "history"]
+    return run_dir.name.split("-", 3)[-1], steps
+
+
+def _checkpoints(tune_dir: Path) -> dict[str, int]:
+    """trial id -> checkpoint dirs it has now."""
+    return {d.name.split("_")[1]: len(list(d.glob("checkpoint_*"))) for d in tune_dir.glob("trainable_*")}
+
+
+def _sweep(args, env):
+    return subprocess.Popen([sys.executable, "-m", "mer_search.cli", "sweep", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def env():
+    return {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def test_live_wandb_and_bounded_checkpoints_through_a_driver_kill(prepared, tmp_path, env):
+    space = tmp_path / "tiny.yaml"
+    space.write_text(SPACE.format(path=space))
+    out = tmp_path / "sweep"
+    proc = _sweep([str(space), "--prepared", str(prepared), "--out", str(out), "--wandb", "offline", "--seed", "2"],
+                  env)
+    live, most, t0 = None, 0, time.time()
+    try:
+        while len(_rungs(out / "asha_rungs.json")) < 5 and proc.poll() is None and time.time() - t0 < 240:
+            most = max([most, *_checkpoints(out / "tune").values()])
+            if live is None:
+                for run in (out / "wandb").glob("offline-run-*"):
+                    run_id, steps = _wandb_records(run)
+                    if len(steps) >= 2 and proc.poll() is None:
+                        live = (run_id, steps)     # read back while the sweep is still running
+                        break
+            time.sleep(0.1)
+    finally:
+        _kill_tree(proc)
+    assert live is not None, "no W&B run had two epochs logged while the sweep ran"
+    assert live[1][:2] == [1, 2]
+    assert not (out / "trials.parquet").exists(), "the driver must die mid-sweep"
+    assert 1 <= most <= 3, f"a running trial kept {most} checkpoints"
+
+    r = subprocess.run([sys.executable, "-m", "mer_search.cli", "sweep", "--resume", str(out)], env=env,
+                       capture_output=True, text=True, timeout=400)
+    assert r.returncode == 0, r.stderr[-3000:]
+    table = pd.read_parquet(out / "trials.parquet")
+    epochs = table.groupby("trial_id").training_iteration.max()
+    assert len(epochs) == 8
+    # W&B: one run id per trial (a resumed trial reopens its run), every epoch logged exactly once
+    steps: dict[str, list[int]] = {}
+    for run in sorted((out / "wandb").glob("offline-run-*")):
+        run_id, s = _wandb_records(run)
+        steps.setdefault(run_id, []).extend(s)
+    assert sorted(rid.split("-")[-1] for rid in steps) == sorted(epochs.index)
+    for rid, s in steps.items():
+        assert sorted(s) == list(range(1, int(epochs[rid.split("-")[-1]]) + 1)), (rid, s)
+    # every trial has ended: its best epoch's checkpoint only
+    assert _checkpoints(out / "tune") == {tid: 1 for tid in epochs.index}
+
+
+def test_head_loss_resumes_from_the_storage_uri_alone(prepared, tmp_path, env):
+    space = tmp_path / "tiny.yaml"
+    space.write_text(SPACE.format(path=space))
+    remote, head = tmp_path / "bucket", tmp_path / "head" / "sweep"
+    proc = _sweep([str(space), "--prepared", str(prepared), "--out", str(head), "--storage", f"file://{remote}",
+                   "--wandb", "disabled", "--keep-checkpoints", "none", "--seed", "3"], env)
+    t0 = time.time()
+    try:
+        while len(_rungs(remote / "asha_rungs.json")) < 5 and proc.poll() is None and time.time() - t0 < 240:
+            time.sleep(0.05)
+    finally:
+        _kill_tree(proc)
+    before = _rungs(remote / "asha_rungs.json")
+    assert len(before) >= 5 and not (remote / "trials.parquet").exists(), "the driver must die mid-sweep"
+    assert not list(remote.glob("*.tmp-*")), "a half-written state file in the storage"
+    shutil.rmtree(tmp_path / "head")           # the head is gone: nothing local survives
+
+    elsewhere = tmp_path / "new-head" / "sweep"
+    r = subprocess.run([sys.executable, "-m", "mer_search.cli", "sweep", "--resume", f"file://{remote}",
+                        "--out", str(elsewhere)], env=env, capture_output=True, text=True, timeout=400)
+    assert r.returncode == 0, r.stderr[-3000:]
+    table = pd.read_parquet(elsewhere / "trials.parquet")
+    assert table.trial_id.nunique() == 8
+    for tid, g in table.groupby("trial_id"):
+        assert g.training_iteration.tolist() == list(range(1, len(g) + 1)), tid
+        assert g.error.eq("").all(), tid
+    after = _rungs(elsewhere / "asha_rungs.json")
+    assert all(after.get(k) == v for k, v in before.items()), "ASHA's records from before the loss changed"
+    url = f"sqlite:///{elsewhere / 'optuna.db'}"
+    study = optuna.load_study(study_name=optuna.get_all_study_names(url)[0], storage=url)
+    states = pd.Series([t.state.name for t in study.trials])
+    assert (states == "COMPLETE").sum() == 8 and not (states == "RUNNING").any(), states.value_counts().to_dict()
+    # the storage holds the finished state too, and --keep-checkpoints none left no checkpoint
+    assert json.loads((remote / "status.json").read_text())["finished"] is True
+    assert set(_checkpoints(remote / "tune").values()) == {0}
