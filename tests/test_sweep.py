@@ -2,6 +2,9 @@
 in one Parquet table, W&B offline runs written from the driver, a report, warm starts and nsga2."""
 
 import json
+import re
+import shutil
+import subprocess
 
 import optuna
 import pandas as pd
@@ -48,8 +51,42 @@ def test_report_ranks_trials_and_writes_plots(sweep_dir):
     for name in ("curves.png", "importance.png", "parallel.png", "ranked.csv"):
         assert (sweep_dir / "report" / name).stat().st_size > 1000, name
     html = page.read_text()
-    assert best.idxmax() in html and html.count("<img") == 3
+    assert best.idxmax() in html and "<img" not in html and "cdn.plot.ly" not in html     # self-contained
+    assert html.count('class="plotly-graph-div"') == 3          # curves, importance, parallel coordinates
     assert f"{stopped} stopped early" in summary_line(sweep_dir)
+
+
+def _chromium(page, tmp_path, script=""):
+    """Open a page in headless Chromium: (its DOM after the scripts ran, the console messages it logged)."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium here (apt-get install chromium; .ci/run installs it)")
+    target = tmp_path / "page.html"
+    target.write_text(page.read_text().replace("</body>", f"<script>{script}</script></body>"))
+    r = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
+                        "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom",
+                        target.as_uri()], capture_output=True, text=True, timeout=120)
+    console = re.findall(r":INFO:CONSOLE[^\]]*\] (.*)", r.stderr)
+    # the headless software renderer's own GL performance notes are not the page's messages
+    return r.stdout, [m for m in console if not m.startswith('"[.WebGL-')]
+
+
+def test_report_page_opens_in_headless_chromium_without_console_errors(sweep_dir, tmp_path):
+    from mer_search.search.report import write_report
+
+    ranked, page = write_report(sweep_dir, top_k=3)
+    # the page as it is, plus one click on the trial_id header (the sortable table) reported in the title
+    click = ("document.querySelectorAll('table.ranked th')[1].click();"
+             "document.title = [...document.querySelectorAll('table.ranked tbody tr')]"
+             ".map(r => r.cells[1].textContent).join(',');")
+    dom, console = _chromium(page, tmp_path, click)
+    assert console == [], console
+    assert dom.count("js-plotly-plot") >= 3, "Plotly did not draw the figures"
+    assert "<svg" in dom and "parcoords" in dom
+    title = re.search(r"<title>(.*?)</title>", dom).group(1)
+    assert title.split(",") == sorted(ranked.trial_id, reverse=True)      # first click: descending
+    # a categorical parameter's axis shows its values, not codes
+    assert "[32, 16]" in dom or "[32,16]" in dom
 
 
 def test_warm_start_into_a_postgres_style_study_url(sweep_dir, prepared, space_file, tmp_path, monkeypatch):

@@ -38,6 +38,27 @@ def _wandb_records(run_dir: Path) -> tuple[str, list[int]]:
     return run_dir.name.split("-", 3)[-1], steps
 
 
+def _dashboard(url: str, path: str) -> dict:
+    """GET an optuna-dashboard API path through its WSGI app (what `optuna-dashboard URL` serves)."""
+    import io
+
+    from optuna_dashboard import wsgi
+
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "test",
+               "SERVER_PORT": "80", "wsgi.input": io.BytesIO(), "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr}
+    status = []
+    body = b"".join(wsgi(url)(environ, lambda s, headers, *exc: status.append(s)))
+    assert status[0].startswith("200"), (path, status, body[:300])
+    return json.loads(body)
+
+
+def _dashboard_trials(out: Path) -> list[dict]:
+    """The sweep's study as optuna-dashboard loads it: each trial's state, intermediate values, user attrs."""
+    url = f"sqlite:///{out / 'optuna.db'}"
+    (study,) = _dashboard(url, "/api/studies")["studies"]
+    return _dashboard(url, f"/api/studies/{study['study_id']}")["trials"]
+
+
 def _checkpoints(tune_dir: Path) -> dict[str, int]:
     """trial id -> checkpoint dirs it has now."""
     return {d.name.split("_")[1]: len(list(d.glob("checkpoint_*"))) for d in tune_dir.glob("trainable_*")}
@@ -59,10 +80,14 @@ def test_live_wandb_and_bounded_checkpoints_through_a_driver_kill(prepared, tmp_
     out = tmp_path / "sweep"
     proc = _sweep([str(space), "--prepared", str(prepared), "--out", str(out), "--wandb", "offline", "--seed", "2"],
                   env)
-    live, most, t0 = None, 0, time.time()
+    live, most, board, t0 = None, 0, None, time.time()
     try:
         while len(_rungs(out / "asha_rungs.json")) < 5 and proc.poll() is None and time.time() - t0 < 240:
             most = max([most, *_checkpoints(out / "tune").values()])
+            if board is None and (out / "optuna.db").exists():
+                trials = _dashboard_trials(out)       # a second process reading the study mid-sweep
+                if any(len(t["intermediate_values"]) >= 2 for t in trials) and proc.poll() is None:
+                    board = trials
             if live is None:
                 for run in (out / "wandb").glob("offline-run-*"):
                     run_id, steps = _wandb_records(run)
@@ -73,6 +98,13 @@ def test_live_wandb_and_bounded_checkpoints_through_a_driver_kill(prepared, tmp_
     finally:
         _kill_tree(proc)
     assert live is not None, "no W&B run had two epochs logged while the sweep ran"
+    assert board is not None, "optuna-dashboard saw no trial with two epochs while the sweep ran"
+    ray_ids = {d.name.split("_")[1] for d in (out / "tune").glob("trainable_*")}
+    for t in board:
+        attrs = {a["key"]: a["value"] for a in t["user_attrs"]}
+        assert attrs.get("ray_trial_id") in ray_ids, attrs
+        steps = [v["step"] for v in t["intermediate_values"]]
+        assert steps == list(range(1, len(steps) + 1)), steps
     assert live[1][:2] == [1, 2]
     assert not (out / "trials.parquet").exists(), "the driver must die mid-sweep"
     assert 1 <= most <= 3, f"a running trial kept {most} checkpoints"

@@ -43,6 +43,11 @@ def put_trial_in_bracket(asha, trial_id: str, index: int) -> None:
     asha._trial_info[trial_id] = asha._brackets[index]
 
 
+def optuna_trial(optuna_search, trial_id: str):
+    """The Optuna trial OptunaSearch asked for a Ray trial (None if it has none)."""
+    return optuna_search._ot_trials.get(trial_id)
+
+
 def mark_completed(optuna_search, trial_id: str) -> None:
     """Tell OptunaSearch a trial is done without reporting to the study (it finished there already)."""
     optuna_search._completed_trials.add(trial_id)
@@ -96,6 +101,8 @@ def check() -> None:
     search = OptunaSearch(space=lambda trial: None, metric="m", mode="max")
     if not isinstance(getattr(search, "_completed_trials", None), set):
         problems.append("OptunaSearch._completed_trials is no longer a set of trial ids")
+    if not isinstance(getattr(search, "_ot_trials", None), dict):
+        problems.append("OptunaSearch._ot_trials is no longer a dict of Ray trial id -> Optuna trial")
     if problems:
         raise RayInternalsChanged(
             f"Ray {ray.__version__} changed private state that resuming a sweep relies on (checked against Ray "

@@ -1,15 +1,14 @@
 """`mer-search report SWEEP_DIR`: a ranked table and plots from a sweep dir, no account needed.
 
 Reads trials.parquet (per-epoch metrics), sweep.json (the plan) and the Optuna study;
-writes report/ with curves.png (top-k learning curves), importance.png (Optuna's
-fANOVA parameter importance), parallel.png (parallel coordinates), pareto.png
-(nsga2 sweeps) and index.html showing them beside the table.
+writes report/ with index.html (one self-contained interactive page: report_html.py)
+and, for people who want files, curves.png (top-k learning curves), importance.png
+(Optuna's fANOVA parameter importance), parallel.png (parallel coordinates),
+pareto.png (nsga2 sweeps) and ranked.csv.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import logging
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from mer_search.search import report_html
 from mer_search.results import SweepDirError, load_sweep as load, ranked, sweep_status
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,12 @@ def importance(plan: dict) -> dict[str, float]:
         return {}
 
 
-def _plots(r: pd.DataFrame, table: pd.DataFrame, plan: dict, out: Path, top_k: int) -> dict[str, Path]:
+def varied_params(r: pd.DataFrame, metric: str) -> list[str]:
+    return [c for c in r.columns if c not in ("trial_id", metric, "best_epoch", "epochs", "outcome", "n_params")
+            and r[c].nunique() > 1]
+
+
+def _plots(r: pd.DataFrame, table: pd.DataFrame, plan: dict, out: Path, top_k: int, imp: dict) -> dict[str, Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -76,7 +81,6 @@ def _plots(r: pd.DataFrame, table: pd.DataFrame, plan: dict, out: Path, top_k: i
     ax.legend(fontsize=7)
     paths["curves"] = _save(fig, out / "curves.png")
 
-    imp = importance(plan)
     if imp:
         fig, ax = plt.subplots(figsize=(7, 0.4 * len(imp) + 1.2))
         names = list(imp)[::-1]
@@ -84,8 +88,7 @@ def _plots(r: pd.DataFrame, table: pd.DataFrame, plan: dict, out: Path, top_k: i
         ax.set(xlabel="importance (Optuna fANOVA)", title=f"what moved {metric}")
         paths["importance"] = _save(fig, out / "importance.png")
 
-    params = [c for c in r.columns if c not in ("trial_id", metric, "best_epoch", "epochs", "outcome", "n_params")
-              and r[c].nunique() > 1]
+    params = varied_params(r, metric)
     if params and len(r) > 1:
         fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(params) + 2), 4))
         cols = {}
@@ -136,15 +139,19 @@ def write_report(sweep_dir: str | Path, top_k: int = 5) -> tuple[pd.DataFrame, P
     out = d / "report"
     out.mkdir(exist_ok=True)
     r.to_csv(out / "ranked.csv")
-    paths = _plots(r, table, plan, out, top_k)
-    metric = plan["objectives"][0][0]
-    images = "".join(f'<h2>{name}</h2><img alt="{name}" src="data:image/png;base64,'
-                     f'{base64.b64encode(p.read_bytes()).decode()}">' for name, p in paths.items())
-    page = (f"<!doctype html><meta charset=utf-8><title>{html.escape(plan['space_name'])} sweep</title>"
-            f"<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:12px}}"
-            f"td,th{{border:1px solid #ccc;padding:2px 6px}}</style>"
-            f"<h1>Sweep {html.escape(plan['space_name'])}</h1><p>{html.escape(summary_line(d))}; sampler "
-            f"{plan['sampler']}, scheduler {plan['scheduler']}, ranked by {metric}.</p>"
-            f"{r.to_html(float_format=lambda v: f'{v:.4g}')}{images}")
-    (out / "index.html").write_text(page)
+    imp = importance(plan)
+    paths = _plots(r, table, plan, out, top_k, imp)
+    metric, mode = plan["objectives"][0]
+    figures = [report_html.curves(r, table, metric, top_k)]
+    if imp:
+        figures.append(report_html.importance_bars(imp, metric))
+    params = varied_params(r, metric)
+    if params and len(r) > 1:
+        figures.append(report_html.parallel(r, metric, params))
+    if len(plan["objectives"]) > 1 and "n_params" in r:
+        figures.append(report_html.pareto(r, pareto_front(r, metric, mode), metric))
+    summary = (f"{summary_line(d)}; sampler {plan['sampler']}, scheduler {plan['scheduler']}, ranked by {metric}. "
+               f"PNG copies: {', '.join(p.name for p in paths.values())}.")
+    (out / "index.html").write_text(report_html.page(f"Sweep {plan['space_name']}", summary, report_html.ranked_table(r),
+                                                     figures))
     return r, out / "index.html"

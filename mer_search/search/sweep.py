@@ -90,6 +90,22 @@ class ResumableOptunaSearch(OptunaSearch):
     results to the finished study record would stop the whole sweep. They are dropped instead (the study
     keeps the value it had)."""
 
+    def suggest(self, trial_id: str):
+        config = super().suggest(trial_id)
+        trial = ray_internals.optuna_trial(self, trial_id)
+        if trial is not None:        # optuna-dashboard and the report name trials as Ray does
+            trial.set_user_attr("ray_trial_id", trial_id)
+        return config
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        trial = ray_internals.optuna_trial(self, trial_id)
+        if trial is not None and result and "training_iteration" in result:
+            try:       # how far it ran: ASHA's early stops are recorded COMPLETE, like full runs
+                trial.set_user_attr("epochs", int(result["training_iteration"]))
+            except RuntimeError:       # finished in the study already (a restart): keep what it has
+                pass
+        super().on_trial_complete(trial_id, result, error)
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         try:
             super().on_trial_result(trial_id, result)
