@@ -4,7 +4,9 @@ Each run starts a head (0 CPUs) and 3 worker nodes (1 CPU each) as `ray start` p
 runs the same deterministic sweep (random sampler, fixed seed, no early stopping, CPU
 training seeded per epoch) through the CLI with --address, and injects faults at random
 moments (after a random number of reported epochs): a worker node killed (and a fresh one
-started in its place), a trial process killed, the driver killed (then `--resume`).
+started in its place), a trial process killed, the driver killed (then `--resume`), and the
+head lost: the driver killed, the whole Ray cluster stopped and started afresh, the local sweep
+dir deleted, and the sweep resumed from its --storage URI alone into a new dir.
 Prints trials planned / completed / failed after retries / lost (must be 0), and whether
 the best result equals the fault-free run's.
 
@@ -17,6 +19,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,10 +44,10 @@ params:
 """
 
 
-def reported_epochs(out: Path) -> dict[str, tuple[int, int, str]]:
-    """trial id -> (epoch, pid, node) of its latest report."""
+def reported_epochs(store: Path) -> dict[str, tuple[int, int, str]]:
+    """trial id -> (epoch, pid, node) of its latest report (read from the sweep's storage)."""
     seen = {}
-    for result in out.glob("tune/*/result.json"):
+    for result in store.glob("tune/*/result.json"):
         try:
             lines = result.read_text().splitlines()
             r = json.loads(lines[-1]) if lines else None
@@ -55,34 +58,41 @@ def reported_epochs(out: Path) -> dict[str, tuple[int, int, str]]:
     return seen
 
 
-def sweep_cmd(space: Path, prepared: Path, out: Path, address: str, resume: bool = False) -> list[str]:
+def sweep_cmd(space: Path, prepared: Path, out: Path, store: Path, address: str, resume: str | None = None) -> list[str]:
+    """resume: None (a new sweep), "dir" (--resume the local sweep dir) or "uri" (--resume the storage URI)."""
     base = [sys.executable, "-m", "mer_search.cli", "sweep"]
     tail = ["--address", address, "--wandb", "disabled"]
-    if resume:
+    if resume == "dir":
         return base + ["--resume", str(out)] + tail
-    return base + [str(space), "--prepared", str(prepared), "--out", str(out), "--scheduler", "none",
-                   "--max-failures", "3", "--seed", "7"] + tail
+    if resume == "uri":
+        return base + ["--resume", store.as_uri(), "--out", str(out)] + tail
+    return base + [str(space), "--prepared", str(prepared), "--out", str(out), "--storage", store.as_uri(),
+                   "--scheduler", "none", "--max-failures", "3", "--seed", "7"] + tail
 
 
 def run(space: Path, prepared: Path, out: Path, tmp: Path, faults: list[tuple[str, int]], rng) -> dict:
     from local_cluster import LocalCluster
+    from test_sweep_resume import _kill_tree
 
-    cluster = LocalCluster(workers=3, tmp=tmp)
-    env = cluster.env
+    store = out.with_name(out.name + "_storage")
+    cluster = LocalCluster(workers=3, tmp=tmp / "c0")
     done_faults = []
-    try:
-        proc = subprocess.Popen(sweep_cmd(space, prepared, out, cluster.address), env=env,
+
+    def start(resume=None):
+        return subprocess.Popen(sweep_cmd(space, prepared, out, store, cluster.address, resume), env=cluster.env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        proc = start()
         for kind, after in faults:
             t0 = time.time()
             while proc.poll() is None and time.time() - t0 < 300:
-                seen = reported_epochs(out)
+                seen = reported_epochs(store)
                 if sum(e for e, _, _ in seen.values()) >= after:
                     break
                 time.sleep(0.1)
             if proc.poll() is not None:
                 break
-            running = [v for v in reported_epochs(out).values()]
+            running = [v for v in reported_epochs(store).values()]
             if kind == "node":
                 nodes = {cluster.node_of(p): p for p in cluster.workers}
                 busy = [nodes[n] for _, _, n in running if n in nodes]
@@ -98,13 +108,21 @@ def run(space: Path, prepared: Path, out: Path, tmp: Path, faults: list[tuple[st
             elif kind == "driver":
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
-                proc = subprocess.Popen(sweep_cmd(space, prepared, out, cluster.address, resume=True), env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                proc = start("dir")
+            elif kind == "head":        # the head machine is gone: its driver, its Ray, its disk
+                _kill_tree(proc)
+                cluster.stop()
+                shutil.rmtree(out)
+                out = out.with_name(out.name + "_new_head")
+                cluster = LocalCluster(workers=3, tmp=tmp / f"c{len(done_faults) + 1}")
+                proc = start("uri")
             done_faults.append(f"{kind}@{after}")
         rc = proc.wait(timeout=900)
     finally:
         cluster.stop()
     table = pd.read_parquet(out / "trials.parquet") if (out / "trials.parquet").exists() else pd.DataFrame()
+    if (store / "tune").exists():
+        assert not list(store.glob("*.tmp-*")), "a half-written state file left in the storage"
     return {"rc": rc, "table": table, "faults": done_faults}
 
 
@@ -143,7 +161,7 @@ def main() -> None:
     rows = []
     for i in range(args.runs):
         rng = random.Random(args.seed * 1000 + i)
-        kinds = ["node", "trial", "driver"]
+        kinds = ["node", "trial", "driver", "head"]
         rng.shuffle(kinds)
         points = sorted(rng.sample(range(2, total - 4), len(kinds)))
         res = run(space, tmp / "prepared", tmp / f"chaos_{i}", tmp / f"ray{i + 1}", list(zip(kinds, points)), rng)

@@ -55,7 +55,7 @@ def _dashboard(url: str, path: str) -> dict:
 def _dashboard_trials(out: Path) -> list[dict]:
     """The sweep's study as optuna-dashboard loads it: each trial's state, intermediate values, user attrs."""
     url = f"sqlite:///{out / 'optuna.db'}"
-    (study,) = _dashboard(url, "/api/studies")["studies"]
+    (study,) = _dashboard(url, "/api/studies")["study_summaries"]
     return _dashboard(url, f"/api/studies/{study['study_id']}")["trials"]
 
 

@@ -3,8 +3,10 @@ with its outcome (completed / stopped by the scheduler / failed / cut short). Al
 process (no logging actor per trial). Offline by default; `mer-search sync` uploads.
 
 A run's id is fixed by the sweep and the trial, and `wandb_steps.json` in the sweep dir records the last
-step logged for each: after a driver crash, `--resume` reopens the same run ids and logs each epoch once
-(a resumed trial repeats the epoch it was killed in; that repeat is not logged again).
+step logged for each. After a driver crash, `--resume` reopens the same run ids and logs each epoch once: W&B
+writes its log to disk every FLUSH_EVERY_S, so what the killed driver logged last may never have reached the
+disk; a reopened run first reads which steps its log files hold (`wandb leet inspect`, W&B's own reader),
+logs the missing ones from the trial's results as Ray stored them, and skips the ones it has.
 """
 
 from __future__ import annotations
@@ -13,6 +15,13 @@ import hashlib
 import json
 import logging
 import os
+import posixpath
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.fs as pafs
 
 from ray import tune
 
@@ -26,6 +35,39 @@ FLUSH_EVERY_S = 2.0      # the offline log on disk lags at most this much (W&B's
 
 def run_id(group: str, trial_id: str) -> str:
     return f"{hashlib.sha1(group.encode()).hexdigest()[:8]}-{trial_id}"
+
+
+def steps_on_disk(wandb_dir: Path, rid: str) -> set[int]:
+    """The history steps a run's local log files (offline or online) hold, as W&B's reader sees them."""
+    binary = shutil.which("wandb") or str(Path(sys.executable).parent / "wandb")
+    steps = set()
+    for run_dir in wandb_dir.glob(f"*run-*-{rid}"):
+        out = subprocess.run([binary, "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True,
+                             timeout=120).stdout
+        for line in out.splitlines():
+            rec = json.loads(line)
+            if rec.get("type") == "history":
+                steps.add(int(rec["history"]["item"]["_step"]))
+    return steps
+
+
+def _stored_results(trial) -> dict[int, dict]:
+    """A trial's reported results as Ray stored them (result.json in its trial dir), by epoch."""
+    storage = state.active_storage()
+    fs = (storage.fs if storage else None) or pafs.LocalFileSystem()
+    try:
+        with fs.open_input_stream(posixpath.join(trial.path, "result.json")) as f:
+            lines = f.read().decode().splitlines()
+    except (OSError, FileNotFoundError):
+        return {}
+    out = {}
+    for line in lines:
+        try:
+            r = json.loads(line)
+        except ValueError:       # the last line, cut by the crash
+            continue
+        out[int(r.get("training_iteration", 0))] = r
+    return out
 
 
 class LiveWandb(tune.Callback):
@@ -56,7 +98,10 @@ class LiveWandb(tune.Callback):
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb
 
-        entry = self._ledger().setdefault(tid, {"run_id": run_id(self.group, tid), "step": 0})
+        earlier = tid in self._ledger()
+        entry = self.ledger.setdefault(tid, {"run_id": run_id(self.group, tid), "step": 0})
+        if earlier:     # opened by an earlier driver: trust what reached the disk, not the ledger
+            entry["step"] = max(steps_on_disk(state.active_dir() / "wandb", entry["run_id"]), default=0)
         config = {k: v for k, v in trial.config.items() if "." in k}
         run = wandb.init(project="mer-search", group=self.group, name=tid, id=entry["run_id"], resume="allow",
                          job_type="trial", config={**config, "sweep": self.settings}, mode=self.wandb_mode,
@@ -92,6 +137,15 @@ class LiveWandb(tune.Callback):
         step = int(result.get("training_iteration", 0))
         if step <= entry["step"]:        # already logged before a driver restart
             return
+        if step > entry["step"] + 1:     # epochs the killed driver logged but W&B never wrote: from Ray's results
+            stored = _stored_results(trial)
+            for missing in range(entry["step"] + 1, step):
+                if missing in stored:
+                    self._log(run, entry, stored[missing], missing)
+        self._log(run, entry, result, step)
+        self._save()
+
+    def _log(self, run, entry: dict, result: dict, step: int) -> None:
         run.log({k: float(v) for k, v in result.items()
                  if k.startswith(("dev_", "train_", "lr")) and isinstance(v, (int, float))}, step=step, commit=True)
         value = result.get(self.metric)
@@ -101,7 +155,6 @@ class LiveWandb(tune.Callback):
         if "n_params" in result:
             entry["n_params"] = int(result["n_params"])
         entry["step"] = step
-        self._save()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         epochs = self._ledger().get(trial.trial_id, {}).get("step", 0)

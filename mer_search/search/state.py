@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import tempfile
-import time
 from pathlib import Path
 
 import optuna
@@ -29,7 +28,6 @@ log = logging.getLogger(__name__)
 
 STATE_FILES = ("sweep.json", "space.yaml", "asha_rungs.json", STATUS_FILE, "trials.parquet", "wandb_steps.json")
 STUDY_FILE = "optuna.db"
-MIRROR_EVERY_S = 10.0
 _active: dict = {"out": None, "storage": None, "moved": None, "study_local": False}
 
 
@@ -109,31 +107,22 @@ class RelocatableRDBStorage(optuna.storages.RDBStorage):
 
 
 class StateMirror(tune.Callback):
-    """Mirror the state on every trial's end and at most every MIRROR_EVERY_S seconds while results arrive."""
-
-    def __init__(self):
-        self.last = 0.0
-
-    def _due(self) -> None:
-        if time.monotonic() - self.last >= MIRROR_EVERY_S:
-            self._now()
+    """Mirror the state with every Tune experiment snapshot (Tune asks callbacks for their state as it writes
+    one, every couple of seconds) and on every trial's end. The study is copied before Tune uploads its
+    snapshot, so the copy knows at least every trial the snapshot's searcher knows."""
 
     def _now(self) -> None:
-        self.last = time.monotonic()
         try:
             mirror()
-        except OSError as e:      # a storage hiccup must not end the sweep; the next mirror tries again
+        except OSError as e:      # a storage hiccup must not end the sweep; the next snapshot tries again
             log.warning("mirroring the sweep state to its storage failed (%s); will retry", e)
 
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        self._due()
+    def get_state(self):
+        self._now()
+        return None
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._now()
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._now()
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self.last = 0.0
