@@ -297,9 +297,9 @@ def predict(checkpoint, csv_path, meld_root, split, out):
 @click.option("--storage", help="Trial results and checkpoints: a dir or a URI (s3://, gs://, file://) "
                                 "[default: the sweep dir].")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--keep-checkpoints", type=click.Choice(["best", "none"]), default="best", show_default=True,
-              help="Per ended trial: its best epoch's checkpoint, or none (running trials keep their last two "
-                   "and their best either way).")
+@click.option("--keep-checkpoints", type=click.Choice(["best", "none", "all"]), default="best", show_default=True,
+              help="Per ended trial: its best epoch's checkpoint, none, or all (every epoch's, never deleted). "
+                   "Running trials keep their last two and their best.")
 @click.option("--max-failures", type=click.IntRange(min=0), default=2, show_default=True,
               help="Retries of a failed trial, each from its last checkpoint.")
 @click.option("--wandb", "wandb_mode", type=click.Choice(["offline", "online", "disabled"]), default="offline",

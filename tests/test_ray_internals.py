@@ -1,5 +1,7 @@
 """Ray's private state that resuming a sweep relies on: still the shape we read and write, or a clear error."""
 
+from pathlib import Path
+
 import pytest
 
 from mer_search.search import ray_internals
@@ -38,3 +40,31 @@ def test_asha_records_round_trip_through_the_internals_module(tmp_path):
     b._load()
     assert ray_internals.asha_records(b)["brackets"] == ray_internals.asha_records(a)["brackets"]
     assert b._saved_bracket == {"t1": 0}
+
+
+@pytest.mark.ray
+def test_the_experiment_snapshot_names_each_trials_status_and_checkpoint(tmp_path, monkeypatch):
+    """Checkpoint pruning reads Tune's persisted snapshot: a real (tiny) run's must parse to what happened."""
+    import tempfile
+
+    import pyarrow.fs as pafs
+    import ray
+    from ray import tune
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+
+    def three_epochs(config):
+        for epoch in range(3):
+            with tempfile.TemporaryDirectory() as d:
+                (Path(d) / "x").write_text(str(epoch))
+                tune.report({"m": epoch}, checkpoint=tune.Checkpoint.from_directory(d))
+
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        tuner = tune.Tuner(three_epochs, run_config=tune.RunConfig(name="t", storage_path=str(tmp_path), verbose=0))
+        (result,) = tuner.fit()
+    finally:
+        ray.shutdown()
+    snap = ray_internals.snapshot_positions(pafs.LocalFileSystem(), str(tmp_path / "t"))
+    assert snap == {result.metrics["trial_id"]: ("TERMINATED", "checkpoint_000002")}
+    assert ray_internals.snapshot_positions(pafs.LocalFileSystem(), str(tmp_path / "nothing")) == {}

@@ -162,3 +162,51 @@ def test_head_loss_resumes_from_the_storage_uri_alone(prepared, tmp_path, env):
     # the storage holds the finished state too, and --keep-checkpoints none left no checkpoint
     assert json.loads((remote / "status.json").read_text())["finished"] is True
     assert set(_checkpoints(remote / "tune").values()) == {0}
+
+
+KILL_SPACE = """# mer-search sweep {path} --prepared PREPARED
+search: {{metric: dev_wf1, mode: max, max_epochs: 12, grace_period: 1, reduction_factor: 2, num_samples: 6,
+         sampler: random}}
+fixed: {{model.name: text_mlp, data.batch_size: 4}}
+params:
+  model.emb_dim: {{type: int, low: 8, high: 32}}
+  train.lr: {{type: float, low: 1.0e-3, high: 3.0e-2, log: true}}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kills", [12])
+def test_driver_killed_again_and_again_never_loses_a_needed_checkpoint(prepared, tmp_path, env, kills):
+    """The race bounded checkpoints must not bring back (Tune resuming a trial from a checkpoint already
+    deleted): fast epochs (many checkpoints a second, deleted as they age) and the driver SIGKILLed at random
+    moments, `kills` times, each time resumed; then the sweep must end with every trial complete, once."""
+    import random
+
+    space = tmp_path / "kill.yaml"
+    space.write_text(KILL_SPACE.format(path=space))
+    out, rng = tmp_path / "sweep", random.Random(0)
+    start = [str(space), "--prepared", str(prepared), "--out", str(out), "--wandb", "offline",
+             "--scheduler", "none", "--max-failures", "0"]
+    for i in range(kills):
+        proc = _sweep(start if i == 0 else ["--resume", str(out)], env)
+        deadline = time.time() + rng.uniform(3, 12)
+        while proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        if proc.poll() is not None:
+            assert proc.returncode == 0, f"run {i} failed"
+            break
+        _kill_tree(proc)
+    r = subprocess.run([sys.executable, "-m", "mer_search.cli", "sweep", "--resume", str(out)], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    table = pd.read_parquet(out / "trials.parquet")
+    assert table.trial_id.nunique() == 6
+    for tid, g in table.groupby("trial_id"):      # no trial failed (--max-failures 0: a missing checkpoint would)
+        assert g.training_iteration.tolist() == list(range(1, 13)), tid
+        assert g.error.eq("").all(), (tid, g.error.iloc[-1])
+    assert _checkpoints(out / "tune") == {tid: 1 for tid in table.trial_id.unique()}
+    steps: dict[str, list[int]] = {}
+    for run in sorted((out / "wandb").glob("offline-run-*")):
+        run_id, s = _wandb_records(run)
+        steps.setdefault(run_id, []).extend(s)
+    assert {rid: sorted(s) for rid, s in steps.items()} == {rid: list(range(1, 13)) for rid in steps}

@@ -21,7 +21,7 @@ from ray import tune
 from mer_search.search import ray_internals, state
 
 log = logging.getLogger(__name__)
-KEEP_CHOICES = ("best", "none")
+KEEP_CHOICES = ("best", "none", "all")      # all: nothing is deleted (every epoch of every trial)
 SNAPSHOT_READ_EVERY_S = 1.0
 
 
@@ -103,7 +103,7 @@ class CheckpointPruner(tune.Callback):
     def prune(self, fresh: bool = False) -> int:
         """Delete what no restore can need; returns how many checkpoint dirs went."""
         storage = state.active_storage()
-        if storage is None or not self.pending:
+        if storage is None or not self.pending or self.keep == "all":
             return 0
         fs = storage.fs or pafs.LocalFileSystem()
         if fresh or time.monotonic() - self._read_at >= SNAPSHOT_READ_EVERY_S:
