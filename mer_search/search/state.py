@@ -7,8 +7,8 @@ copied with SQLite's backup API, which gives a consistent copy while the sweep k
 RDB the user named (--study-storage) is not copied: it lives there already.
 
 `activate` records where the sweep dir is on this machine. Tuner.restore unpickles objects made when the
-sweep started (scheduler, searcher, callbacks), possibly on another head with another sweep dir; `here`
-moves a path they kept from the old sweep dir to the new one.
+sweep ran before (scheduler, searcher), possibly on another head with another sweep dir; `here` moves a path
+they kept from an earlier sweep dir (sweep.json lists them) to this one.
 """
 
 from __future__ import annotations
@@ -28,19 +28,23 @@ log = logging.getLogger(__name__)
 
 STATE_FILES = ("sweep.json", "space.yaml", "asha_rungs.json", STATUS_FILE, "trials.parquet", "wandb_steps.json")
 STUDY_FILE = "optuna.db"
-_active: dict = {"out": None, "storage": None, "moved": None, "study_local": False}
+_active: dict = {"out": None, "storage": None, "moved": [], "study_local": False}
 
 
-def activate(out: Path, storage: Storage, plan: dict) -> str:
-    """Record the running sweep (its dir here, its storage, the dir it started in); returns the study's URL as
-    it is on this machine (a sqlite file in the sweep dir moves with the dir)."""
+def activate(out: Path, plan: dict) -> dict:
+    """Record the running sweep (its dir here, the dirs it ran in before); returns the plan as it is on this
+    machine: the sweep dir, and paths inside it (a sqlite study, a storage dir), moved with the dir."""
     out = Path(out).resolve()
-    started_in = plan.get("sweep_dir")
-    moved = (started_in, str(out)) if started_in and Path(started_in) != out else None
-    _active.update(out=out, storage=storage, moved=moved)
+    before = [d for d in [*plan.get("earlier_sweep_dirs", []), plan.get("sweep_dir")] if d and d != str(out)]
+    _active.update(out=out, storage=None, moved=sorted(set(before), key=len, reverse=True))
     url = here(plan["study_storage"])
     _active["study_local"] = url == local_study_url(out)
-    return url
+    return {**plan, "sweep_dir": str(out), "earlier_sweep_dirs": before, "study_storage": url,
+            "storage": here(plan["storage"])}
+
+
+def use_storage(storage: Storage) -> None:
+    _active["storage"] = storage
 
 
 def active_storage() -> Storage | None:
@@ -56,12 +60,12 @@ def local_study_url(out: Path) -> str:
 
 
 def here(path: str) -> str:
-    """A path recorded under the sweep dir the sweep started in, as it is under this sweep dir."""
-    moved = _active["moved"]
-    if moved and (path == moved[0] or path.startswith(moved[0] + "/")):
-        return moved[1] + path[len(moved[0]):]
-    if moved and path.startswith(f"sqlite:///{moved[0]}/"):
-        return f"sqlite:///{moved[1]}" + path[len(f"sqlite:///{moved[0]}"):]
+    """A path recorded under a dir the sweep ran in before (another head), as it is under this sweep dir."""
+    for old in _active["moved"] or ():
+        for prefix in (old, f"sqlite:///{old}"):
+            if path == prefix or path.startswith(prefix + "/"):
+                new = str(_active["out"]) if prefix == old else f"sqlite:///{_active['out']}"
+                return new + path[len(prefix):]
     return path
 
 

@@ -284,14 +284,16 @@ def run_sweep(opts: SweepOptions) -> pd.DataFrame:
         shutil.copyfile(plan["space_source"], out / "space.yaml")
     space = load_space(out / "space.yaml")
     space.search = plan["search"]
+    here = state.activate(out, plan)
     try:
-        storage = Storage(plan["storage"])
+        storage = Storage(here["storage"])
         storage.check_writable()
     except StorageError as e:
         raise SweepError(str(e)) from None
-    if not opts.resume:
-        (out / "sweep.json").write_text(json.dumps(plan, indent=1))
-    plan["study_storage"] = state.activate(out, storage, plan)
+    state.use_storage(storage)
+    if not opts.resume or here != plan:        # new, or resumed in another dir (a new head): as it is here
+        plan = here
+        write_json_atomic(out / "sweep.json", plan)
     write_json_atomic(out / STATUS_FILE, {"finished": False, "state": "running"})
     state.mirror()
     if not _init_ray(opts.address, plan["gpus_per_trial"]):     # no GPU: the same sweep on CPUs
