@@ -416,12 +416,13 @@ def sync(sweep_dir, dry_run):
     import subprocess
     import sys
 
-    runs = sorted((sweep_dir / "wandb").glob("offline-run-*"))
+    runs = sorted((sweep_dir / "wandb").glob("offline-run-*"))       # by time: a resumed run's pieces in order
+    ids = {r.name.split("-", 3)[-1] for r in runs}
     if not runs:
         _fail(f"{sweep_dir}: no offline W&B runs under wandb/ (was the sweep run with --wandb disabled?)")
     if dry_run:
         click.echo("\n".join(str(r) for r in runs))
-        click.echo(f"{len(runs)} offline runs")
+        click.echo(f"{len(runs)} offline logs of {len(ids)} runs (a run resumed by another driver has one log each)")
         return
     if not os.environ.get("WANDB_API_KEY"):
         _fail("WANDB_API_KEY is not set; export it (the key is read from the environment only) and rerun")
@@ -431,7 +432,7 @@ def sync(sweep_dir, dry_run):
     rc = subprocess.call([exe, "sync", *map(str, runs)])
     if rc:
         _fail(f"wandb sync exited with {rc}")
-    click.echo(f"{len(runs)} runs synced")
+    click.echo(f"{len(ids)} runs synced ({len(runs)} offline logs)")
 
 
 @main.group()
