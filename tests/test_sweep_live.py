@@ -165,7 +165,7 @@ def test_head_loss_resumes_from_the_storage_uri_alone(prepared, tmp_path, env):
 
 
 KILL_SPACE = """# mer-search sweep {path} --prepared PREPARED
-search: {{metric: dev_wf1, mode: max, max_epochs: 12, grace_period: 1, reduction_factor: 2, num_samples: 6,
+search: {{metric: dev_wf1, mode: max, max_epochs: 40, grace_period: 1, reduction_factor: 2, num_samples: 8,
          sampler: random}}
 fixed: {{model.name: text_mlp, data.batch_size: 4}}
 params:
@@ -189,24 +189,22 @@ def test_driver_killed_again_and_again_never_loses_a_needed_checkpoint(prepared,
              "--scheduler", "none", "--max-failures", "0"]
     for i in range(kills):
         proc = _sweep(start if i == 0 else ["--resume", str(out)], env)
-        deadline = time.time() + rng.uniform(3, 12)
+        deadline = time.time() + rng.uniform(4, 10)      # Ray takes ~4 s to start: kill mid-trial
         while proc.poll() is None and time.time() < deadline:
             time.sleep(0.05)
-        if proc.poll() is not None:
-            assert proc.returncode == 0, f"run {i} failed"
-            break
+        assert proc.poll() is None, f"the sweep ended before kill {i + 1} of {kills}"
         _kill_tree(proc)
     r = subprocess.run([sys.executable, "-m", "mer_search.cli", "sweep", "--resume", str(out)], env=env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     table = pd.read_parquet(out / "trials.parquet")
-    assert table.trial_id.nunique() == 6
+    assert table.trial_id.nunique() == 8
     for tid, g in table.groupby("trial_id"):      # no trial failed (--max-failures 0: a missing checkpoint would)
-        assert g.training_iteration.tolist() == list(range(1, 13)), tid
+        assert g.training_iteration.tolist() == list(range(1, 41)), tid
         assert g.error.eq("").all(), (tid, g.error.iloc[-1])
     assert _checkpoints(out / "tune") == {tid: 1 for tid in table.trial_id.unique()}
     steps: dict[str, list[int]] = {}
     for run in sorted((out / "wandb").glob("offline-run-*")):
         run_id, s = _wandb_records(run)
         steps.setdefault(run_id, []).extend(s)
-    assert {rid: sorted(s) for rid, s in steps.items()} == {rid: list(range(1, 13)) for rid in steps}
+    assert {rid: sorted(s) for rid, s in steps.items()} == {rid: list(range(1, 41)) for rid in steps}

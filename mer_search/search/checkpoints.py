@@ -4,8 +4,9 @@ its best epoch only (or nothing, --keep-checkpoints none).
 Every epoch writes a checkpoint (a resume continues from the last one). Deleting old ones races with Ray's
 experiment snapshot, written every couple of seconds: after a driver crash, Tune resumes each trial from the
 checkpoint its last *persisted* snapshot names, which may be older than the newest on disk. So a checkpoint is
-deleted only when that snapshot no longer needs it: older than the one it names for a running trial, or any
-but the best once it records the trial TERMINATED. An ERROR trial keeps its latest checkpoint too (a resume
+deleted only when that snapshot no longer needs it: older than the one it names for a running trial (when it
+names none, as for a restored trial before its first new report, nothing goes), or any but the best once it
+records the trial TERMINATED. An ERROR trial keeps its latest checkpoint too (a resume
 retries errored trials from there). The pruner runs in the driver, as results arrive.
 """
 
@@ -42,9 +43,9 @@ def checkpoints_to_keep(names: list[str], snapshot: tuple[str, str | None] | Non
     latest = set(sorted(names, key=_index)[-1:])
     if status == "ERROR":
         return best_kept | latest
+    if floor is None:     # it names none (a restored trial before its first new report): any may be the one
+        return set(names)
     kept = set(sorted(names, key=_index)[-2:]) | ({best} if best in names else set())
-    if floor is None:        # running, but no checkpoint in the snapshot yet: it would restart from scratch
-        return kept
     return kept | {n for n in names if _index(n) >= _index(floor)}
 
 
