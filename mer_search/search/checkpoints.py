@@ -4,9 +4,9 @@ its best epoch only (or nothing, --keep-checkpoints none).
 Every epoch writes a checkpoint (a resume continues from the last one). Deleting old ones races with Ray's
 experiment snapshot, written every couple of seconds: after a driver crash, Tune resumes each trial from the
 checkpoint its last *persisted* snapshot names, which may be older than the newest on disk. So a checkpoint is
-deleted only when that snapshot no longer needs it: older than the one it names for a running trial (when it
-names none, as for a restored trial before its first new report, nothing goes), or any but the best once it
-records the trial TERMINATED. An ERROR trial keeps its latest checkpoint too (a resume
+deleted only when that snapshot no longer needs it: older than the one before the one it names for a running
+trial (Tune registers a checkpoint a step after the result naming it; when it names none, as for a restored
+trial before its first new report, nothing goes), or any but the best once it records the trial TERMINATED. An ERROR trial keeps its latest checkpoint too (a resume
 retries errored trials from there). The pruner runs in the driver, as results arrive.
 """
 
@@ -46,7 +46,9 @@ def checkpoints_to_keep(names: list[str], snapshot: tuple[str, str | None] | Non
     if floor is None:     # it names none (a restored trial before its first new report): any may be the one
         return set(names)
     kept = set(sorted(names, key=_index)[-2:]) | ({best} if best in names else set())
-    return kept | {n for n in names if _index(n) >= _index(floor)}
+    # the snapshot's last result names its checkpoint a step before Tune registers it as the one to resume
+    # from: a snapshot taken in between resumes from the one before (seen in the driver-kill loop)
+    return kept | {n for n in names if _index(n) >= _index(floor) - 1}
 
 
 class CheckpointPruner(tune.Callback):
