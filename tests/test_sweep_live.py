@@ -175,8 +175,8 @@ params:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kills", [12])
-def test_driver_killed_again_and_again_never_loses_a_needed_checkpoint(prepared, tmp_path, env, kills):
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_driver_killed_again_and_again_never_loses_a_needed_checkpoint(prepared, tmp_path, env, seed, kills=12):
     """The race bounded checkpoints must not bring back (Tune resuming a trial from a checkpoint already
     deleted): fast epochs (many checkpoints a second, deleted as they age) and the driver SIGKILLed at random
     moments, `kills` times, each time resumed; then the sweep must end with every trial complete, once."""
@@ -184,7 +184,7 @@ def test_driver_killed_again_and_again_never_loses_a_needed_checkpoint(prepared,
 
     space = tmp_path / "kill.yaml"
     space.write_text(KILL_SPACE.format(path=space))
-    out, rng = tmp_path / "sweep", random.Random(0)
+    out, rng = tmp_path / "sweep", random.Random(seed)
     start = [str(space), "--prepared", str(prepared), "--out", str(out), "--wandb", "offline",
              "--scheduler", "none", "--max-failures", "0"]
     for i in range(kills):

@@ -321,14 +321,19 @@ def run_sweep(opts: SweepOptions) -> pd.DataFrame:
     table.to_parquet(out / "trials.parquet", index=False)
     stop = signals.received()
     write_json_atomic(out / STATUS_FILE, {
-        "finished": finished, "state": "finished" if finished else "stopped", "planned": plan["num_samples"],
+        "finished": finished, "state": "finished" if finished else "stopped" if stop else "ended early",
+        "planned": plan["num_samples"],
         "trials": len(trials), "cut_short": cut_short,
         "stopped_by": signal.Signals(stop).name if stop and not finished else None})
     state.mirror()
     if not finished:       # the caller says how to resume; nothing downstream may treat this sweep as done
         log.warning("[sweep] stopped: %d of %d trials ended, %d cut short (resumable)",
                     len(trials) - len(cut_short), plan["num_samples"], len(cut_short))
-        raise signals.Stopped(stop or signal.SIGINT)
+        if stop:
+            raise signals.Stopped(stop)
+        raise SweepError(f"Ray Tune ended the sweep early ({len(trials) - len(cut_short)} of {plan['num_samples']} "
+                         f"trials ended, {len(cut_short)} cut short) without a stop signal; it is marked "
+                         f"unfinished: `mer-search sweep --resume {out}` continues it")
     return table
 
 
