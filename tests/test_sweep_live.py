@@ -208,3 +208,27 @@ def test_driver_killed_again_and_again_never_loses_a_needed_checkpoint(prepared,
         run_id, s = _wandb_records(run)
         steps.setdefault(run_id, []).extend(s)
     assert {rid: sorted(s) for rid, s in steps.items()} == {rid: list(range(1, 41)) for rid in steps}
+
+
+def test_a_driver_killed_before_tunes_first_snapshot_resumes_the_whole_budget(prepared, tmp_path, env):
+    """Killed after Tune wrote its tuner file but before any experiment snapshot: Tune's own restore would run
+    a budget of one trial; the resume starts a new Tune run over the same study instead."""
+    space = tmp_path / "kill.yaml"
+    space.write_text(KILL_SPACE.format(path=space).replace("num_samples: 8", "num_samples: 3")
+                     .replace("max_epochs: 40", "max_epochs: 3"))
+    out = tmp_path / "sweep"
+    proc = _sweep([str(space), "--prepared", str(prepared), "--out", str(out), "--wandb", "disabled",
+                   "--scheduler", "none"], env)
+    t0 = time.time()
+    try:
+        while not (out / "tune" / "tuner.pkl").exists() and proc.poll() is None and time.time() - t0 < 120:
+            time.sleep(0.01)
+    finally:
+        _kill_tree(proc)
+    assert not list((out / "tune").glob("experiment_state-*")), "killed too late: Tune had snapshotted"
+    r = subprocess.run([sys.executable, "-m", "mer_search.cli", "sweep", "--resume", str(out)], env=env,
+                       capture_output=True, text=True, timeout=400)
+    assert r.returncode == 0, r.stderr[-3000:]
+    table = pd.read_parquet(out / "trials.parquet")
+    assert table.trial_id.nunique() == 3 and table.groupby("trial_id").training_iteration.max().eq(3).all()
+    assert json.loads((out / "status.json").read_text())["finished"] is True

@@ -303,7 +303,7 @@ def run_sweep(opts: SweepOptions) -> pd.DataFrame:
     fn = tune.with_resources(tune.with_parameters(trainable, base=plan["base"], seed=plan["seed"], work=opts.work),
                              {"cpu": plan["cpus_per_trial"], "gpu": plan["gpus_per_trial"]})
     experiment = storage.join("tune")
-    if opts.resume and tune.Tuner.can_restore(experiment, storage_filesystem=storage.fs):
+    if opts.resume and _has_snapshot(storage, experiment):
         log.info("resuming %s: finished trials kept, interrupted ones continue from their checkpoints", experiment)
         tuner = tune.Tuner.restore(experiment, trainable=fn, resume_unfinished=True, resume_errored=True,
                                    storage_filesystem=storage.fs)
@@ -335,6 +335,19 @@ def run_sweep(opts: SweepOptions) -> pd.DataFrame:
                          f"trials ended, {len(cut_short)} cut short) without a stop signal; it is marked "
                          f"unfinished: `mer-search sweep --resume {out}` continues it")
     return table
+
+
+def _has_snapshot(storage: Storage, experiment: str) -> bool:
+    """Whether Tune saved an experiment snapshot to restore from. Tune's own can_restore only looks for the
+    tuner file, written first: a driver killed before its first snapshot left a run that restores with a
+    budget of one trial (seen in the driver-kill loop). Without a snapshot the resumed sweep starts a new Tune
+    run over the same study instead."""
+    import pyarrow.fs as pafs
+
+    if not tune.Tuner.can_restore(experiment, storage_filesystem=storage.fs):
+        return False
+    infos = (storage.fs or pafs.LocalFileSystem()).get_file_info(pafs.FileSelector(experiment, allow_not_found=True))
+    return any(i.base_name.startswith("experiment_state-") for i in infos)
 
 
 def _fetch_state(uri: str, out: Path) -> None:
