@@ -55,7 +55,10 @@ def _dashboard(url: str, path: str) -> dict:
 def _dashboard_trials(out: Path) -> list[dict]:
     """The sweep's study as optuna-dashboard loads it: each trial's state, intermediate values, user attrs."""
     url = f"sqlite:///{out / 'optuna.db'}"
-    (study,) = _dashboard(url, "/api/studies")["study_summaries"]
+    studies = _dashboard(url, "/api/studies")["study_summaries"]
+    if not studies:           # the sweep has created the file, not yet the study
+        return []
+    (study,) = studies
     return _dashboard(url, f"/api/studies/{study['study_id']}")["trials"]
 
 
