@@ -53,6 +53,9 @@ def main(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # a W&B service inherited from a parent process would own this command's runs too: a run a killed sweep
+    # driver left open there stays "in use" and its resume could not reopen it (seen in the test suite)
+    os.environ.pop("WANDB_SERVICE", None)
 
 
 @main.command()

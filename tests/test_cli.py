@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from mer_search.cli import main
+from test_sweep_resume import _rung_records
 
 
 @pytest.mark.parametrize("command", [[], ["prepare"], ["synth"], ["demo"], ["train"], ["features"], ["sweep"],
@@ -53,7 +54,7 @@ def test_demo_runs_the_pipeline_and_resumes(tmp_path):
     # no later stage), and the same command resumes the interrupted sweep
     for sig, stage, later in ((signal.SIGINT, "text", "configs/text.yaml"),
                               (signal.SIGTERM, "text_context", "configs/text_context.yaml")):
-        stopped = _signal_when(cmd, env, sig, lambda: _rung_count(out / "sweeps" / stage) >= 2)
+        stopped = _signal_when(cmd, env, sig, lambda: len(_rung_records(out / "sweeps" / stage)) >= 2)
         assert stopped.returncode == 128 + sig, stopped.stderr[-3000:]
         assert f"stopped by {sig.name}" in stopped.stderr and "mer-search demo --out" in stopped.stderr
         status = json.loads((out / "sweeps" / stage / "status.json").read_text())
@@ -95,14 +96,6 @@ def test_demo_runs_the_pipeline_and_resumes(tmp_path):
     assert third.stderr.count("done before, skipped") == 1 + 5 * 3 + 2 + 1 - 1
     assert json.loads((out / "final" / "fusion" / "summary.json").read_text())["dev_wf1"] == \
         json.loads(fusion)["dev_wf1"]       # the same seeds give the same model
-
-
-def _rung_count(sweep_dir) -> int:
-    try:
-        saved = json.loads((sweep_dir / "asha_rungs.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return 0
-    return sum(len(rec) for bracket in saved["brackets"] for _, rec in bracket)
 
 
 def _signal_when(cmd, env, sig, ready, timeout=600):

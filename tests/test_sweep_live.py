@@ -13,18 +13,10 @@ import optuna
 import pandas as pd
 import pytest
 
-from test_sweep_resume import SPACE, _kill_tree
+from test_sweep_resume import SPACE, _kill_tree, _rung_records, assert_each_trial_once
 
 pytestmark = pytest.mark.ray
 WANDB = str(Path(sys.executable).parent / "wandb")
-
-
-def _rungs(path: Path) -> dict:
-    try:
-        saved = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-    return {(float(m), tid): v for bracket in saved["brackets"] for m, rec in bracket for tid, v in rec.items()}
 
 
 def _wandb_records(run_dir: Path) -> tuple[str, list[int]]:
@@ -85,7 +77,7 @@ def test_live_wandb_and_bounded_checkpoints_through_a_driver_kill(prepared, tmp_
                   env)
     live, most, board, t0 = None, 0, None, time.time()
     try:
-        while len(_rungs(out / "asha_rungs.json")) < 5 and proc.poll() is None and time.time() - t0 < 240:
+        while len(_rung_records(out)) < 5 and proc.poll() is None and time.time() - t0 < 240:
             most = max([most, *_checkpoints(out / "tune").values()])
             if board is None and (out / "optuna.db").exists():
                 trials = _dashboard_trials(out)       # a second process reading the study mid-sweep
@@ -138,11 +130,11 @@ def test_head_loss_resumes_from_the_storage_uri_alone(prepared, tmp_path, env):
                    "--wandb", "disabled", "--keep-checkpoints", "none", "--seed", "3"], env)
     t0 = time.time()
     try:
-        while len(_rungs(remote / "asha_rungs.json")) < 5 and proc.poll() is None and time.time() - t0 < 240:
+        while len(_rung_records(remote)) < 5 and proc.poll() is None and time.time() - t0 < 240:
             time.sleep(0.05)
     finally:
         _kill_tree(proc)
-    before = _rungs(remote / "asha_rungs.json")
+    before = _rung_records(remote)
     assert len(before) >= 5 and not (remote / "trials.parquet").exists(), "the driver must die mid-sweep"
     assert not list(remote.glob("*.tmp-*")), "a half-written state file in the storage"
     shutil.rmtree(tmp_path / "head")           # the head is gone: nothing local survives
@@ -151,12 +143,8 @@ def test_head_loss_resumes_from_the_storage_uri_alone(prepared, tmp_path, env):
     r = subprocess.run([sys.executable, "-m", "mer_search.cli", "sweep", "--resume", f"file://{remote}",
                         "--out", str(elsewhere)], env=env, capture_output=True, text=True, timeout=400)
     assert r.returncode == 0, r.stderr[-3000:]
-    table = pd.read_parquet(elsewhere / "trials.parquet")
-    assert table.trial_id.nunique() == 8
-    for tid, g in table.groupby("trial_id"):
-        assert g.training_iteration.tolist() == list(range(1, len(g) + 1)), tid
-        assert g.error.eq("").all(), tid
-    after = _rungs(elsewhere / "asha_rungs.json")
+    assert_each_trial_once(pd.read_parquet(elsewhere / "trials.parquet"), 8)
+    after = _rung_records(elsewhere)
     assert all(after.get(k) == v for k, v in before.items()), "ASHA's records from before the loss changed"
     url = f"sqlite:///{elsewhere / 'optuna.db'}"
     study = optuna.load_study(study_name=optuna.get_all_study_names(url)[0], storage=url)

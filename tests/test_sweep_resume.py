@@ -34,6 +34,14 @@ def _rung_records(out):
     return {(float(m), tid): v for bracket in saved["brackets"] for m, rec in bracket for tid, v in rec.items()}
 
 
+def assert_each_trial_once(table, trials: int) -> None:
+    """Every planned trial exactly once, each with epochs 1..n and no repeats, none failed."""
+    assert table.trial_id.nunique() == trials
+    for tid, g in table.groupby("trial_id"):
+        assert g.training_iteration.tolist() == list(range(1, len(g) + 1)), tid
+        assert g.error.eq("").all(), tid
+
+
 def _kill_tree(proc):
     """SIGKILL the driver and everything it started (Ray's helpers ignore SIGTERM and outlive the driver)."""
     family = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
@@ -74,11 +82,7 @@ def test_driver_sigkill_then_resume_accounts_for_every_trial(prepared, tmp_path)
                        capture_output=True, text=True, timeout=400)
     assert r.returncode == 0, r.stderr[-3000:]
     table = pd.read_parquet(out / "trials.parquet")
-    # every planned trial exactly once, each with epochs 1..n and no repeats
-    assert table.trial_id.nunique() == 8
-    for tid, g in table.groupby("trial_id"):
-        assert g.training_iteration.tolist() == list(range(1, len(g) + 1)), tid
-        assert g.error.eq("").all(), tid
+    assert_each_trial_once(table, 8)
     # ASHA's records from before the kill are all still there, unchanged
     after = _rung_records(out)
     assert all(after.get(k) == v for k, v in before.items())

@@ -18,8 +18,10 @@ document.querySelectorAll("table.ranked th").forEach((th, col) => th.addEventLis
   const down = th.dataset.dir !== "desc";
   th.closest("tr").querySelectorAll("th").forEach(h => delete h.dataset.dir);
   th.dataset.dir = down ? "desc" : "asc";
-  const key = tr => { const t = tr.cells[col].dataset.v ?? tr.cells[col].textContent; const n = Number(t);
-                      return t.trim() === "" || isNaN(n) ? t : n; };    // "6179f760" is text, "1e-05" a number
+  const text = tr => tr.cells[col].dataset.v ?? tr.cells[col].textContent;
+  // numbers only when every cell of the column is one: trial ids such as 68208338 stay text
+  const numeric = [...body.rows].every(tr => text(tr).trim() !== "" && !isNaN(Number(text(tr))));
+  const key = tr => numeric ? Number(text(tr)) : text(tr);
   const rows = [...body.rows].sort((a, b) => { const x = key(a), y = key(b);
     return (x < y ? -1 : x > y ? 1 : 0) * (down ? -1 : 1); });
   rows.forEach(r => body.appendChild(r));
