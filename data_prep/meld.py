@@ -36,6 +36,18 @@ def parse_timestamp(s: str) -> float:
     return int(h) * 3600 + int(mi) * 60 + int(se) + int(frac) / 10 ** len(frac)
 
 
+def check_separator(path: Path, text: str) -> None:
+    """A CSV saved with another separator (a spreadsheet in a ';' locale, a TSV) fails with that said, not
+    with a parser's field count: MELD's header names its columns, so count what separates them there."""
+    header = text.lstrip().split("\n", 1)[0]
+    counts = {sep: header.count(sep) for sep in (",", ";", "\t", "|")}
+    best = max(counts, key=counts.get)
+    if best != "," and counts[best] >= 3 and counts[best] > 2 * counts[","]:
+        shown = "tab" if best == "\t" else f"'{best}'"
+        raise PrepError(f"{path}: looks separated by {shown} (header: {header[:80]!r}); MELD's CSVs use ',': "
+                        f"re-save it as comma-separated")
+
+
 def read_annotations(path: Path, split: str) -> pd.DataFrame:
     """Read and validate one MELD CSV; every problem is a PrepError naming the file and row."""
     if not path.exists():
@@ -54,6 +66,7 @@ def read_annotations(path: Path, split: str) -> pd.DataFrame:
         line = raw[: e.start].count(b"\n") + 1
         raise PrepError(f"{path}: line {line}: byte 0x{raw[e.start]:02x} is not UTF-8; "
                         f"re-save the file as UTF-8") from None
+    check_separator(path, text)
     try:
         df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, quoting=csv.QUOTE_MINIMAL)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:

@@ -5,18 +5,41 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 
 import click
 
 from mer_search import __version__
+from mer_search.errors import UserError
 
 SPLITS = ("train", "dev", "test")
 
 
 def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
+    raise UserError(message)
+
+
+class Commands(click.Group):
+    """Catches, in one place, what a command raises: a UserError is one line and exit 1; an OSError (a missing
+    file, a full disk) too; anything else is a bug in mer-search: its traceback with -v, a hint without."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except UserError as e:
+            click.echo(f"error: {e}", err=True)
+        except OSError as e:
+            where = f": {e.filename}" if e.filename else ""
+            click.echo(f"error: {e.strerror or e}{where}", err=True)
+        except Exception as e:
+            if ctx.params.get("verbose"):
+                click.echo(traceback.format_exc(), err=True, nl=False)
+            click.echo(f"error: internal error ({type(e).__name__}: {e}); this is a bug in mer-search, not in your "
+                       f"input" + ("" if ctx.params.get("verbose") else ": rerun with -v for the traceback"), err=True)
+        sys.exit(1)
 
 
 def _stopped(stop, what: str, resume: str) -> None:
@@ -45,9 +68,9 @@ def _splits(value: str) -> tuple[str, ...]:
     return parts
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="mer-search")
-@click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail; show the traceback of an internal error.")
 def main(verbose: bool) -> None:
     """Hyperparameter search for multimodal (text + speech) emotion recognition on MELD."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
@@ -108,7 +131,6 @@ def prepare(meld_root, out, splits, train_csv, dev_csv, test_csv, text_only, wor
             shard_size, lowercase, speaker_tags, speaker_top_k, min_freq, sample_rate, n_mels, win_length,
             hop_length, n_fft, channel, max_frames, short_clip_s, functionals, text_embeddings, progress):
     """Turn MELD (CSVs + mp4 clips) into Parquet tables and log-mel shards (resumable)."""
-    from data_prep import PrepError
     from data_prep.audio import AudioParams
     from data_prep.prepare import PrepareOptions
     from data_prep.prepare import prepare as run
@@ -130,8 +152,6 @@ def prepare(meld_root, out, splits, train_csv, dev_csv, test_csv, text_only, wor
                           functionals=functionals))
     try:
         manifest = run(opts, progress=_bar("audio") if progress else None)
-    except PrepError as e:
-        _fail(str(e))
     except KeyboardInterrupt:
         _fail("interrupted; rerun the same command to resume")
     _print_summary(manifest, out)
@@ -176,49 +196,20 @@ def _config_path(name: str) -> Path:
               show_default=True, help="One W&B run for this training (offline: nothing is sent).")
 def train(config, seeds, out, prepared, epochs, with_test, train_on, wandb_mode):
     """Train one config end to end: CONFIG is a YAML file (e.g. from `mer-search export`) or a shipped name."""
-    import json
-    import os
-
-    from data_prep import PrepError
-    from mer_search.experiment import ConfigError, load_config, run_seeds
+    from mer_search.experiment import final_config, load_config, run_seeds
+    from mer_search.plots import split_report
 
     path = _config_path(config)
     if wandb_mode == "online" and not os.environ.get("WANDB_API_KEY"):
         _fail("--wandb online needs WANDB_API_KEY in the environment (or use --wandb offline)")
-    try:
-        cfg = load_config(path)
-        if prepared:
-            cfg.setdefault("data", {})["prepared"] = prepared
-        if epochs:
-            cfg.setdefault("train", {})["epochs"] = epochs
-        if train_on == "train+dev":
-            cfg.setdefault("data", {})["train_splits"] = ["train", "dev"]
-            cfg.setdefault("train", {}).update(patience=0)
-            if cfg["train"].get("schedule") == "plateau":
-                cfg["train"]["schedule"] = "none"
-        out = out or Path("runs") / path.stem
-        summary = run_seeds(cfg, out, seeds, splits=("dev", "test") if with_test else ("dev",))
-    except (ConfigError, PrepError, FileNotFoundError, KeyError, ValueError) as e:
-        _fail(str(e).strip("'\""))
-    from data_prep.reader import localize
-
-    labels = json.loads((localize(cfg["data"]["prepared"]) / "labels.json").read_text())["emotion"]
-    from mer_search.plots import confusion_png
-
+    cfg = final_config(load_config(path), prepared=prepared, epochs=epochs, train_on=train_on)
+    out = out or Path("runs") / path.stem
+    summary = run_seeds(cfg, out, seeds, splits=("dev", "test") if with_test else ("dev",))
     for split in ("dev", "test"):
-        if f"{split}_wf1" not in summary:
-            continue
-        click.echo(f"{split}: weighted F1 {summary[f'{split}_wf1']['mean']:.4f} +- {summary[f'{split}_wf1']['std']:.4f}"
-                   f", accuracy {summary[f'{split}_acc']['mean']:.4f} +- {summary[f'{split}_acc']['std']:.4f}"
-                   f" over {seeds} seed(s)")
-        pc = summary[f"{split}_per_class"]
-        click.echo(f"  {'class':9s} {'precision':>9s} {'recall':>7s} {'f1':>6s} {'support':>8s}")
-        for i, name in enumerate(labels):
-            click.echo(f"  {name:9s} {pc['precision'][i]:9.3f} {pc['recall'][i]:7.3f} {pc['f1'][i]:6.3f} "
-                       f"{int(pc['support'][i]):8d}")
-        png = confusion_png(summary[f"{split}_confusion"], labels, out / f"confusion_{split}.png",
-                            f"{path.stem}: {split}, {seeds} seed(s) summed")
-        click.echo(f"  confusion matrix: {png}")
+        if f"{split}_wf1" in summary:
+            lines, png = split_report(summary, split, cfg["data"]["prepared"], out, f"{path.stem}: {split}")
+            click.echo("\n".join(lines))
+            click.echo(f"  confusion matrix: {png}")
     if train_on == "train+dev":
         click.echo("trained on train + dev: dev is not held out, so it is not scored")
     if wandb_mode != "disabled":
@@ -233,14 +224,9 @@ def train(config, seeds, out, prepared, epochs, with_test, train_on, wandb_mode)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for {split}.npy vectors.")
 def features(checkpoint, out):
     """Per-utterance feature vectors of a trained model for every prepared split."""
-    from data_prep import PrepError
-    from mer_search.encoders import EncoderError
-    from mer_search.experiment import ConfigError, extract_features
+    from mer_search.experiment import extract_features
 
-    try:
-        path = extract_features(checkpoint, out)
-    except (ConfigError, PrepError, FileNotFoundError, KeyError, EncoderError) as e:
-        _fail(str(e))
+    path = extract_features(checkpoint, out)
     click.echo(f"features written to {path}")
 
 
@@ -257,15 +243,9 @@ def features(checkpoint, out):
               show_default=True)
 def predict(checkpoint, csv_path, meld_root, split, out):
     """Predict emotions for a CSV with a trained checkpoint: label and probabilities per utterance."""
-    from data_prep import PrepError
-    from mer_search.encoders import EncoderError
-    from mer_search.experiment import ConfigError
     from mer_search.predict import predict_csv
 
-    try:
-        df, metrics = predict_csv(checkpoint, csv_path, meld_root, split)
-    except (ConfigError, PrepError, FileNotFoundError, EncoderError) as e:
-        _fail(str(e).strip("'\""))
+    df, metrics = predict_csv(checkpoint, csv_path, meld_root, split)
     out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(out, index=False)
     counts = df.predicted.value_counts()
@@ -318,9 +298,8 @@ def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs,
     SPACE is a file (spaces/text_mlp.yaml) or a name (text_mlp). With --resume SWEEP_DIR,
     give neither SPACE nor --prepared: the sweep dir remembers them.
     """
-    from data_prep import PrepError
-    from mer_search.search.space import SpaceError
-    from mer_search.search.sweep import SweepError, SweepOptions, run_sweep
+    from mer_search.search.space import find_space
+    from mer_search.search.sweep import SweepOptions, run_sweep
 
     if resume_dir and "://" in resume_dir:      # the storage URI: rebuild the sweep dir here if it is not
         out = out or Path("runs") / "sweeps" / resume_dir.rstrip("/").rsplit("/", 1)[-1]
@@ -333,7 +312,7 @@ def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs,
             _fail("give SPACE and --prepared DIR (or --resume SWEEP_DIR)")
         if num_samples is not None and num_samples < 1:
             _fail(f"--num-samples {num_samples}: a sweep needs at least 1 trial")
-        path = Path(space) if Path(space).exists() or space.endswith(".yaml") else Path("spaces") / f"{space}.yaml"
+        path = find_space(space)
         dirs = {k: v for k, v in (("features", features), ("features_text", features_text),
                                   ("features_speech", features_speech)) if v}
         out = out or Path("runs") / "sweeps" / path.stem
@@ -348,8 +327,6 @@ def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs,
     try:
         with signals.stop_on_signals():
             table = run_sweep(opts)
-    except (SpaceError, SweepError, PrepError) as e:
-        _fail(str(e))
     except signals.Stopped as stop:
         if not (Path(out) / "sweep.json").exists():
             _stopped(stop, "the sweep had not started", _this_command())
@@ -376,12 +353,9 @@ def export(sweep_dir, out, rank, allow_unfinished):
     """Write the best (or rank-th) trial's full config as YAML, ready for `mer-search train`."""
     import yaml
 
-    from mer_search.results import SweepDirError, export_config
+    from mer_search.results import export_config
 
-    try:
-        cfg = export_config(sweep_dir, rank, allow_unfinished)
-    except SweepDirError as e:
-        _fail(str(e))
+    cfg = export_config(sweep_dir, rank, allow_unfinished)
     src = cfg["source"]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(f"# mer-search train {out} --seeds 3\n# exported from {src['sweep']} (trial {src['trial_id']}, "
@@ -397,12 +371,9 @@ def export(sweep_dir, out, rank, allow_unfinished):
 @click.option("--rows", type=click.IntRange(min=1), default=15, show_default=True, help="Table rows printed.")
 def report(sweep_dir, top_k, rows):
     """Ranked trial table, plots (curves, importance, parallel coordinates, Pareto) and an HTML page."""
-    from mer_search.search.report import ReportError, write_report
+    from mer_search.search.report import write_report
 
-    try:
-        table, page = write_report(sweep_dir, top_k=top_k)
-    except ReportError as e:
-        _fail(str(e))
+    table, page = write_report(sweep_dir, top_k=top_k)
     shown = [c for c in table.columns if c != "trial_id"][:10]
     with __import__("pandas").option_context("display.width", 200, "display.max_columns", 12):
         click.echo(table[["trial_id", *shown]].head(rows).to_string(float_format=lambda v: f"{v:.4g}"))
@@ -414,44 +385,32 @@ def report(sweep_dir, top_k, rows):
 @click.option("--dry-run", is_flag=True, help="List the offline runs that would be uploaded.")
 def sync(sweep_dir, dry_run):
     """Upload a sweep's offline W&B runs (needs WANDB_API_KEY in the environment)."""
-    import os
-    import shutil
-    import subprocess
-    import sys
+    from mer_search.wandb_runs import offline_runs, sync_offline
 
-    runs = sorted((sweep_dir / "wandb").glob("offline-run-*"))       # by time: a resumed run's pieces in order
+    runs = offline_runs(sweep_dir)
     ids = {r.name.split("-", 3)[-1] for r in runs}
-    if not runs:
-        _fail(f"{sweep_dir}: no offline W&B runs under wandb/ (was the sweep run with --wandb disabled?)")
     if dry_run:
         click.echo("\n".join(str(r) for r in runs))
         click.echo(f"{len(runs)} offline logs of {len(ids)} runs (a run resumed by another driver has one log each)")
         return
-    if not os.environ.get("WANDB_API_KEY"):
-        _fail("WANDB_API_KEY is not set; export it (the key is read from the environment only) and rerun")
-    exe = shutil.which("wandb", path=str(Path(sys.executable).parent)) or shutil.which("wandb")
-    if exe is None:
-        _fail("the wandb command is not installed in this environment")
-    rc = subprocess.call([exe, "sync", *map(str, runs)])
-    if rc:
-        _fail(f"wandb sync exited with {rc}")
+    sync_offline(runs)
     click.echo(f"{len(ids)} runs synced ({len(runs)} offline logs)")
 
 
 @main.group()
 def spaces():
-    """Search spaces (spaces/*.yaml): validate them, or print one."""
+    """Search spaces (./spaces/*.yaml, else the shipped ones): validate them, or print one."""
 
 
 @spaces.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def spaces_validate(paths):
-    """Check every space (default: spaces/*.yaml) against the model builders and configs."""
+    """Check every space (default: ./spaces/*.yaml, else the shipped ones) against the builders and configs."""
     from mer_search.search.space import SpaceError, all_spaces, load_space
 
     paths = paths or all_spaces()
     if not paths:
-        _fail("no space files found (looked in spaces/*.yaml)")
+        _fail("no space files found (looked in ./spaces/ and the shipped spaces)")
     bad = 0
     for p in paths:
         try:
@@ -467,14 +426,10 @@ def spaces_validate(paths):
 @spaces.command("show")
 @click.argument("name")
 def spaces_show(name):
-    """Print one space as a tree: NAME is a file or a name under spaces/."""
-    from mer_search.search.space import SpaceError, load_space
+    """Print one space as a tree: NAME is a file or the name of a space (./spaces/ or shipped)."""
+    from mer_search.search.space import find_space, load_space
 
-    path = Path(name) if Path(name).exists() else Path("spaces") / f"{name}.yaml"
-    try:
-        s = load_space(path)
-    except SpaceError as e:
-        _fail(str(e))
+    s = load_space(find_space(name))
     click.echo(f"{s.name}  ({s.command})")
     click.echo("  search: " + ", ".join(f"{k}={v}" for k, v in s.search.items()))
     click.echo("  fixed:")
@@ -511,24 +466,13 @@ def synth(out, dialogues, seed, mode):
 
 def _run_pipeline(opts) -> None:
     """Prepare (with progress and the quirks summary), then every pipeline stage; print where things are."""
-    from data_prep import PrepError
-    from data_prep.prepare import prepare as run_prepare
-    from mer_search.experiment import ConfigError
-    from mer_search.pipeline import Pipeline
-    from mer_search.results import SweepDirError
-    from mer_search.search.space import SpaceError
-    from mer_search.search.sweep import SweepError
-
     from mer_search import signals
+    from mer_search.pipeline import Pipeline
 
     try:
         with signals.stop_on_signals():
             pipe = Pipeline(opts)
-            manifest = run_prepare(pipe.prepare_options(), progress=_bar("audio"))
-            _print_summary(manifest, pipe.prepared)
-            table = pipe.run()
-    except (PrepError, SweepError, SpaceError, SweepDirError, ConfigError, ValueError) as e:
-        _fail(str(e))
+            table = pipe.run(progress=_bar("audio"), on_prepared=lambda m: _print_summary(m, pipe.prepared))
     except signals.Stopped as stop:
         _stopped(stop, "the pipeline is unfinished (finished stages are kept, an interrupted sweep resumes)",
                  _this_command())

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from data_prep.reader import ShardReader, load_manifest, load_train_stats, localize
+from mer_search.errors import ConfigError
 
 NUM_CLASSES = 7
 CLASS_BALANCE = ("none", "weights", "sqrt_weights", "sampler")
@@ -95,20 +96,21 @@ class Corpus:
         """(N, D) float32 per-utterance vectors, row-aligned with the split's table."""
         if kind == "embedding":
             path = self.root / "embeddings" / cfg.embeddings / f"{split}.npy"
-            hint = f"run `mer-search embed {self.root} --model {cfg.embeddings}`"
+            hint = (f"rerun the `mer-search prepare` that made {self.root} with `--text-embeddings {cfg.embeddings}` "
+                    f"added (it keeps the finished tables and shards)")
         elif kind == "functionals":
             path = self.root / "functionals" / f"{split}.npy"
             hint = "prepare with --functionals"
         else:
             if kind not in cfg.feature_dirs:
-                raise KeyError(f"model needs {kind!r} but data.feature_dirs has no entry for it")
+                raise ConfigError(f"model needs {kind!r} but data.feature_dirs has no entry for it")
             path = Path(cfg.feature_dirs[kind]) / f"{split}.npy"
             hint = "run `mer-search features CHECKPOINT --out DIR` and name DIR in data.feature_dirs"
         if not path.exists():
             raise FileNotFoundError(f"{path}: not found; {hint}")
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
         if arr.shape[0] != len(self.table(split)):
-            raise ValueError(f"{path}: {arr.shape[0]} rows, but {split} has {len(self.table(split))} utterances")
+            raise ConfigError(f"{path}: {arr.shape[0]} rows, but {split} has {len(self.table(split))} utterances")
         return arr
 
     def standardized(self, kind: str, split: str, cfg: DataConfig) -> np.ndarray:
@@ -130,16 +132,16 @@ class SplitData:
         t = corpus.table(split)
         keep = np.ones(len(t), bool)
         if not 0 < cfg.train_fraction <= 1:
-            raise ValueError(f"data.train_fraction {cfg.train_fraction}: use a share in (0, 1]")
+            raise ConfigError(f"data.train_fraction {cfg.train_fraction}: use a share in (0, 1]")
         if train and split == "train" and cfg.train_fraction < 1:
             keep &= subset_dialogues(t["dialogue_id"].to_numpy(), cfg.train_fraction)
         if "mel" in inputs and not corpus.n_mels:
-            raise ValueError(f"{corpus.root} was prepared --text-only: speech models need audio")
+            raise ConfigError(f"{corpus.root} was prepared --text-only: speech models need audio")
         if "mel" in inputs:
             if cfg.missing_audio == "drop":
                 keep &= t["shard"].to_numpy() >= 0
             elif cfg.missing_audio != "silence":
-                raise ValueError(f"missing_audio {cfg.missing_audio!r}: use silence or drop")
+                raise ConfigError(f"missing_audio {cfg.missing_audio!r}: use silence or drop")
             if cfg.drop_blacklisted and train:
                 keep &= ~t["blacklisted"].to_numpy()
         self.rows = np.nonzero(keep)[0]
@@ -239,7 +241,7 @@ class Batches:
     def __init__(self, data: SplitData, batch_size: int, shuffle: bool, seed: int = 0, dialogues: bool = False,
                  bucket: bool = True, prefetch: int = 2, balanced: bool = False):
         if balanced and dialogues:
-            raise ValueError("data.class_balance: sampler draws single utterances; a model trained on whole "
+            raise ConfigError("data.class_balance: sampler draws single utterances; a model trained on whole "
                              "dialogues needs weights or sqrt_weights")
         self.data, self.batch_size, self.shuffle, self.dialogues = data, batch_size, shuffle, dialogues
         self.bucket, self.prefetch, self.seed, self.balanced = bucket, prefetch, seed, balanced

@@ -25,6 +25,7 @@ import pandas as pd
 from data_prep.atomic import write_json_atomic, write_npy_atomic
 from data_prep.reader import cache_base
 from mer_search.encoders import DEFAULT_ENCODER, load_tokenizer, tokenizer_fingerprint
+from mer_search.errors import ConfigError
 
 log = logging.getLogger(__name__)
 CACHE_MAX_TOKENS = 512          # per utterance; longer ones are cut once, at tokenization
@@ -91,7 +92,7 @@ def special_ids(tokenizer) -> dict[str, int]:
     sep = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else sep
     if cls is None or sep is None:
-        raise ValueError("the encoder's tokenizer has neither CLS/SEP nor BOS/EOS tokens to join utterances with")
+        raise ConfigError("the encoder's tokenizer has neither CLS/SEP nor BOS/EOS tokens to join utterances with")
     return {"cls": int(cls), "sep": int(sep), "pad": int(pad)}
 
 
@@ -128,9 +129,9 @@ class DialogueSequences:
     def __init__(self, prepared: Path, split: str, table: pd.DataFrame, encoder: str, context_window: int,
                  future_window: int, max_length: int):
         if context_window < 0 or future_window < 0:
-            raise ValueError("data.context_window and data.future_window must be >= 0")
+            raise ConfigError("data.context_window and data.future_window must be >= 0")
         if max_length < 8:
-            raise ValueError(f"data.max_tokens {max_length}: too short for an encoder input (use >= 8)")
+            raise ConfigError(f"data.max_tokens {max_length}: too short for an encoder input (use >= 8)")
         ids, offsets = utterance_tokens(prepared, split, table, encoder)
         self.special = special_ids(load_tokenizer(encoder))
         utts = [ids[offsets[i]: offsets[i + 1]].astype(np.int64) for i in range(len(table))]

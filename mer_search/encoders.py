@@ -12,12 +12,13 @@ from pathlib import Path
 from data_prep.embeddings import DEFAULT as DEFAULT_ENCODER  # the same offline MiniLM the frozen embeddings use
 from data_prep.embeddings import model_path
 from data_prep.errors import PrepError
+from mer_search.errors import UserError
 
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "spiece.model",
                     "sentencepiece.bpe.model", "tokenizer_config.json", "special_tokens_map.json")
 
 
-class EncoderError(ValueError):
+class EncoderError(UserError, ValueError):
     """An encoder that cannot be loaded; the message names it and says what to do."""
 
 

@@ -13,6 +13,7 @@ import json
 import logging
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,11 @@ import yaml
 
 from data_prep.atomic import write_npy_atomic
 from mer_search.data import CLASS_BALANCE, Batches, ChainedBatches, Corpus, DataConfig, SplitData
-from mer_search.models import build_model, finetuned_encoder, needs_dialogues, required_inputs
+from mer_search.config_io import field_types, load_yaml, type_problem
+from mer_search.errors import ConfigError
+from mer_search import models
+from mer_search.models import (build_model, finetuned_encoder, model_argument_types, model_names, needs_dialogues,
+                               required_inputs)
 from mer_search.models.speech import needs_train_stats, set_train_stats
 from mer_search.train import (CheckpointWriter, ConsoleReporter, Reporter, TrainConfig, confusion, fit, load_checkpoint,
                               per_class, predict, score)
@@ -30,20 +35,62 @@ log = logging.getLogger(__name__)
 SECTIONS = ("data", "model", "train", "utterance_stage", "source")
 
 
-class ConfigError(ValueError):
-    """A config that cannot run; the message names the key."""
-
-
 def load_config(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: no such config file")
-    try:
-        cfg = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    """A training config from YAML (1e-3 reads as a number), its sections' value types checked."""
+    cfg = load_yaml(path, ConfigError, "config file")
     if not isinstance(cfg, dict) or "model" not in cfg:
         raise ConfigError(f"{path}: expected a mapping with at least a `model` section")
+    check_types(cfg, str(path))
+    return cfg
+
+
+def check_types(cfg: dict, source: str, prefix: str = "") -> None:
+    """Every value a config sets has the type its field or builder argument declares; a wrong one is one
+    ConfigError naming the source, the key, the expected type and the value. Unknown keys are parse's to name."""
+    for section, cls in (("data", DataConfig), ("train", TrainConfig)):
+        values = _legacy_data(cfg.get(section)) if section == "data" else cfg.get(section)
+        if values is not None and not isinstance(values, dict):
+            raise ConfigError(f"{source}: {prefix}{section}: expected a mapping, got {values!r}")
+        types = field_types(cls)
+        for key, value in (values or {}).items():
+            problem = key in types and type_problem(value, [types[key]])
+            if problem:
+                raise ConfigError(f"{source}: {prefix}{section}.{key}: {problem}")
+    _check_model_types(cfg.get("model"), source, f"{prefix}model")
+    if isinstance(cfg.get("utterance_stage"), dict):
+        check_types(cfg["utterance_stage"], source, f"{prefix}utterance_stage.")
+
+
+def _check_model_types(model: Any, source: str, where: str) -> None:
+    if not isinstance(model, dict):
+        raise ConfigError(f"{source}: {where}: expected a mapping with a name, got {model!r}")
+    if model.get("name") not in model_names():
+        return          # build_model names the valid ones
+    types = model_argument_types(model["name"])
+    for key, value in model.items():
+        if isinstance(value, dict) and "name" in value:        # a nested model config (utterance, text_model...)
+            _check_model_types(value, source, f"{where}.{key}")
+            continue
+        problem = key in types and type_problem(value, [types[key]])
+        if problem:
+            raise ConfigError(f"{source}: {where}.{key}: {problem}")
+
+
+def final_config(cfg: dict, prepared: str | None = None, epochs: int | None = None, train_on: str = "train") -> dict:
+    """A config as `mer-search train` runs it: its overrides applied; train+dev trains on both for the
+    config's fixed epoch count (nothing held out to stop early or to step a plateau schedule on)."""
+    cfg = copy.deepcopy(cfg)
+    if prepared:
+        cfg.setdefault("data", {})["prepared"] = prepared
+    if epochs:
+        cfg.setdefault("train", {})["epochs"] = epochs
+    if train_on == "train+dev":
+        cfg.setdefault("data", {})["train_splits"] = ["train", "dev"]
+        cfg.setdefault("train", {}).update(patience=0)
+        if cfg["train"].get("schedule") == "plateau":
+            cfg["train"]["schedule"] = "none"
+    elif train_on != "train":
+        raise ConfigError(f"train_on {train_on!r}: train or train+dev")
     return cfg
 
 
@@ -56,10 +103,11 @@ def _dataclass_from(cls, section: dict | None, where: str):
     return cls(**section)
 
 
-def parse(cfg: dict) -> tuple[DataConfig, dict, TrainConfig]:
+def parse(cfg: dict, source: str = "config") -> tuple[DataConfig, dict, TrainConfig]:
     unknown = sorted(set(cfg) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"unknown section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}")
+    check_types(cfg, source)
     data = _dataclass_from(DataConfig, _legacy_data(cfg.get("data")), "data")
     train = _dataclass_from(TrainConfig, cfg.get("train"), "train")
     if not data.prepared:
@@ -79,31 +127,28 @@ def _legacy_data(section: dict | None) -> dict | None:
     return section
 
 
+class CorpusSizes:
+    """What the prepared data says of a model's sizes (models.DataSizes), read only when a model asks."""
+
+    def __init__(self, corpus: Corpus, data: DataConfig):
+        self.corpus, self.data = corpus, data
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.corpus.vocab)
+
+    @property
+    def n_mels(self) -> int:
+        return self.corpus.n_mels
+
+    def vector_dim(self, kind: str) -> int:
+        return int(self.corpus.vectors(kind, "train", self.data).shape[1])
+
+
 def resolve_sizes(model_cfg: dict, corpus: Corpus, data: DataConfig) -> dict:
-    """Fill vocab_size / n_mels / *_dim from the prepared data (and nested encoder configs)."""
-    cfg = dict(model_cfg)
-    name = cfg.get("name")
-    if name in ("text_mlp", "text_lstm", "text_transformer"):
-        cfg["vocab_size"] = len(corpus.vocab)
-    elif name in ("speech_cnn2d", "speech_cnn1d", "speech_lstm", "speech_stats"):
-        cfg["n_mels"] = corpus.n_mels
-    elif name == "text_pretrained":
-        cfg["input_dim"] = int(corpus.vectors("embedding", "train", data).shape[1])
-    elif name == "speech_functionals":
-        cfg["input_dim"] = int(corpus.vectors("functionals", "train", data).shape[1])
-    elif name == "context":
-        if cfg.get("utterance"):
-            cfg["utterance"] = resolve_sizes(cfg["utterance"], corpus, data)
-        else:
-            cfg["input_dim"] = int(corpus.vectors("features", "train", data).shape[1])
-    elif name == "fusion":
-        for key, enc, dim in (("features_text", "text_model", "text_dim"),
-                              ("features_speech", "speech_model", "speech_dim")):
-            if cfg.get(enc):
-                cfg[enc] = resolve_sizes(cfg[enc], corpus, data)
-            else:
-                cfg[dim] = int(corpus.vectors(key, "train", data).shape[1])
-    return cfg
+    """Fill vocab_size / n_mels / *_dim from the prepared data (and nested encoder configs): each model's
+    registration says which of its arguments come from where."""
+    return models.resolve_sizes(model_cfg, CorpusSizes(corpus, data))
 
 
 def make_batches(corpus: Corpus, split: str, model_cfg: dict, data: DataConfig, train: bool, seed: int) -> Batches:

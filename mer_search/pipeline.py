@@ -22,9 +22,10 @@ from pathlib import Path
 
 import yaml
 
+from mer_search.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
-SPACES = Path(__file__).resolve().parents[1] / "spaces"
 # trials per sweep, epochs per trial (ASHA's max_t), seeds of each final training
 BUDGETS = {"tiny": {"num_samples": 4, "max_epochs": 8, "seeds": 2},
            "small": {"num_samples": 10, "max_epochs": 10, "seeds": 3},
@@ -64,38 +65,34 @@ class Stage:
 
 
 def space_path(name: str) -> Path:
-    """A space file, or the name of one shipped under spaces/."""
-    path = Path(name)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.exists():
-            raise ValueError(f"{name}: no such space file")
-        return path
-    if not (SPACES / f"{name}.yaml").exists():
-        names = ", ".join(sorted(p.stem for p in SPACES.glob("*.yaml")))
-        raise ValueError(f"no space named {name!r}; shipped spaces: {names}")
-    return SPACES / f"{name}.yaml"
+    """A space file, or the name of a shipped one (./spaces/NAME.yaml wins when it exists)."""
+    from mer_search.search.space import find_space
+
+    return find_space(name)
 
 
 def sweep_epochs(budget_epochs: int | None, space: Path) -> int | None:
     """The budget caps a trial's epochs; a space that needs fewer (fine-tuning: 3) keeps its own."""
-    space_epochs = (yaml.safe_load(Path(space).read_text()).get("search") or {}).get("max_epochs")
+    from mer_search.config_io import load_yaml
+
+    space_epochs = (load_yaml(space).get("search") or {}).get("max_epochs")
     return min(filter(None, (budget_epochs, space_epochs)), default=None)
 
 
 def stages(text_only: bool, text_space: str = "text_any") -> list[Stage]:
     s = [Stage("text", space_path(text_space), {}),
-         Stage("text_context", SPACES / "context_two_stage.yaml", {"features": "text"})]
+         Stage("text_context", space_path("context_two_stage"), {"features": "text"})]
     if not text_only:
-        s += [Stage("speech", SPACES / "speech_any.yaml", {}),
-              Stage("speech_context", SPACES / "context_two_stage.yaml", {"features": "speech"}),
-              Stage("fusion", SPACES / "fusion.yaml", {"features_text": "text", "features_speech": "speech"})]
+        s += [Stage("speech", space_path("speech_any"), {}),
+              Stage("speech_context", space_path("context_two_stage"), {"features": "speech"}),
+              Stage("fusion", space_path("fusion"), {"features_text": "text", "features_speech": "speech"})]
     return s
 
 
 class Pipeline:
     def __init__(self, opts: PipelineOptions):
         if opts.budget not in BUDGETS:
-            raise ValueError(f"--budget {opts.budget!r}: one of {', '.join(BUDGETS)}")
+            raise ConfigError(f"--budget {opts.budget!r}: one of {', '.join(BUDGETS)}")
         self.opts, self.out = opts, Path(opts.out)
         self.budget = BUDGETS[opts.budget]
         space_path(opts.text_space)            # a wrong name fails now, not after the prepare step
@@ -132,15 +129,14 @@ class Pipeline:
                               text_only=self.opts.text_only, splits=available_splits(self.opts.meld_root),
                               **{"text_embeddings": DEFAULT, **self.opts.prepare_extra})
 
-    def prepare(self) -> None:
+    def prepare(self, progress=None) -> dict:
+        """Prepare the corpus (finished work is skipped by prepare itself); returns its manifest."""
         from data_prep.prepare import prepare
 
-        manifest = self.prepared / "manifest.json"
-        if self._skip("prepare", manifest.exists() and json.loads(manifest.read_text()).get("complete")):
-            return
         t0 = time.time()
-        prepare(self.prepare_options())
+        manifest = prepare(self.prepare_options(), progress=progress)
         self.timings["prepare"] = time.time() - t0
+        return manifest
 
     def sweep(self, stage: Stage) -> None:
         from mer_search.search.report import write_report
@@ -176,7 +172,9 @@ class Pipeline:
         """The shipped speech_stats config trained like a final model, beside the searched speech rows."""
         path = self.config_path("speech_floor")
         if not path.exists():
-            cfg = yaml.safe_load(SPEECH_FLOOR.read_text())
+            from mer_search.experiment import load_config
+
+            cfg = load_config(SPEECH_FLOOR)
             cfg["data"]["prepared"] = str(self.prepared)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -211,12 +209,15 @@ class Pipeline:
             return
         extract_features(self.final_dir(stage.name) / "seed_0" / "best.pt", d)
 
-    def run(self) -> str:
-        """Every stage in order; returns the summary table as Markdown (also written to summary.md)."""
+    def run(self, progress=None, on_prepared=None) -> str:
+        """Every stage in order; returns the summary table as Markdown (also written to summary.md).
+        `progress` makes prepare's progress bar; `on_prepared(manifest)` hears when the data is ready."""
         import ray
 
         self.out.mkdir(parents=True, exist_ok=True)
-        self.prepare()
+        manifest = self.prepare(progress)
+        if on_prepared:
+            on_prepared(manifest)
         try:
             for stage in stages(self.opts.text_only or not _has_audio(self.prepared), self.opts.text_space):
                 self.sweep(stage)
@@ -234,14 +235,17 @@ class Pipeline:
 
     def summary(self) -> str:
         """The reference project's table: one row per model family, dev (and test) weighted F1 and accuracy."""
+        from mer_search.config_io import load_yaml
+        from mer_search.models import model_label
+
         rows = []
         for label, stage in ROWS:
             path = self.final_dir(stage) / "summary.json"
             if not path.exists():
                 continue
             s = json.loads(path.read_text())
-            cfg = yaml.safe_load(self.config_path(stage).read_text())
-            cells = [label, _model_name(cfg)]
+            cfg = load_yaml(self.config_path(stage))
+            cells = [label, model_label(cfg["model"])]
             for split in ("dev", "test"):
                 for metric in ("wf1", "acc"):
                     m = s.get(f"{split}_{metric}")
@@ -283,15 +287,6 @@ def available_splits(meld_root: str | Path) -> tuple[str, ...]:
     from data_prep import meld
 
     return tuple(s for s in meld.SPLITS if s != "test" or (Path(meld_root) / meld.CSV_NAMES["test"]).exists())
-
-
-def _model_name(cfg: dict) -> str:
-    m = cfg["model"]
-    if m["name"] == "fusion":
-        return f"fusion {m.get('kind', 'concat')}, {m.get('head', 'linear')} head"
-    if m["name"] == "context":
-        return f"context {'bi' if m.get('bidirectional') else ''}{m.get('rnn', 'lstm')}"
-    return m["name"]
 
 
 def _has_audio(prepared: Path) -> bool:

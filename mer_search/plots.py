@@ -29,3 +29,24 @@ def confusion_png(cm: list[list[int]], labels: list[str], path: Path, title: str
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def split_report(summary: dict, split: str, prepared: str, out: Path, title: str) -> tuple[list[str], Path]:
+    """A final training's result on one split: printable lines (mean +- std, per-class table) and its summed
+    confusion matrix as a PNG in `out`."""
+    import json
+
+    from data_prep.reader import localize
+
+    labels = json.loads((localize(prepared) / "labels.json").read_text())["emotion"]
+    seeds, wf1, acc = summary["seeds"], summary[f"{split}_wf1"], summary[f"{split}_acc"]
+    lines = [f"{split}: weighted F1 {wf1['mean']:.4f} +- {wf1['std']:.4f}, accuracy {acc['mean']:.4f} +- "
+             f"{acc['std']:.4f} over {seeds} seed(s)",
+             f"  {'class':9s} {'precision':>9s} {'recall':>7s} {'f1':>6s} {'support':>8s}"]
+    pc = summary[f"{split}_per_class"]
+    for i, name in enumerate(labels):
+        lines.append(f"  {name:9s} {pc['precision'][i]:9.3f} {pc['recall'][i]:7.3f} {pc['f1'][i]:6.3f} "
+                     f"{int(pc['support'][i]):8d}")
+    png = confusion_png(summary[f"{split}_confusion"], labels, Path(out) / f"confusion_{split}.png",
+                        f"{title}, {seeds} seed(s) summed")
+    return lines, png

@@ -68,6 +68,7 @@ def predict_csv(checkpoint: str | Path, csv: str | Path, meld_root: str | Path |
     if not Path(csv).is_file():
         raise ConfigError(f"{csv}: no such CSV file")
     try:
+        meld.check_separator(Path(csv), Path(csv).read_text(encoding="utf-8-sig"))
         user = pd.read_csv(csv, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise ConfigError(f"{csv}: not a readable UTF-8 CSV ({str(e).splitlines()[0][:120]})") from None

@@ -10,12 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from mer_search.plan import SweepDirError, SweepPlan, load_plan
 
 STATUS_FILE = "status.json"     # {"finished": bool, ...}: written when a sweep starts and when it ends
-
-
-class SweepDirError(RuntimeError):
-    """A sweep dir that cannot be read; the message says why."""
+__all__ = ["SweepDirError", "STATUS_FILE", "load_sweep", "ranked", "export_config", "sweep_status"]
 
 
 def sweep_status(sweep_dir: str | Path) -> dict:
@@ -27,28 +25,26 @@ def sweep_status(sweep_dir: str | Path) -> dict:
     return {"finished": (d / "trials.parquet").exists(), "state": "unknown"}
 
 
-def load_sweep(sweep_dir: str | Path) -> tuple[dict, pd.DataFrame]:
+def load_sweep(sweep_dir: str | Path) -> tuple[SweepPlan, pd.DataFrame]:
     d = Path(sweep_dir)
-    if not (d / "sweep.json").exists():
-        raise SweepDirError(f"{d}: not a sweep dir (no sweep.json)")
+    plan = load_plan(d)
     if not (d / "trials.parquet").exists():
         raise SweepDirError(f"{d}: no trials.parquet yet; the sweep has not finished (resume it with --resume)")
     table = pd.read_parquet(d / "trials.parquet")
     if table.empty:
         raise SweepDirError(f"{d}: no trial reported a result before the sweep stopped; resume it with --resume")
-    return json.loads((d / "sweep.json").read_text()), table
+    return plan, table
 
 
-def ranked(table: pd.DataFrame, plan: dict) -> pd.DataFrame:
+def ranked(table: pd.DataFrame, plan: SweepPlan) -> pd.DataFrame:
     """One row per trial, best first: best metric, its epoch, epochs run, outcome, parameter count, params."""
-    metric, mode = plan["objectives"][0]
-    max_t = plan["search"]["max_epochs"]
+    metric, max_t = plan.metric, plan.max_epochs
     rows = []
     for tid, g in table.groupby("trial_id", sort=False):
         g = g[g[metric].notna()]
         if g.empty:
             continue
-        i = g[metric].idxmax() if mode == "max" else g[metric].idxmin()
+        i = g[metric].idxmin() if plan.lower_is_better else g[metric].idxmax()
         epochs = int(g.training_iteration.max())
         if "cut_short" in g and g.cut_short.any():
             outcome = "cut short"
@@ -63,7 +59,7 @@ def ranked(table: pd.DataFrame, plan: dict) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     if out.empty:
         return out
-    out = out.sort_values([metric, "trial_id"], ascending=[mode == "min", True]).reset_index(drop=True)
+    out = out.sort_values([metric, "trial_id"], ascending=[plan.lower_is_better, True]).reset_index(drop=True)
     out.index += 1
     return out
 
@@ -99,16 +95,16 @@ def export_config(sweep_dir: str | Path, rank: int = 1, allow_unfinished: bool =
     if not 1 <= rank <= len(r):
         raise SweepDirError(f"--rank {rank}: the sweep has {len(r)} trials")
     best = r.loc[rank]
-    metric = plan["objectives"][0][0]
-    flat = {**plan["base"], **trial_config(table, best.trial_id), **plan.get("final", {})}
+    metric = plan.metric
+    flat = {**plan.base, **trial_config(table, best.trial_id), **plan.final}
     flat["train.epochs"] = int(best.best_epoch)
     flat["train.patience"] = 0
     # a schedule keeps the shape the trial had (planned over the sweep's epochs), stopped where dev peaked
     if flat.get("train.schedule") in ("cosine", "linear") and not flat.get("train.schedule_epochs"):
-        flat["train.schedule_epochs"] = int(plan["search"]["max_epochs"])
+        flat["train.schedule_epochs"] = int(plan.max_epochs)
     cfg = nest(flat)
-    cfg["source"] = {"sweep": str(d), "space": plan["space_name"], "trial_id": str(best.trial_id), "rank": rank,
+    cfg["source"] = {"sweep": str(d), "space": plan.space_name, "trial_id": str(best.trial_id), "rank": rank,
                      "sweep_finished": bool(status["finished"]),
                      "metric": metric, "value": float(best[metric]), "best_epoch": int(best.best_epoch),
-                     "epochs_run": int(best.epochs), "prepared_sha256": plan["prepared_sha256"]}
+                     "epochs_run": int(best.epochs), "prepared_sha256": plan.prepared_sha256}
     return cfg

@@ -18,6 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from mer_search.errors import ConfigError
+from mer_search.metrics import better, mode_of
+
 log = logging.getLogger(__name__)
 NUM_CLASSES = 7
 
@@ -184,18 +187,18 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
             return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
         except (RuntimeError, ValueError):
             return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; valid: adam, adamw")
+    raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; valid: adam, adamw")
 
 
 def _schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
     """The lr schedule, and whether it steps per optimizer step (linear) rather than per epoch."""
     planned = cfg.schedule_epochs or cfg.epochs
     if cfg.warmup_ratio and cfg.schedule != "linear":
-        raise ValueError(f"train.warmup_ratio needs train.schedule linear (not {cfg.schedule!r})")
+        raise ConfigError(f"train.warmup_ratio needs train.schedule linear (not {cfg.schedule!r})")
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, planned)), False
     if cfg.schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min" if cfg.metric.endswith("loss") else "max",
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode=mode_of(cfg.metric),
                                                           factor=0.5, patience=max(1, cfg.patience // 2)), False
     if cfg.schedule == "linear":
         total = max(1, planned * steps_per_epoch)
@@ -208,12 +211,12 @@ def _schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
 
         return torch.optim.lr_scheduler.LambdaLR(opt, factor), True
     if cfg.schedule != "none":
-        raise ValueError(f"unknown schedule {cfg.schedule!r}; valid: none, cosine, plateau, linear")
+        raise ConfigError(f"unknown schedule {cfg.schedule!r}; valid: none, cosine, plateau, linear")
     return None, False
 
 
 def _better(metric: str, new: float, old: float | None) -> bool:
-    return old is None or (new < old if metric.endswith("loss") else new > old)
+    return better(new, old, mode_of(metric))
 
 
 def fit(model: nn.Module, train: Iterable[dict], dev: Iterable[dict] | None, cfg: TrainConfig,
@@ -224,7 +227,7 @@ def fit(model: nn.Module, train: Iterable[dict], dev: Iterable[dict] | None, cfg
     Each epoch's shuffling and dropout are seeded by (seed, epoch), and `resume` (a checkpoint payload) restores
     the optimizer, schedule and early-stopping state: a resumed run continues exactly as an unbroken one."""
     if dev is None and (cfg.schedule == "plateau" or cfg.patience):
-        raise ValueError("without held-out dev data, use a fixed epoch count: train.patience 0 and no plateau schedule")
+        raise ConfigError("without held-out dev data, use a fixed epoch count: train.patience 0 and no plateau schedule")
     seed_everything(cfg.seed)
     reporter = reporter or NullReporter()
     device = pick_device(cfg.device)

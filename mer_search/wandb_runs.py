@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mer_search.errors import UserError
 
 
 def log_final(summary: dict, config: dict, out: Path, name: str, mode: str = "offline") -> str:
@@ -26,3 +27,27 @@ def log_final(summary: dict, config: dict, out: Path, name: str, mode: str = "of
             run.summary[f"{k}_mean"], run.summary[f"{k}_std"] = v["mean"], v["std"]
     run.finish()
     return str(run.dir)
+
+
+def offline_runs(sweep_dir: Path) -> list[Path]:
+    """A sweep's offline run logs, by time (a run resumed by another driver has one log per driver)."""
+    runs = sorted((Path(sweep_dir) / "wandb").glob("offline-run-*"))
+    if not runs:
+        raise UserError(f"{sweep_dir}: no offline W&B runs under wandb/ (was the sweep run with --wandb disabled?)")
+    return runs
+
+
+def sync_offline(runs: list[Path]) -> None:
+    """Upload offline logs with W&B's own `wandb sync` (the key comes from the environment only)."""
+    import shutil
+    import subprocess
+    import sys
+
+    if not os.environ.get("WANDB_API_KEY"):
+        raise UserError("WANDB_API_KEY is not set; export it (the key is read from the environment only) and rerun")
+    exe = shutil.which("wandb", path=str(Path(sys.executable).parent)) or shutil.which("wandb")
+    if exe is None:
+        raise UserError("the wandb command is not installed in this environment")
+    rc = subprocess.call([exe, "sync", *map(str, runs)])
+    if rc:
+        raise UserError(f"wandb sync exited with {rc}")

@@ -5,7 +5,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from mer_search.models import build_model, model_names
+from mer_search.models import build_model, model_names, resolve_sizes
 from mer_search.search.flat import nest
 from mer_search.search.space import SpaceError, all_spaces, load_space
 
@@ -14,27 +14,16 @@ SPACES = all_spaces(REPO / "spaces")
 SIZES = {"vocab_size": 100, "n_mels": 40, "input_dim": 16, "text_dim": 16, "speech_dim": 24}
 
 
+class FixedSizes:
+    """Data sizes without prepared data (models.DataSizes): every vector 16 wide."""
+    vocab_size, n_mels = SIZES["vocab_size"], SIZES["n_mels"]
+
+    def vector_dim(self, kind: str) -> int:
+        return 16
+
+
 def fill_sizes(model: dict) -> dict:
-    model = dict(model)
-    name = model["name"]
-    if name in ("text_mlp", "text_lstm", "text_transformer"):
-        model["vocab_size"] = SIZES["vocab_size"]
-    elif name in ("speech_cnn2d", "speech_cnn1d", "speech_lstm", "speech_stats"):
-        model["n_mels"] = SIZES["n_mels"]
-    elif name in ("text_pretrained", "speech_functionals"):
-        model["input_dim"] = 16
-    elif name == "context":
-        if model.get("utterance"):
-            model["utterance"] = fill_sizes(model["utterance"])
-        else:
-            model["input_dim"] = 16
-    elif name == "fusion":
-        for enc, dim in (("text_model", "text_dim"), ("speech_model", "speech_dim")):
-            if model.get(enc):
-                model[enc] = fill_sizes(model[enc])
-            else:
-                model[dim] = SIZES[dim]
-    return model
+    return resolve_sizes(model, FixedSizes())
 
 
 def test_spaces_cover_every_architecture():
@@ -100,7 +89,7 @@ def _write(tmp_path, text):
     ("fixed: {model.name: text_mlp}\nparams: {model.dropout: {type: float, low: 0.1, high: 0.5, when: {model.kind: x}}}\n",
      "params.model.dropout.when: condition on 'model.kind', which is neither a param nor fixed"),
     ("fixed: {model.name: text_mlp, model.emb_dim: sixty}\n",
-     "fixed.model.emb_dim: 'sixty' is a str, expected int"),
+     "fixed.model.emb_dim: expected an integer, got 'sixty' (a str)"),
     ("fixed: {model.name: text_mlp, data.batchsize: 3}\n", "fixed.data.batchsize: unknown parameter"),
     ("fixed: {model.name: bert}\n", "model.name: unknown model 'bert'"),
     ("search: {metric: f1}\nfixed: {model.name: text_mlp}\n", "search.metric: unknown metric 'f1'"),

@@ -3,40 +3,117 @@
 Every model maps a batch (a dict of tensors, see mer_search.data) to logits with
 `forward(batch)` and to the representation before its classifier with
 `features(batch)`; `feature_dim` says how wide that representation is.
+
+A model registers everything the rest of the system needs to know about it, beside its builder:
+the batch entries it reads, which of its arguments come from the prepared data (and how), whether it
+trains on whole dialogues, and its label in the summary table. Adding a model is one module here (found
+by itself) or anywhere on the path named in MER_SEARCH_MODELS (comma-separated modules), plus a space.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from typing import Any, Callable
+import os
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
 
 from torch import nn
 
-REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+from mer_search.errors import ConfigError
+
+NESTED = ("utterance", "text_model", "speech_model")       # arguments that hold a whole model config
+PLUGINS_ENV = "MER_SEARCH_MODELS"
 
 
-def register(name: str):
+class DataSizes(Protocol):
+    """What the prepared data tells a model's builder: vocabulary size, mel bands, vector widths."""
+
+    vocab_size: int
+    n_mels: int
+
+    def vector_dim(self, kind: str) -> int: ...
+
+
+Fill = Callable[[dict, DataSizes], Any]        # (the model config, the data) -> an argument's value, or None
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    builder: Callable[..., nn.Module]
+    inputs: Callable[[dict], set[str]]             # batch entries the model reads
+    sizes: dict[str, Fill] = field(default_factory=dict)    # arguments filled from the prepared data
+    dialogues: Callable[[dict], bool] = lambda cfg: False     # trains on whole dialogues
+    label: Callable[[dict], str] = lambda cfg: cfg["name"]    # its architecture in the summary table
+
+
+REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(name: str, inputs: set[str] | Callable[[dict], set[str]], sizes: dict[str, Fill] | None = None,
+             dialogues: bool | Callable[[dict], bool] = False, label: Callable[[dict], str] | None = None):
+    """Register a builder under `name` with what the system needs to know of the model (see ModelSpec)."""
     def deco(builder):
-        REGISTRY[name] = builder
+        REGISTRY[name] = ModelSpec(name, builder, inputs if callable(inputs) else (lambda cfg, i=frozenset(inputs): set(i)),
+                                   dict(sizes or {}), dialogues if callable(dialogues) else (lambda cfg, d=dialogues: d),
+                                   label or (lambda cfg: cfg["name"]))
         return builder
 
     return deco
 
 
+def fill_vocab_size(cfg: dict, data: DataSizes) -> int:
+    return data.vocab_size
+
+
+def fill_n_mels(cfg: dict, data: DataSizes) -> int:
+    return data.n_mels
+
+
+def fill_vector_dim(kind: str) -> Fill:
+    """The width of the prepared or extracted vectors of `kind` (embedding, functionals, features...)."""
+    return lambda cfg, data: data.vector_dim(kind)
+
+
+def spec(name: str | None) -> ModelSpec:
+    _load_all()
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown model {name!r}; valid names: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
 def build_model(cfg: dict[str, Any]) -> nn.Module:
     """Build `cfg["name"]` with the rest of cfg as keyword arguments; unknown names or arguments fail clearly."""
-    _load_all()
     cfg = dict(cfg)
     name = cfg.pop("name", None)
-    if name not in REGISTRY:
-        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(sorted(REGISTRY))}")
-    builder = REGISTRY[name]
+    builder = spec(name).builder
     params = inspect.signature(builder).parameters
     unknown = [k for k in cfg if k not in params]
     if unknown:
-        raise ValueError(f"model {name!r} has no argument(s) {', '.join(unknown)}; "
-                         f"valid: {', '.join(params)}")
+        raise ConfigError(f"model {name!r} has no argument(s) {', '.join(unknown)}; "
+                          f"valid: {', '.join(params)}")
     return builder(**cfg)
+
+
+def resolve_sizes(cfg: dict[str, Any], data: DataSizes) -> dict[str, Any]:
+    """The config with every argument its model (and the models nested in it) takes from the data filled in."""
+    cfg = dict(cfg)
+    for key in NESTED:
+        if isinstance(cfg.get(key), dict):
+            cfg[key] = resolve_sizes(cfg[key], data)
+    for arg, fill in spec(cfg.get("name")).sizes.items():
+        value = fill(cfg, data)
+        if value is not None:
+            cfg[arg] = value
+    return cfg
+
+
+def derived_arguments() -> set[str]:
+    """Arguments some model fills from the prepared data: never searched or fixed in a space."""
+    _load_all()
+    return {arg for s in REGISTRY.values() for arg in s.sizes}
 
 
 def model_names() -> list[str]:
@@ -45,38 +122,46 @@ def model_names() -> list[str]:
 
 
 def builder_arguments(name: str) -> dict[str, inspect.Parameter]:
-    _load_all()
-    return dict(inspect.signature(REGISTRY[name]).parameters)
+    return dict(inspect.signature(spec(name).builder).parameters)
+
+
+def model_argument_types(name: str) -> dict[str, Any]:
+    """A model's config keys -> the type each takes (from its builder's annotations)."""
+    from mer_search.config_io import argument_types
+
+    return argument_types(spec(name).builder)
+
+
+_loaded: set[str] = set()
 
 
 def _load_all() -> None:
-    from mer_search.models import context, finetune, fusion, speech, text  # noqa: F401  (they register themselves)
-
-
-_INPUTS = {"text_mlp": {"tokens"}, "text_lstm": {"tokens"}, "text_transformer": {"tokens"},
-           "text_pretrained": {"embedding"}, "text_finetune": {"dialogue_text"},
-           "speech_cnn2d": {"mel"}, "speech_cnn1d": {"mel"}, "speech_lstm": {"mel"}, "speech_stats": {"mel"},
-           "speech_functionals": {"functionals"}}
+    """Import every model module in this package, and those MER_SEARCH_MODELS names (they register themselves)."""
+    modules = [f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__) if m.name != "common"]
+    modules += [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
+    for module in modules:
+        if module not in _loaded:
+            try:
+                importlib.import_module(module)
+            except ImportError as e:
+                if module.startswith(__name__):
+                    raise
+                raise ConfigError(f"{PLUGINS_ENV}: cannot import {module!r} ({e})") from None
+            _loaded.add(module)
 
 
 def required_inputs(cfg: dict[str, Any]) -> set[str]:
     """Which batch entries a model config reads (tokens, mel, embedding, functionals, features...)."""
-    name = cfg.get("name")
-    if name == "context":
-        return required_inputs(cfg["utterance"]) if cfg.get("utterance") else {"features"}
-    if name == "fusion":
-        t = required_inputs(cfg["text_model"]) if cfg.get("text_model") else {"features_text"}
-        s = required_inputs(cfg["speech_model"]) if cfg.get("speech_model") else {"features_speech"}
-        return t | s
-    if name not in _INPUTS:
-        _load_all()
-        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(sorted(REGISTRY))}")
-    return set(_INPUTS[name])
+    return spec(cfg.get("name")).inputs(cfg)
 
 
 def needs_dialogues(cfg: dict[str, Any]) -> bool:
     """Context models, and fusion with a context head, train on whole dialogues."""
-    return cfg.get("name") == "context" or (cfg.get("name") == "fusion" and cfg.get("head") == "context")
+    return spec(cfg.get("name")).dialogues(cfg)
+
+
+def model_label(cfg: dict[str, Any]) -> str:
+    return spec(cfg.get("name")).label(cfg)
 
 
 def finetuned_encoder(cfg: dict[str, Any]) -> str | None:
@@ -85,7 +170,7 @@ def finetuned_encoder(cfg: dict[str, Any]) -> str | None:
         from mer_search.encoders import DEFAULT_ENCODER
 
         return cfg.get("encoder", DEFAULT_ENCODER)
-    for key in ("utterance", "text_model"):
+    for key in NESTED:
         if isinstance(cfg.get(key), dict):
             found = finetuned_encoder(cfg[key])
             if found:

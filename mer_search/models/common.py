@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mer_search.errors import ConfigError
+
 NUM_CLASSES = 7
 
 
@@ -36,7 +38,7 @@ def masked_pool(x: torch.Tensor, mask: torch.Tensor, how: str = "mean") -> torch
     if how == "last":
         idx = (mask.sum(1) - 1).clamp(min=0)
         return x[torch.arange(x.shape[0], device=x.device), idx]
-    raise ValueError(f"unknown pooling {how!r}; valid: {', '.join(POOLINGS)}")
+    raise ConfigError(f"unknown pooling {how!r}; valid: {', '.join(POOLINGS)}")
 
 
 def mlp(in_dim: int, hidden: list[int] | tuple[int, ...], dropout: float) -> tuple[nn.Sequential, int]:

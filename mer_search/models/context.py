@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mer_search.models import build_model, register
+from mer_search.errors import ConfigError
+from mer_search.models import build_model, register, required_inputs
 from mer_search.models.common import NUM_CLASSES
 
 
@@ -20,7 +21,7 @@ class DialogueRNN(nn.Module):
                  bidirectional: bool = True, dropout: float = 0.3):
         super().__init__()
         if rnn not in ("lstm", "gru"):
-            raise ValueError(f"unknown rnn {rnn!r}; valid: lstm, gru")
+            raise ConfigError(f"unknown rnn {rnn!r}; valid: lstm, gru")
         cls = nn.LSTM if rnn == "lstm" else nn.GRU
         self.rnn = cls(input_dim, hidden, num_layers=layers, batch_first=True, bidirectional=bidirectional,
                        dropout=dropout if layers > 1 else 0.0)
@@ -62,12 +63,24 @@ class ContextModel(nn.Module):
         return self.head(self.features(batch))
 
 
-@register("context")
+def _inputs(cfg: dict) -> set[str]:
+    return required_inputs(cfg["utterance"]) if cfg.get("utterance") else {"features"}
+
+
+def _input_dim(cfg: dict, data) -> int | None:
+    return None if cfg.get("utterance") else data.vector_dim("features")     # joint: the encoder's own width
+
+
+def _label(cfg: dict) -> str:
+    return f"context {'bi' if cfg.get('bidirectional', True) else ''}{cfg.get('rnn', 'lstm')}"
+
+
+@register("context", inputs=_inputs, sizes={"input_dim": _input_dim}, dialogues=True, label=_label)
 def context(input_dim: int = 0, utterance: dict | None = None, rnn: str = "lstm", hidden: int = 128,
             layers: int = 2, bidirectional: bool = True, dropout: float = 0.3):
     """`utterance`: a model config for joint training; without it, vectors come from a features dir."""
     encoder = build_model(utterance) if utterance else None
     if encoder is None and input_dim <= 0:
-        raise ValueError("context needs input_dim (two-stage, from the features) or an utterance model (joint)")
+        raise ConfigError("context needs input_dim (two-stage, from the features) or an utterance model (joint)")
     return ContextModel(input_dim, encoder, rnn=rnn, hidden=hidden, layers=layers, bidirectional=bidirectional,
                         dropout=dropout)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from mer_search.encoders import DEFAULT_ENCODER, load_encoder
+from mer_search.errors import ConfigError
 from mer_search.models import register
 from mer_search.models.common import Classifier, masked_pool
 
@@ -22,7 +23,7 @@ class TextFinetune(Classifier):
                  freeze_layers: int = 0, gradient_checkpointing: bool = False):
         super().__init__()
         if pooling not in POOLINGS:
-            raise ValueError(f"pooling {pooling!r}; valid: {', '.join(POOLINGS)}")
+            raise ConfigError(f"pooling {pooling!r}; valid: {', '.join(POOLINGS)}")
         self.encoder = load_encoder(encoder)
         self.pooling = pooling
         # the target's own tokens get segment id 1 where the encoder has segment embeddings (BERT), so the model
@@ -30,7 +31,7 @@ class TextFinetune(Classifier):
         self.use_segments = getattr(self.encoder.config, "type_vocab_size", 1) >= 2
         layers = self.layers()
         if not 0 <= freeze_layers <= len(layers):
-            raise ValueError(f"freeze_layers {freeze_layers}: the encoder has {len(layers)} layers")
+            raise ConfigError(f"freeze_layers {freeze_layers}: the encoder has {len(layers)} layers")
         frozen = [self.embeddings()] + layers[:freeze_layers] if freeze_layers else []
         for module in frozen:
             for p in module.parameters():
@@ -57,7 +58,7 @@ class TextFinetune(Classifier):
                 obj = getattr(obj, part, None)
             if isinstance(obj, nn.ModuleList):
                 return list(obj)
-        raise ValueError(f"cannot find the transformer blocks of {type(self.encoder).__name__}")
+        raise ConfigError(f"cannot find the transformer blocks of {type(self.encoder).__name__}")
 
     def features(self, batch: dict) -> torch.Tensor:
         mask = batch["attention_mask"]
@@ -88,7 +89,7 @@ class TextFinetune(Classifier):
         return list(groups.values())
 
 
-@register("text_finetune")
+@register("text_finetune", inputs={"dialogue_text"})
 def text_finetune(encoder: str = DEFAULT_ENCODER, pooling: str = "cls", dropout: float = 0.1, freeze_layers: int = 0,
                   gradient_checkpointing: bool = False):
     return TextFinetune(encoder, pooling, dropout, freeze_layers, gradient_checkpointing)

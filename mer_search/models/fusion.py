@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mer_search.models import build_model, register
+from mer_search.errors import ConfigError
+from mer_search.models import build_model, register, required_inputs
 from mer_search.models.common import NUM_CLASSES
 from mer_search.models.context import DialogueRNN
 
@@ -23,11 +24,11 @@ class Fusion(nn.Module):
                  text_encoder: nn.Module | None = None, speech_encoder: nn.Module | None = None):
         super().__init__()
         if kind not in KINDS:
-            raise ValueError(f"unknown fusion kind {kind!r}; valid: {', '.join(KINDS)}")
+            raise ConfigError(f"unknown fusion kind {kind!r}; valid: {', '.join(KINDS)}")
         if head not in ("linear", "context"):
-            raise ValueError(f"unknown fusion head {head!r}; valid: linear, context")
+            raise ConfigError(f"unknown fusion head {head!r}; valid: linear, context")
         if kind == "attention" and dim % heads:
-            raise ValueError(f"fusion dim {dim} must be divisible by heads {heads}")
+            raise ConfigError(f"fusion dim {dim} must be divisible by heads {heads}")
         self.kind, self.head_kind = kind, head
         self.text_encoder, self.speech_encoder = text_encoder, speech_encoder
         t = text_encoder.feature_dim if text_encoder is not None else text_dim
@@ -96,7 +97,21 @@ class Fusion(nn.Module):
         return w[0] * self.cls_t(zt) + w[1] * self.cls_s(zs)
 
 
-@register("fusion")
+def _inputs(cfg: dict) -> set[str]:
+    t = required_inputs(cfg["text_model"]) if cfg.get("text_model") else {"features_text"}
+    s = required_inputs(cfg["speech_model"]) if cfg.get("speech_model") else {"features_speech"}
+    return t | s
+
+
+def _dim(key: str, encoder: str):
+    """A modality's width from its feature dir, unless an encoder config makes it (joint training)."""
+    return lambda cfg, data: None if cfg.get(encoder) else data.vector_dim(key)
+
+
+@register("fusion", inputs=_inputs, sizes={"text_dim": _dim("features_text", "text_model"),
+                                          "speech_dim": _dim("features_speech", "speech_model")},
+          dialogues=lambda cfg: cfg.get("head") == "context",
+          label=lambda cfg: f"fusion {cfg.get('kind', 'concat')}, {cfg.get('head', 'linear')} head")
 def fusion(text_dim: int = 0, speech_dim: int = 0, kind: str = "concat", dim: int = 128, dropout: float = 0.3,
            heads: int = 4, head: str = "linear", context: dict | None = None, text_model: dict | None = None,
            speech_model: dict | None = None):
@@ -104,5 +119,5 @@ def fusion(text_dim: int = 0, speech_dim: int = 0, kind: str = "concat", dim: in
     te = build_model(text_model) if text_model else None
     se = build_model(speech_model) if speech_model else None
     if (te is None and text_dim <= 0) or (se is None and speech_dim <= 0):
-        raise ValueError("fusion needs text_dim/speech_dim (from feature dirs) or text_model/speech_model configs")
+        raise ConfigError("fusion needs text_dim/speech_dim (from feature dirs) or text_model/speech_model configs")
     return Fusion(text_dim, speech_dim, kind, dim, dropout, heads, head, context, te, se)

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from data_prep.reader import LOGMEL_FLOOR
-from mer_search.models import register
+from mer_search.errors import ConfigError
+from mer_search.models import fill_n_mels, fill_vector_dim, register
 from mer_search.models.common import POOLINGS, Classifier, lengths_to_mask, masked_pool, mlp, pooled_dim
 from mer_search.models.text import EmbeddingMLP, SequenceLSTM
 
@@ -41,7 +42,7 @@ class MelNorm(nn.Module):
     def __init__(self, n_mels: int, mode: str = DEFAULT_NORM, eps: float = 1e-5):
         super().__init__()
         if mode not in NORMS:
-            raise ValueError(f"unknown norm {mode!r}; valid: {', '.join(NORMS)}")
+            raise ConfigError(f"unknown norm {mode!r}; valid: {', '.join(NORMS)}")
         self.mode, self.eps = mode, eps
         self.register_buffer("band_mean", torch.zeros(n_mels))
         self.register_buffer("band_std", torch.ones(n_mels))
@@ -90,7 +91,7 @@ def needs_train_stats(cfg: dict) -> bool:
 
 def _check_pool(pooling: str) -> None:
     if pooling not in POOLS:
-        raise ValueError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLS)}")
+        raise ConfigError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLS)}")
 
 
 class SpeechCNN2D(Classifier):
@@ -105,7 +106,7 @@ class SpeechCNN2D(Classifier):
         super().__init__()
         _check_pool(pooling)
         if freq not in ("average", "keep"):
-            raise ValueError(f"unknown freq {freq!r}; valid: average, keep")
+            raise ConfigError(f"unknown freq {freq!r}; valid: average, keep")
         self.norm, self.pooling, self.freq = MelNorm(n_mels, norm), pooling, freq
         self.convs = nn.ModuleList([nn.Conv2d(1, channels, kernel, padding=kernel // 2),
                                     nn.Conv2d(channels, channels, kernel, padding=kernel // 2)])
@@ -198,32 +199,32 @@ class SpeechStats(Classifier):
         return self.body(self.drop(torch.cat([stats, log_len], dim=1)))
 
 
-@register("speech_cnn2d")
+@register("speech_cnn2d", inputs={"mel"}, sizes={"n_mels": fill_n_mels})
 def speech_cnn2d(n_mels: int = 40, channels: int = 20, dropout: float = 0.3, kernel: int = 3,
                  norm: str = DEFAULT_NORM, pooling: str = "mean", freq: str = "keep"):
     return SpeechCNN2D(n_mels, channels, dropout, kernel, norm, pooling, freq)
 
 
-@register("speech_cnn1d")
+@register("speech_cnn1d", inputs={"mel"}, sizes={"n_mels": fill_n_mels})
 def speech_cnn1d(n_mels: int = 40, channels: int = 64, kernel: int = 5, dropout: float = 0.3,
                  norm: str = DEFAULT_NORM, pooling: str = "mean"):
     return SpeechCNN1D(n_mels, channels, kernel, dropout, norm, pooling)
 
 
-@register("speech_lstm")
+@register("speech_lstm", inputs={"mel"}, sizes={"n_mels": fill_n_mels})
 def speech_lstm(n_mels: int = 40, hidden: int = 64, layers: int = 2, bidirectional: bool = True,
                 dropout: float = 0.3, pooling: str = "mean", head_hidden: tuple[int, ...] = (),
                 norm: str = DEFAULT_NORM):
     if pooling not in POOLINGS:
-        raise ValueError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLINGS)}")
+        raise ConfigError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLINGS)}")
     return SpeechLSTM(n_mels, hidden, layers, bidirectional, dropout, pooling, tuple(head_hidden), norm)
 
 
-@register("speech_stats")
+@register("speech_stats", inputs={"mel"}, sizes={"n_mels": fill_n_mels})
 def speech_stats(n_mels: int = 40, hidden: tuple[int, ...] = (), dropout: float = 0.0, norm: str = DEFAULT_NORM):
     return SpeechStats(n_mels, tuple(hidden), dropout, norm)
 
 
-@register("speech_functionals")
+@register("speech_functionals", inputs={"functionals"}, sizes={"input_dim": fill_vector_dim("functionals")})
 def speech_functionals(input_dim: int = 88, hidden: tuple[int, ...] = (128,), dropout: float = 0.3):
     return EmbeddingMLP(input_dim, tuple(hidden), dropout, key="functionals")

@@ -7,7 +7,8 @@ import math
 import torch
 from torch import nn
 
-from mer_search.models import register
+from mer_search.errors import ConfigError
+from mer_search.models import fill_vector_dim, fill_vocab_size, register
 from mer_search.models.common import Classifier, lengths_to_mask, masked_pool, mlp, pooled_dim
 
 
@@ -86,7 +87,7 @@ class TextTransformer(Classifier):
                  ff_mult: int = 4, dropout: float = 0.1, pad_id: int = 0, max_len: int = 512):
         super().__init__()
         if emb_dim % heads:
-            raise ValueError(f"emb_dim {emb_dim} must be divisible by heads {heads}")
+            raise ConfigError(f"emb_dim {emb_dim} must be divisible by heads {heads}")
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_id)
         self.pos = PositionalEncoding(emb_dim, max_len)
         layer = nn.TransformerEncoderLayer(emb_dim, heads, ff_mult * emb_dim, dropout, batch_first=True)
@@ -118,23 +119,23 @@ class EmbeddingMLP(Classifier):
         return self.body(self.drop(batch[self.key]))
 
 
-@register("text_mlp")
+@register("text_mlp", inputs={"tokens"}, sizes={"vocab_size": fill_vocab_size})
 def text_mlp(vocab_size: int, emb_dim: int = 64, hidden: tuple[int, ...] = (128, 128), dropout: float = 0.5):
     return TextMLP(vocab_size, emb_dim, tuple(hidden), dropout)
 
 
-@register("text_lstm")
+@register("text_lstm", inputs={"tokens"}, sizes={"vocab_size": fill_vocab_size})
 def text_lstm(vocab_size: int, emb_dim: int = 32, hidden: int = 32, layers: int = 2, bidirectional: bool = True,
               dropout: float = 0.3, pooling: str = "mean", head_hidden: tuple[int, ...] = ()):
     return TextLSTM(vocab_size, emb_dim, hidden, layers, bidirectional, dropout, pooling, tuple(head_hidden))
 
 
-@register("text_transformer")
+@register("text_transformer", inputs={"tokens"}, sizes={"vocab_size": fill_vocab_size})
 def text_transformer(vocab_size: int, emb_dim: int = 64, layers: int = 2, heads: int = 8, ff_mult: int = 4,
                      dropout: float = 0.1):
     return TextTransformer(vocab_size, emb_dim, layers, heads, ff_mult, dropout)
 
 
-@register("text_pretrained")
+@register("text_pretrained", inputs={"embedding"}, sizes={"input_dim": fill_vector_dim("embedding")})
 def text_pretrained(input_dim: int = 384, hidden: tuple[int, ...] = (256,), dropout: float = 0.3):
     return EmbeddingMLP(input_dim, tuple(hidden), dropout, key="embedding")

@@ -7,6 +7,8 @@ import time
 
 from ray import tune
 
+from mer_search.metrics import better
+
 log = logging.getLogger("mer_search.search.sweep")
 
 
@@ -20,7 +22,7 @@ class ProgressLine(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         v = result.get(self.metric)
-        if v is not None and (self.best is None or (v > self.best if self.mode == "max" else v < self.best)):
+        if v is not None and better(v, self.best, self.mode):
             self.best = v
         if time.time() - self.last > 10:
             self._print(trials)

@@ -19,6 +19,7 @@ import time
 import pyarrow.fs as pafs
 from ray import tune
 
+from mer_search.errors import ConfigError
 from mer_search.search import ray_internals, state
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def checkpoints_to_keep(names: list[str], snapshot: tuple[str, str | None] | Non
 class CheckpointPruner(tune.Callback):
     def __init__(self, metric: str, mode: str, keep: str = "best"):
         if keep not in KEEP_CHOICES:
-            raise ValueError(f"keep_checkpoints {keep!r}: one of {', '.join(KEEP_CHOICES)}")
+            raise ConfigError(f"keep_checkpoints {keep!r}: one of {', '.join(KEEP_CHOICES)}")
         self.metric, self.mode, self.keep = metric, mode, keep
         self.values: dict[str, dict[str, float]] = {}     # trial id -> checkpoint dir -> metric
         self.paths: dict[str, str] = {}                    # trial id -> its dir in the storage
@@ -100,7 +101,7 @@ class CheckpointPruner(tune.Callback):
         values = self.values.get(trial_id)
         if not values:
             return None
-        pick = max if self.mode == "max" else min
+        pick = min if self.mode == "min" else max
         return pick(values, key=lambda n: (values[n], -_index(n)))
 
     def prune(self, fresh: bool = False) -> int:

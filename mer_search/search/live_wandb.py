@@ -26,6 +26,7 @@ import pyarrow.fs as pafs
 from ray import tune
 
 from data_prep.atomic import write_json_atomic
+from mer_search.metrics import better
 from mer_search.search import state
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ class LiveWandb(tune.Callback):
                  if k.startswith(("dev_", "train_", "lr")) and isinstance(v, (int, float))}, step=step, commit=True)
         value = result.get(self.metric)
         best = entry.get(f"best_{self.metric}")
-        if value is not None and (best is None or (value > best if self.mode == "max" else value < best)):
+        if value is not None and better(value, best, self.mode):
             entry[f"best_{self.metric}"], entry["best_epoch"] = float(value), step
         if "n_params" in result:
             entry["n_params"] = int(result["n_params"])

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from mer_search.errors import UserError
+
 TESTED_RAY = "2.60"
 
 
-class RayInternalsChanged(RuntimeError):
+class RayInternalsChanged(UserError, RuntimeError):
     """Ray's private state no longer has the shape mer-search reads and writes."""
 
 

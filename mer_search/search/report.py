@@ -16,6 +16,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from mer_search.plan import SweepPlan
 from mer_search.search import report_html
 from mer_search.results import SweepDirError, load_sweep as load, ranked, sweep_status
 
@@ -28,7 +29,7 @@ ReportError = SweepDirError
 def summary_line(sweep_dir: str | Path) -> str:
     plan, table = load(sweep_dir)
     r = ranked(table, plan)
-    metric = plan["objectives"][0][0]
+    metric = plan.metric
     counts = r.outcome.value_counts()
     status = sweep_status(sweep_dir)
     unfinished = "" if status["finished"] else \
@@ -46,8 +47,8 @@ def pareto_front(r: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
     return r[keep].sort_values("n_params")
 
 
-def importance(plan: dict) -> dict[str, float]:
-    study = optuna.load_study(study_name=plan["study_name"], storage=plan["study_storage"])
+def importance(plan: SweepPlan) -> dict[str, float]:
+    study = optuna.load_study(study_name=plan.study_name, storage=plan.study_storage)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if len(done) < 3 or not any(t.params for t in done):
         return {}
@@ -65,13 +66,13 @@ def varied_params(r: pd.DataFrame, metric: str) -> list[str]:
             and r[c].nunique() > 1]
 
 
-def _plots(r: pd.DataFrame, table: pd.DataFrame, plan: dict, out: Path, top_k: int, imp: dict) -> dict[str, Path]:
+def _plots(r: pd.DataFrame, table: pd.DataFrame, plan: SweepPlan, out: Path, top_k: int, imp: dict) -> dict[str, Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metric, mode = plan["objectives"][0]
+    metric, mode = plan.objectives[0]
     paths = {}
     fig, ax = plt.subplots(figsize=(7, 4))
     for tid in r.trial_id.head(top_k):
@@ -108,7 +109,7 @@ def _plots(r: pd.DataFrame, table: pd.DataFrame, plan: dict, out: Path, top_k: i
         ax.set(ylabel="scaled value", title=f"parallel coordinates (colour: {metric})")
         paths["parallel"] = _save(fig, out / "parallel.png")
 
-    if len(plan["objectives"]) > 1 and "n_params" in r:
+    if len(plan.objectives) > 1 and "n_params" in r:
         front = pareto_front(r, metric, mode)
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.scatter(r.n_params, r[metric], s=14, alpha=0.5, label="trials")
@@ -141,17 +142,17 @@ def write_report(sweep_dir: str | Path, top_k: int = 5) -> tuple[pd.DataFrame, P
     r.to_csv(out / "ranked.csv")
     imp = importance(plan)
     paths = _plots(r, table, plan, out, top_k, imp)
-    metric, mode = plan["objectives"][0]
+    metric, mode = plan.objectives[0]
     figures = [report_html.curves(r, table, metric, top_k)]
     if imp:
         figures.append(report_html.importance_bars(imp, metric))
     params = varied_params(r, metric)
     if params and len(r) > 1:
         figures.append(report_html.parallel(r, metric, params))
-    if len(plan["objectives"]) > 1 and "n_params" in r:
+    if len(plan.objectives) > 1 and "n_params" in r:
         figures.append(report_html.pareto(r, pareto_front(r, metric, mode), metric))
-    summary = (f"{summary_line(d)}; sampler {plan['sampler']}, scheduler {plan['scheduler']}, ranked by {metric}. "
+    summary = (f"{summary_line(d)}; sampler {plan.sampler}, scheduler {plan.scheduler}, ranked by {metric}. "
                f"PNG copies: {', '.join(p.name for p in paths.values())}.")
-    (out / "index.html").write_text(report_html.page(f"Sweep {plan['space_name']}", summary, report_html.ranked_table(r),
+    (out / "index.html").write_text(report_html.page(f"Sweep {plan.space_name}", summary, report_html.ranked_table(r),
                                                      figures))
     return r, out / "index.html"

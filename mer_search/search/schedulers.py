@@ -15,6 +15,7 @@ from pathlib import Path
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, HyperBandScheduler, MedianStoppingRule
 
 from data_prep.atomic import write_json_atomic
+from mer_search.errors import ConfigError
 from mer_search.search import ray_internals, state
 
 SCHEDULERS = ("asha", "hyperband", "median", "none")
@@ -73,4 +74,4 @@ def make_scheduler(name: str, search: dict, record_dir: Path):
         return MedianStoppingRule(time_attr="training_iteration", grace_period=search["grace_period"])
     if name == "none":
         return FIFOScheduler()
-    raise ValueError(f"unknown scheduler {name!r}; valid: {', '.join(SCHEDULERS)}")
+    raise ConfigError(f"unknown scheduler {name!r}; valid: {', '.join(SCHEDULERS)}")

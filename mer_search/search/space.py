@@ -23,26 +23,27 @@ takes over: known-good settings, so that even a 10-trial budget tries them.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from mer_search.data import DataConfig
-from mer_search.models import builder_arguments, model_names
+from mer_search.errors import UserError
+from mer_search.metrics import MODES, SELECTABLE
+from mer_search.config_io import field_types, loads, type_problem
+from mer_search.models import derived_arguments, model_argument_types, model_names
 from mer_search.train import TrainConfig
 
 TYPES = ("float", "int", "categorical", "bool")
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "nsga2")
 SEARCH_DEFAULTS = {"metric": "dev_wf1", "mode": "max", "max_epochs": 20, "grace_period": 2,
                    "reduction_factor": 3, "num_samples": 20, "sampler": "tpe"}
-METRICS = ("dev_wf1", "dev_mf1", "dev_acc", "dev_loss")
-# filled from the data at run time, never searched or fixed in a space
-DERIVED = {"vocab_size", "n_mels", "input_dim", "text_dim", "speech_dim"}
+METRICS = SELECTABLE
 
 
-class SpaceError(ValueError):
+class SpaceError(UserError, ValueError):
     """A space that cannot run; the message names the file and the key."""
 
 
@@ -117,7 +118,7 @@ def load_space(path: str | Path) -> Space:
         raise SpaceError(f"{path}: no such space file")
     text = path.read_text()
     try:
-        raw = yaml.safe_load(text)
+        raw = loads(text)
     except yaml.YAMLError as e:
         raise SpaceError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(raw, dict):
@@ -127,7 +128,10 @@ def load_space(path: str | Path) -> Space:
         raise SpaceError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; valid: search, fixed, params, "
                          f"final, start")
     first = text.lstrip().splitlines()[0] if text.strip() else ""
-    search = {**SEARCH_DEFAULTS, **(raw.get("search") or {})}
+    given = raw.get("search") or {}
+    search = {**SEARCH_DEFAULTS, **given}
+    if "mode" not in given:         # the metric says which way is better (dev_loss: min)
+        search["mode"] = MODES.get(search["metric"], "max")
     space = Space(path, search, dict(raw.get("fixed") or {}), dict(raw.get("params") or {}),
                   command=first.lstrip("# ").strip() if first.startswith("#") else "",
                   final=dict(raw.get("final") or {}), start=list(raw.get("start") or []))
@@ -151,26 +155,22 @@ def _model_names(space: Space) -> set[str]:
     return _names(space.fixed, space.params, "model.name")
 
 
-def _builder_keys(prefix: str, names: set[str]) -> dict[str, Any]:
-    """key -> default for every argument of the builders named, under a prefix such as model."""
-    out: dict[str, Any] = {f"{prefix}name": ""}
+def _builder_keys(prefix: str, names: set[str]) -> dict[str, list]:
+    """key -> the types it takes, for every argument of the builders named, under a prefix such as model."""
+    out: dict[str, list] = {f"{prefix}name": [str]}
     for name in names:
         if name not in model_names():
             continue
-        for arg, param in builder_arguments(name).items():
-            out.setdefault(f"{prefix}{arg}", Defaults()).append(param.default)
+        for arg, tp in model_argument_types(name).items():
+            out.setdefault(f"{prefix}{arg}", []).append(tp)     # text_any: hidden is a list or an int
     return out
 
 
-class Defaults(list):
-    """The defaults one key has across the builders a space can pick (text_any: hidden is a list or an int)."""
-
-
-def _config_keys(fixed: dict, params: dict, root: str) -> dict[str, Any]:
-    """Every key a training config rooted at `root` (\"\" or \"utterance_stage.\") may set, with defaults."""
-    keys: dict[str, Any] = {}
-    keys.update({f"{root}data.{f.name}": f.default for f in fields(DataConfig)})
-    keys.update({f"{root}train.{f.name}": f.default for f in fields(TrainConfig)})
+def _config_keys(fixed: dict, params: dict, root: str) -> dict[str, list]:
+    """Every key a training config rooted at `root` (\"\" or \"utterance_stage.\") may set, with its types."""
+    keys: dict[str, list] = {}
+    keys.update({f"{root}data.{k}": [tp] for k, tp in field_types(DataConfig).items()})
+    keys.update({f"{root}train.{k}": [tp] for k, tp in field_types(TrainConfig).items()})
     keys.update(_builder_keys(f"{root}model.", _names(fixed, params, f"{root}model.name")))
     for nested in ("utterance", "text_model", "speech_model"):
         sub = _names(fixed, params, f"{root}model.{nested}.name")
@@ -194,8 +194,9 @@ def validate(space: Space) -> None:
         _fail(space, "search", f"unknown key(s) {', '.join(unknown)}; valid: {', '.join(SEARCH_DEFAULTS)}")
     if s["metric"] not in METRICS:
         _fail(space, "search.metric", f"unknown metric {s['metric']!r}; valid: {', '.join(METRICS)}")
-    if s["mode"] not in ("max", "min"):
-        _fail(space, "search.mode", f"{s['mode']!r}: use max or min")
+    if s["mode"] != MODES[s["metric"]]:
+        _fail(space, "search.mode", f"{s['mode']!r}, but {s['metric']} is better when {MODES[s['metric']]}imised: "
+                                    f"use {MODES[s['metric']]} or leave mode out")
     if s["sampler"] not in SAMPLERS:
         _fail(space, "search.sampler", f"unknown sampler {s['sampler']!r}; valid: {', '.join(SAMPLERS)}")
     for k in ("max_epochs", "num_samples", "grace_period"):
@@ -212,7 +213,7 @@ def validate(space: Space) -> None:
             _fail(space, "model.name", f"unknown model {n!r}; valid: {', '.join(sorted(valid_names))}")
     schema = _schema(space)
     for key, value in space.fixed.items():
-        if key.split(".")[-1] in DERIVED:
+        if key.split(".")[-1] in derived_arguments():
             _fail(space, f"fixed.{key}", "is filled from the prepared data; remove it")
         if key not in schema:
             section = key.rsplit(".", 1)[0] + "."
@@ -220,12 +221,12 @@ def validate(space: Space) -> None:
             _fail(space, f"fixed.{key}", f"unknown parameter; valid under {section[:-1]}: {', '.join(valid)}")
         _check_type(space, f"fixed.{key}", value, schema[key])
     for key, value in space.final.items():      # search-time shortcuts the exported config undoes
-        if key not in schema or key.split(".")[-1] in DERIVED:
+        if key not in schema or key.split(".")[-1] in derived_arguments():
             _fail(space, f"final.{key}", "unknown parameter, or one filled from the prepared data")
         _check_type(space, f"final.{key}", value, schema[key])
     for key, p in space.params.items():
         where = f"params.{key}"
-        if key.split(".")[-1] in DERIVED:
+        if key.split(".")[-1] in derived_arguments():
             _fail(space, where, "is filled from the prepared data; it cannot be searched")
         if key not in schema:
             section = key.rsplit(".", 1)[0] + "."
@@ -284,29 +285,34 @@ def _check_start(space: Space) -> None:
                 _fail(space, f"{where}.{key}", f"{value!r} is outside [{p['low']}, {p['high']}]")
 
 
-def _check_type(space: Space, where: str, value: Any, default: Any) -> None:
-    """A fixed value or choice must have the type of the builder's/config's default."""
-    if isinstance(default, Defaults):
-        errors = []
-        for d in default:
-            try:
-                _check_type(space, where, value, d)
-                return
-            except SpaceError as e:
-                errors.append(e)
-        raise errors[0]
-    if default is None or default == "" and isinstance(value, str):
-        return
-    ok = {bool: lambda v: isinstance(v, bool),
-          int: lambda v: isinstance(v, int) and not isinstance(v, bool),
-          float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-          str: lambda v: isinstance(v, str),
-          tuple: lambda v: isinstance(v, (list, tuple)),
-          list: lambda v: isinstance(v, (list, tuple)),
-          dict: lambda v: isinstance(v, dict)}.get(type(default))
-    if ok is not None and not ok(value):
-        _fail(space, where, f"{value!r} is a {type(value).__name__}, expected {type(default).__name__}")
+def _check_type(space: Space, where: str, value: Any, types: list) -> None:
+    """A fixed value or choice must have the type the config field or builder argument declares."""
+    problem = type_problem(value, types)
+    if problem:
+        _fail(space, where, problem)
 
 
-def all_spaces(root: str | Path = "spaces") -> list[Path]:
+SHIPPED = Path(__file__).resolve().parents[1] / "spaces"      # package data: found from any directory
+
+
+def all_spaces(root: str | Path | None = None) -> list[Path]:
+    """The spaces in `root`; by default ./spaces/ when it holds any, else the shipped ones."""
+    if root is None:
+        local = sorted(Path("spaces").glob("*.yaml"))
+        return local or sorted(SHIPPED.glob("*.yaml"))
     return sorted(Path(root).glob("*.yaml"))
+
+
+def find_space(name: str | Path) -> Path:
+    """A space file, or a name: ./spaces/NAME.yaml when there is one (a local edit wins), else the shipped
+    space. The one resolver behind sweep, spaces, pipeline and demo."""
+    path = Path(name)
+    if path.exists() or path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
+        if not path.is_file():
+            raise SpaceError(f"{name}: no such space file")
+        return path
+    for root in (Path("spaces"), SHIPPED):
+        if (root / f"{name}.yaml").is_file():
+            return root / f"{name}.yaml"
+    names = ", ".join(sorted(p.stem for p in SHIPPED.glob("*.yaml")))
+    raise SpaceError(f"no space named {name!r} (in ./spaces/ or shipped); shipped spaces: {names}")

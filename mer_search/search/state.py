@@ -16,11 +16,13 @@ from __future__ import annotations
 import logging
 import sqlite3
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
 from ray import tune
 
+from mer_search.plan import SweepPlan
 from mer_search.results import STATUS_FILE
 from mer_search.search.storage import Storage
 
@@ -31,16 +33,15 @@ STUDY_FILE = "optuna.db"
 _active: dict = {"out": None, "storage": None, "moved": [], "study_local": False}
 
 
-def activate(out: Path, plan: dict) -> dict:
+def activate(out: Path, plan: SweepPlan) -> SweepPlan:
     """Record the running sweep (its dir here, the dirs it ran in before); returns the plan as it is on this
     machine: the sweep dir, and paths inside it (a sqlite study, a storage dir), moved with the dir."""
     out = Path(out).resolve()
-    before = [d for d in [*plan.get("earlier_sweep_dirs", []), plan.get("sweep_dir")] if d and d != str(out)]
+    before = [d for d in [*plan.earlier_sweep_dirs, plan.sweep_dir] if d and d != str(out)]
     _active.update(out=out, storage=None, moved=sorted(set(before), key=len, reverse=True))
-    url = here(plan["study_storage"])
+    url = here(plan.study_storage)
     _active["study_local"] = url == local_study_url(out)
-    return {**plan, "sweep_dir": str(out), "earlier_sweep_dirs": before, "study_storage": url,
-            "storage": here(plan["storage"])}
+    return replace(plan, sweep_dir=str(out), earlier_sweep_dirs=before, study_storage=url, storage=here(plan.storage))
 
 
 def use_storage(storage: Storage) -> None:

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
+from mer_search.errors import UserError
 
-class StorageError(RuntimeError):
+
+class StorageError(UserError, RuntimeError):
     """Storage that cannot be used; the message names it and why."""
 
 

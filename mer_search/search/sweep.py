@@ -17,7 +17,7 @@ import shutil
 import signal
 import socket
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +32,8 @@ from data_prep.atomic import check_writable_dir, sha256_file, write_json_atomic
 from data_prep.errors import PrepError
 from data_prep.reader import data_fingerprint, localize
 from mer_search import signals
+from mer_search.plan import PLAN_FILE, SweepPlan, load_plan
+from mer_search.errors import UserError
 from mer_search.results import STATUS_FILE
 from mer_search.search import ray_internals, state
 from mer_search.search.callbacks import ProgressLine, TrialLedger
@@ -45,7 +47,7 @@ log = logging.getLogger(__name__)
 PARAMS_METRIC = "n_params"      # the second objective of an nsga2 sweep (minimised)
 
 
-class SweepError(RuntimeError):
+class SweepError(UserError, RuntimeError):
     """A sweep that cannot start; the message says why and what to do."""
 
 
@@ -175,7 +177,7 @@ def _check_prepared(space: Space, base: dict, samples: int = 8) -> None:
                              f"{str(e).strip(chr(34) + chr(39))}") from None
 
 
-def _new_plan(opts: SweepOptions, out: Path) -> dict:
+def _new_plan(opts: SweepOptions, out: Path) -> SweepPlan:
     space = load_space(opts.space)
     search = dict(space.search)
     if opts.max_epochs:
@@ -208,32 +210,29 @@ def _new_plan(opts: SweepOptions, out: Path) -> dict:
         raise SweepError(f"--warm-start {opts.warm_start}: not a sweep dir (no sweep.json)")
     sampler = opts.sampler or search["sampler"]
     objectives = [[search["metric"], search["mode"]]] + ([[PARAMS_METRIC, "min"]] if sampler == "nsga2" else [])
-    return {"space_name": space.name, "space_source": str(Path(opts.space).resolve()), "sweep_dir": str(out),
-            "search": search,
-            "final": space.final,
-            "num_samples": num_samples, "sampler": sampler, "scheduler": opts.scheduler, "seed": opts.seed,
-            "objectives": objectives, "base": base, "prepared_sha256": sha256_file(local / "manifest.json"),
-            "prepared_fingerprint": data_fingerprint(local),
-            "study_storage": opts.study_storage or state.local_study_url(out),
-            "study_name": f"{space.name}-{out.name}", "storage": opts.storage or str(out),
-            "cpus_per_trial": opts.cpus_per_trial, "gpus_per_trial": opts.gpus_per_trial,
-            "max_concurrent": opts.max_concurrent, "max_failures": opts.max_failures, "wandb": opts.wandb,
-            "keep_checkpoints": opts.keep_checkpoints,
-            "warm_start": str(Path(opts.warm_start).resolve()) if opts.warm_start else None}
+    return SweepPlan(space_name=space.name, space_source=str(Path(opts.space).resolve()), sweep_dir=str(out),
+                     search=search, final=space.final, num_samples=num_samples, sampler=sampler,
+                     scheduler=opts.scheduler, seed=opts.seed, objectives=objectives, base=base,
+                     prepared_sha256=sha256_file(local / "manifest.json"), prepared_fingerprint=data_fingerprint(local),
+                     study_storage=opts.study_storage or state.local_study_url(out),
+                     study_name=f"{space.name}-{out.name}", storage=opts.storage or str(out),
+                     cpus_per_trial=opts.cpus_per_trial, gpus_per_trial=opts.gpus_per_trial,
+                     max_concurrent=opts.max_concurrent, max_failures=opts.max_failures, wandb=opts.wandb,
+                     keep_checkpoints=opts.keep_checkpoints,
+                     warm_start=str(Path(opts.warm_start).resolve()) if opts.warm_start else None)
 
 
-def _load_plan(out: Path) -> dict:
-    path = out / "sweep.json"
-    if not path.exists():
-        raise SweepError(f"{out}: no sweep.json, so nothing to resume; start the sweep without --resume")
-    plan = json.loads(path.read_text())
-    prepared = plan["base"]["data.prepared"]
+def _load_plan(out: Path) -> SweepPlan:
+    if not (out / PLAN_FILE).exists():
+        raise SweepError(f"{out}: no {PLAN_FILE}, so nothing to resume; start the sweep without --resume")
+    plan = load_plan(out)
+    prepared = plan.prepared
     try:
         local = localize(prepared)
-        if "prepared_fingerprint" in plan:
-            same = data_fingerprint(local) == plan["prepared_fingerprint"]
+        if plan.prepared_fingerprint is not None:
+            same = data_fingerprint(local) == plan.prepared_fingerprint
         else:       # a plan from before fingerprints: the manifest file itself
-            same = sha256_file(local / "manifest.json") == plan["prepared_sha256"]
+            same = sha256_file(local / "manifest.json") == plan.prepared_sha256
     except (PrepError, FileNotFoundError):
         same = False
     if not same:
@@ -247,11 +246,11 @@ def _warm_start(study: optuna.Study, space: Space, source: str) -> int:
     src = Path(source)
     if not (src / "sweep.json").exists():
         raise SweepError(f"--warm-start {src}: not a sweep dir (no sweep.json)")
-    old = json.loads((src / "sweep.json").read_text())
+    old = load_plan(src)
     try:
-        old_study = optuna.load_study(study_name=old["study_name"], storage=old["study_storage"])
+        old_study = optuna.load_study(study_name=old.study_name, storage=old.study_storage)
     except KeyError:
-        raise SweepError(f"--warm-start {src}: its study {old['study_name']} is not in {old['study_storage']}") from None
+        raise SweepError(f"--warm-start {src}: its study {old.study_name} is not in {old.study_storage}") from None
     dists = space.distributions()
     n = 0
     for t in old_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
@@ -281,9 +280,9 @@ def run_sweep(opts: SweepOptions) -> pd.DataFrame:
         plan = _load_plan(out)
     else:
         plan = _new_plan(opts, out)
-        shutil.copyfile(plan["space_source"], out / "space.yaml")
+        shutil.copyfile(plan.space_source, out / "space.yaml")
     space = load_space(out / "space.yaml")
-    space.search = plan["search"]
+    space.search = plan.search
     here = state.activate(out, plan)
     try:
         storage = Storage(here["storage"])
@@ -293,15 +292,15 @@ def run_sweep(opts: SweepOptions) -> pd.DataFrame:
     state.use_storage(storage)
     if not opts.resume or here != plan:        # new, or resumed in another dir (a new head): as it is here
         plan = here
-        write_json_atomic(out / "sweep.json", plan)
+        plan.save(out / PLAN_FILE)
     write_json_atomic(out / STATUS_FILE, {"finished": False, "state": "running"})
     state.mirror()
-    if not _init_ray(opts.address, plan["gpus_per_trial"]):     # no GPU: the same sweep on CPUs
-        plan = {**plan, "gpus_per_trial": 0}
+    if not _init_ray(opts.address, plan.gpus_per_trial):     # no GPU: the same sweep on CPUs
+        plan = replace(plan, gpus_per_trial=0)
     _allow_pending(plan)
 
-    fn = tune.with_resources(tune.with_parameters(trainable, base=plan["base"], seed=plan["seed"], work=opts.work),
-                             {"cpu": plan["cpus_per_trial"], "gpu": plan["gpus_per_trial"]})
+    fn = tune.with_resources(tune.with_parameters(trainable, base=plan.base, seed=plan.seed, work=opts.work),
+                             {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
     experiment = storage.join("tune")
     if opts.resume and _has_snapshot(storage, experiment):
         log.info("resuming %s: finished trials kept, interrupted ones continue from their checkpoints", experiment)
@@ -314,7 +313,7 @@ def run_sweep(opts: SweepOptions) -> pd.DataFrame:
         grid = tuner.fit()
     trials, ended = TrialLedger.last["trials"], TrialLedger.last["ended"]
     cut_short = sorted(set(trials) - set(ended))
-    finished = not cut_short and len(trials) >= plan["num_samples"]
+    finished = not cut_short and len(trials) >= plan.num_samples
     if opts.resume and finished:
         _close_lost_suggestions(plan)
     table = results_table(grid, cut_short)
@@ -322,16 +321,16 @@ def run_sweep(opts: SweepOptions) -> pd.DataFrame:
     stop = signals.received()
     write_json_atomic(out / STATUS_FILE, {
         "finished": finished, "state": "finished" if finished else "stopped" if stop else "ended early",
-        "planned": plan["num_samples"],
+        "planned": plan.num_samples,
         "trials": len(trials), "cut_short": cut_short,
         "stopped_by": signal.Signals(stop).name if stop and not finished else None})
     state.mirror()
     if not finished:       # the caller says how to resume; nothing downstream may treat this sweep as done
         log.warning("[sweep] stopped: %d of %d trials ended, %d cut short (resumable)",
-                    len(trials) - len(cut_short), plan["num_samples"], len(cut_short))
+                    len(trials) - len(cut_short), plan.num_samples, len(cut_short))
         if stop:
             raise signals.Stopped(stop)
-        raise SweepError(f"Ray Tune ended the sweep early ({len(trials) - len(cut_short)} of {plan['num_samples']} "
+        raise SweepError(f"Ray Tune ended the sweep early ({len(trials) - len(cut_short)} of {plan.num_samples} "
                          f"trials ended, {len(cut_short)} cut short) without a stop signal; it is marked "
                          f"unfinished: `mer-search sweep --resume {out}` continues it")
     return table
@@ -359,73 +358,73 @@ def _fetch_state(uri: str, out: Path) -> None:
     log.info("rebuilt the sweep dir %s from %s (%s)", out, uri, ", ".join(got))
 
 
-def _new_tuner(plan: dict, space: Space, out: Path, fn, storage: Storage, resuming: bool) -> tune.Tuner:
-    (metric, mode), *rest = plan["objectives"]
-    directions = ["maximize" if m == "max" else "minimize" for _, m in plan["objectives"]]
-    study = optuna.create_study(study_name=plan["study_name"], storage=plan["study_storage"], directions=directions,
+def _new_tuner(plan: SweepPlan, space: Space, out: Path, fn, storage: Storage, resuming: bool) -> tune.Tuner:
+    (metric, mode), *rest = plan.objectives
+    directions = ["maximize" if m == "max" else "minimize" for _, m in plan.objectives]
+    study = optuna.create_study(study_name=plan.study_name, storage=plan.study_storage, directions=directions,
                                 load_if_exists=True)
     fresh = not study.trials            # a resumed study has its start points already (asked or waiting)
-    if plan["warm_start"] and not resuming:
-        _warm_start(study, space, plan["warm_start"])
+    if plan.warm_start and not resuming:
+        _warm_start(study, space, plan.warm_start)
     if space.start and fresh:
         for point in space.start:          # asked for first, in order; parameters a point leaves out are sampled
             study.enqueue_trial(space.encoded(point))
         log.info("the space's %d start points are tried first", len(space.start))
-    metrics, modes = [m for m, _ in plan["objectives"]], [m for _, m in plan["objectives"]]
+    metrics, modes = [m for m, _ in plan.objectives], [m for _, m in plan.objectives]
     search = ResumableOptunaSearch(
         space=space.sample, metric=metrics if rest else metric, mode=modes if rest else mode,
-        sampler=make_sampler(plan["sampler"], plan["seed"]), study_name=plan["study_name"],
-        storage=state.RelocatableRDBStorage(plan["study_storage"]))
-    if plan["max_concurrent"]:
-        search = ConcurrencyLimiter(search, max_concurrent=plan["max_concurrent"])
+        sampler=make_sampler(plan.sampler, plan.seed), study_name=plan.study_name,
+        storage=state.RelocatableRDBStorage(plan.study_storage))
+    if plan.max_concurrent:
+        search = ConcurrencyLimiter(search, max_concurrent=plan.max_concurrent)
     return tune.Tuner(
         fn,
         tune_config=tune.TuneConfig(metric=metric, mode=mode, search_alg=search,
-                                    scheduler=make_scheduler(plan["scheduler"], plan["search"], out),
-                                    num_samples=plan["num_samples"], reuse_actors=True),
+                                    scheduler=make_scheduler(plan.scheduler, plan.search, out),
+                                    num_samples=plan.num_samples, reuse_actors=True),
         run_config=tune.RunConfig(name="tune", storage_path=storage.root, storage_filesystem=storage.fs, verbose=0,
-                                  failure_config=tune.FailureConfig(max_failures=plan["max_failures"]),
+                                  failure_config=tune.FailureConfig(max_failures=plan.max_failures),
                                   # Ray deletes none: its num_to_keep races with its own experiment snapshot
                                   # (a resumed trial found its checkpoint gone); CheckpointPruner deletes only
                                   # what the persisted snapshot no longer needs
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-                                  callbacks=[ProgressLine(metric, mode, plan["num_samples"],
-                                                          plan["search"]["max_epochs"]), TrialLedger(),
-                                             CheckpointPruner(metric, mode, plan.get("keep_checkpoints", "best")),
+                                  callbacks=[ProgressLine(metric, mode, plan.num_samples,
+                                                          plan.max_epochs), TrialLedger(),
+                                             CheckpointPruner(metric, mode, plan.keep_checkpoints),
                                              state.StateMirror(), *_wandb_callback(plan)]))
 
 
-def _wandb_callback(plan: dict) -> list:
-    if plan["wandb"] == "disabled":
+def _wandb_callback(plan: SweepPlan) -> list:
+    if plan.wandb == "disabled":
         return []
     from mer_search.search.live_wandb import LiveWandb
 
-    settings = {k: plan[k] for k in ("space_name", "sampler", "scheduler", "num_samples", "seed")}
-    settings.update(metric=plan["objectives"][0][0], max_epochs=plan["search"]["max_epochs"])
-    return [LiveWandb(plan["study_name"], settings, *plan["objectives"][0], plan["search"]["max_epochs"],
-                      plan["wandb"])]
+    settings = {k: getattr(plan, k) for k in ("space_name", "sampler", "scheduler", "num_samples", "seed")}
+    settings.update(metric=plan.metric, max_epochs=plan.max_epochs)
+    return [LiveWandb(plan.study_name, settings, *plan.objectives[0], plan.max_epochs,
+                      plan.wandb)]
 
 
-def _close_lost_suggestions(plan: dict) -> None:
+def _close_lost_suggestions(plan: SweepPlan) -> None:
     """A suggestion made after Ray's last experiment snapshot dies with the driver: Ray asks again on resume,
     so the old study record would stay RUNNING forever. Mark it failed, saying why."""
-    study = optuna.load_study(study_name=plan["study_name"], storage=plan["study_storage"])
+    study = optuna.load_study(study_name=plan.study_name, storage=plan.study_storage)
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
         log.info("study trial %d was lost with the driver; marked FAIL", t.number)
 
 
-def _allow_pending(plan: dict) -> None:
+def _allow_pending(plan: SweepPlan) -> None:
     """Ray lets an adaptive searcher keep only one trial pending, so short trials ran one at a time
     (the next trial's worker was still starting when the last one finished): allow one per free slot."""
     if "TUNE_MAX_PENDING_TRIALS_PG" in os.environ:
         return
     res = ray.cluster_resources()
-    slots = res.get("CPU", 1) / max(plan["cpus_per_trial"], 1e-9)
-    if plan["gpus_per_trial"] > 0:
-        slots = min(slots, res.get("GPU", 0) / plan["gpus_per_trial"])
-    if plan["max_concurrent"]:
-        slots = min(slots, plan["max_concurrent"])
+    slots = res.get("CPU", 1) / max(plan.cpus_per_trial, 1e-9)
+    if plan.gpus_per_trial > 0:
+        slots = min(slots, res.get("GPU", 0) / plan.gpus_per_trial)
+    if plan.max_concurrent:
+        slots = min(slots, plan.max_concurrent)
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max(1, int(slots)))
 
 

@@ -1,0 +1,20 @@
+"""Which way each metric improves: the one definition that training, the search, checkpoint pruning, W&B
+summaries and reports all read."""
+
+from __future__ import annotations
+
+from mer_search.errors import ConfigError
+
+MODES = {"dev_wf1": "max", "dev_mf1": "max", "dev_acc": "max", "dev_loss": "min", "n_params": "min"}
+SELECTABLE = ("dev_wf1", "dev_mf1", "dev_acc", "dev_loss")      # what a space or train.metric may select on
+
+
+def mode_of(metric: str) -> str:
+    if metric not in MODES:
+        raise ConfigError(f"unknown metric {metric!r}; valid: {', '.join(SELECTABLE)}")
+    return MODES[metric]
+
+
+def better(new: float, old: float | None, mode: str) -> bool:
+    """Whether `new` improves on `old` (None: nothing yet) for a metric of this mode."""
+    return old is None or (new < old if mode == "min" else new > old)
