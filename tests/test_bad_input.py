@@ -147,3 +147,13 @@ def test_bad_split_and_channel(corpus, tmp_path):
     assert r.exit_code == 2 and "unknown split(s) val" in r.output
     r = _run("--meld-root", corpus, "--out", tmp_path / "o", "--channel", "centre")
     assert r.exit_code == 1 and "--channel 'centre'" in r.stderr
+
+
+def test_semicolon_separated_csv(corpus, tmp_path):
+    """Saved by a spreadsheet in a ';' locale: say so, not a parser's field count."""
+    import pandas as pd
+
+    df = pd.read_csv(corpus / "dev_sent_emo.csv", dtype=str, keep_default_na=False)
+    df.to_csv(corpus / "dev_sent_emo.csv", sep=";", index=False)
+    _assert_clean_failure(_run("--meld-root", corpus, "--out", tmp_path / "o"), tmp_path / "o",
+                          "dev_sent_emo.csv", "looks separated by ';'", "MELD's CSVs use ','")

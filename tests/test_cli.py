@@ -115,3 +115,21 @@ def test_import_of_data_prep_leaves_ray_out():
     code = "import sys, data_prep.prepare, mer_search.cli; print('ray' in sys.modules, 'optuna' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_an_internal_error_shows_its_traceback_with_v(monkeypatch, tmp_path):
+    """A bug (not a user error) is never dressed as one: with -v its traceback, without it a hint to rerun."""
+    import mer_search.results
+
+    def broken(*args, **kwargs):
+        raise KeyError("dev_wf1")
+
+    monkeypatch.setattr(mer_search.results, "export_config", broken)
+    r = CliRunner().invoke(main, ["export", str(tmp_path)])
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    assert "internal error (KeyError: 'dev_wf1'); this is a bug in mer-search" in r.stderr and "rerun with -v" in r.stderr
+    r = CliRunner().invoke(main, ["-v", "export", str(tmp_path)])
+    assert r.exit_code == 1 and "Traceback (most recent call last)" in r.stderr and 'raise KeyError("dev_wf1")' in r.stderr
+    monkeypatch.undo()          # a user error stays one line
+    r = CliRunner().invoke(main, ["export", str(tmp_path)])
+    assert r.exit_code == 1 and r.stderr == f"error: {tmp_path}: not a sweep dir (no sweep.json)\n"

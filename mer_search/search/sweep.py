@@ -285,7 +285,7 @@ def run_sweep(opts: SweepOptions) -> pd.DataFrame:
     space.search = plan.search
     here = state.activate(out, plan)
     try:
-        storage = Storage(here["storage"])
+        storage = Storage(here.storage)
         storage.check_writable()
     except StorageError as e:
         raise SweepError(str(e)) from None
