@@ -146,12 +146,10 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=5)
     args = p.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    from data_prep.prepare import PrepareOptions, prepare
-    from data_prep.synth import SynthConfig, synthesize
+    from synthetic import prepared_corpus
 
     tmp = Path(tempfile.mkdtemp(prefix="chaos_"))
-    synthesize(tmp / "corpus", SynthConfig(dialogues=12, seed=3))
-    prepare(PrepareOptions(meld_root=tmp / "corpus", out=tmp / "prepared", shard_size=16))
+    prepared_corpus(tmp, dialogues=12, seed=3, shard_size=16)
     space = tmp / "space.yaml"
     space.write_text(SPACE.format(trials=args.trials, epochs=args.epochs))
     total = args.trials * args.epochs

@@ -102,13 +102,11 @@ def main() -> None:
 
     import ray
 
-    from data_prep.prepare import PrepareOptions, prepare
-    from data_prep.synth import SynthConfig, synthesize
+    from synthetic import prepared_corpus
 
     logging.basicConfig(level=logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="sweep_overhead_"))
-    synthesize(tmp / "corpus", SynthConfig(dialogues=4, seed=0))
-    prepare(PrepareOptions(meld_root=tmp / "corpus", out=tmp / "prepared", text_only=True))
+    prepared_corpus(tmp, dialogues=4, text_only=True)
     space = tmp / "space.yaml"
     space.write_text(SPACE.format(trials=args.trials, epochs=args.epochs))
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -87,13 +87,10 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="synth_speech_"))
     prepared = args.prepared
     if prepared is None:
-        from data_prep.prepare import PrepareOptions, prepare
-        from data_prep.synth import SynthConfig, synthesize
+        from synthetic import prepared_corpus
 
         t0 = time.time()
-        synthesize(scratch / "raw", SynthConfig(dialogues=args.dialogues, seed=0))
-        prepared = scratch / "prepared"
-        prepare(PrepareOptions(meld_root=scratch / "raw", out=prepared, workers=2))
+        prepared = prepared_corpus(scratch, dialogues=args.dialogues, workers=2)
         print(f"synthesized and prepared {args.dialogues} dialogues in {time.time() - t0:.0f} s")
     dev = pd.read_parquet(prepared / "dev.parquet")
     print(f"corpus {prepared}: train {len(pd.read_parquet(prepared / 'train.parquet'))} utterances, "

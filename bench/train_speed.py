@@ -35,12 +35,9 @@ SPEECH = [{"name": "speech_cnn2d", "channels": 20},
 
 
 def speech_corpus(scratch: Path) -> Path:
-    from data_prep.prepare import PrepareOptions, prepare
-    from data_prep.synth import SynthConfig, synthesize
+    from synthetic import prepared_corpus
 
-    synthesize(scratch / "raw", SynthConfig(dialogues=100, seed=0))
-    prepare(PrepareOptions(meld_root=scratch / "raw", out=scratch / "prepared", workers=2))
-    return scratch / "prepared"
+    return prepared_corpus(scratch, dialogues=100, workers=2)
 
 
 def main() -> None:

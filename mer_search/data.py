@@ -28,7 +28,6 @@ import torch
 from data_prep.reader import ShardReader, load_manifest, load_train_stats, localize
 from mer_search.errors import ConfigError
 
-NUM_CLASSES = 7
 CLASS_BALANCE = ("none", "weights", "sqrt_weights", "sampler")
 
 
@@ -74,6 +73,15 @@ class Corpus:
     @property
     def vocab_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.vocab, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def emotion_names(self) -> list[str]:
+        """Emotion names in id order (labels.json): how many classes a model here predicts."""
+        return json.loads((self.root / "labels.json").read_text())["emotion"]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.emotion_names)
 
     @property
     def n_mels(self) -> int:
@@ -175,8 +183,9 @@ class SplitData:
 
     def class_weights(self, power: float = 1.0) -> torch.Tensor:
         """Inverse class frequency (to `power`: 0.5 is the gentler square root), mean 1."""
-        counts = np.bincount(self.labels[self.rows], minlength=NUM_CLASSES).astype(np.float64)
-        w = (counts.sum() / (NUM_CLASSES * np.maximum(counts, 1))) ** power
+        n = self.corpus.num_classes
+        counts = np.bincount(self.labels[self.rows], minlength=n).astype(np.float64)
+        w = (counts.sum() / (n * np.maximum(counts, 1))) ** power
         return torch.tensor(w / w.mean(), dtype=torch.float32)
 
     def collate(self, rows: np.ndarray, rng: np.random.Generator | None) -> dict:
@@ -261,7 +270,7 @@ class Batches:
             if self.balanced:
                 # as many draws as rows, each class equally likely: rare classes repeat, common ones thin out
                 labels = self.data.labels[rows]
-                p = 1.0 / np.bincount(labels, minlength=NUM_CLASSES)[labels]
+                p = 1.0 / np.bincount(labels)[labels]
                 rows = np.sort(self.rng.choice(rows, size=len(rows), p=p / p.sum()))
             units = [np.array([r]) for r in rows]
         lengths = (np.array([len(u) for u in units]) if self.dialogues

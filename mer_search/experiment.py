@@ -141,6 +141,10 @@ class CorpusSizes:
     def n_mels(self) -> int:
         return self.corpus.n_mels
 
+    @property
+    def num_classes(self) -> int:
+        return self.corpus.num_classes
+
     def vector_dim(self, kind: str) -> int:
         return int(self.corpus.vectors(kind, "train", self.data).shape[1])
 
@@ -212,8 +216,9 @@ def run(cfg: dict, out: str | Path, seed: int = 0, reporter: Reporter | None = N
         res = predict(model, make_batches(corpus, split, model_cfg, data, False, seed))
         preds = res["logits"].argmax(1)
         metrics.update(score(res, split))
-        metrics[f"{split}_confusion"] = confusion(res["labels"], preds).tolist()
-        metrics[f"{split}_per_class"] = per_class(res["labels"], preds)
+        n = res["logits"].shape[1]
+        metrics[f"{split}_confusion"] = confusion(res["labels"], preds, n).tolist()
+        metrics[f"{split}_per_class"] = per_class(res["labels"], preds, n)
     (out / "history.json").write_text(json.dumps(history.epochs, indent=1))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics

@@ -266,18 +266,18 @@ def majority_row(prepared: Path) -> list[str]:
     import numpy as np
     import pandas as pd
 
-    from data_prep.meld import EMOTIONS
     from mer_search.train import metrics_from
 
+    names = json.loads((prepared / "labels.json").read_text())["emotion"]
     label = int(pd.read_parquet(prepared / "train.parquet", columns=["emotion"]).emotion.mode()[0])
-    cells = ["majority class", f"always {EMOTIONS[label]}"]
+    cells = ["majority class", f"always {names[label]}"]
     for split in ("dev", "test"):
         path = prepared / f"{split}.parquet"
         if not path.exists():
             cells += ["-", "-"]
             continue
         y = pd.read_parquet(path, columns=["emotion"]).emotion.to_numpy()
-        m = metrics_from(y, np.full_like(y, label), float("nan"), split)
+        m = metrics_from(y, np.full_like(y, label), float("nan"), split, len(names))
         cells += [f"{m[f'{split}_wf1']:.3f}", f"{m[f'{split}_acc']:.3f}"]
     return cells
 

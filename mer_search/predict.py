@@ -116,5 +116,5 @@ def predict_csv(checkpoint: str | Path, csv: str | Path, meld_root: str | Path |
     metrics = None
     if labelled:
         out_df.insert(3, "Emotion", rows.emotion_name.to_numpy())
-        metrics = metrics_from(res["labels"], probs.argmax(1), float("nan"), "csv")
+        metrics = metrics_from(res["labels"], probs.argmax(1), float("nan"), "csv", probs.shape[1])
     return out_df.sort_values(["Dialogue_ID", "Utterance_ID"]).reset_index(drop=True), metrics

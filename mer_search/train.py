@@ -22,7 +22,6 @@ from mer_search.errors import ConfigError
 from mer_search.metrics import better, mode_of
 
 log = logging.getLogger(__name__)
-NUM_CLASSES = 7
 
 
 @dataclass
@@ -92,7 +91,7 @@ def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def confusion(labels: np.ndarray, preds: np.ndarray, n: int = NUM_CLASSES) -> np.ndarray:
+def confusion(labels: np.ndarray, preds: np.ndarray, n: int = 0) -> np.ndarray:
     """(n, n) counts: rows are true classes, columns predicted (n grows to fit any larger label)."""
     labels, preds = np.asarray(labels, np.int64), np.asarray(preds, np.int64)
     n = max(n, int(labels.max(initial=-1)) + 1, int(preds.max(initial=-1)) + 1)
@@ -109,13 +108,13 @@ def _f1(cm: np.ndarray) -> tuple[np.ndarray, float, float]:
     return f1, weighted, macro
 
 
-def f1_scores(labels: np.ndarray, preds: np.ndarray, n: int = NUM_CLASSES) -> tuple[np.ndarray, float, float]:
+def f1_scores(labels: np.ndarray, preds: np.ndarray, n: int = 0) -> tuple[np.ndarray, float, float]:
     """Per-class, weighted and macro F1 exactly as sklearn's f1_score(zero_division=0) computes them
     (tested against it); numpy alone, so trial workers skip importing sklearn (~0.8 s each)."""
     return _f1(confusion(labels, preds, n))
 
 
-def per_class(labels: np.ndarray, preds: np.ndarray, n: int = NUM_CLASSES) -> dict[str, list[float]]:
+def per_class(labels: np.ndarray, preds: np.ndarray, n: int) -> dict[str, list[float]]:
     """Precision, recall, F1 and support per class (zero where undefined, as sklearn's zero_division=0)."""
     cm = confusion(labels, preds, n)
     tp, support, predicted = np.diag(cm).astype(float), cm.sum(1), cm.sum(0)
@@ -126,11 +125,12 @@ def per_class(labels: np.ndarray, preds: np.ndarray, n: int = NUM_CLASSES) -> di
             "f1": f1[:n].tolist(), "support": support[:n].tolist()}
 
 
-def metrics_from(labels: np.ndarray, preds: np.ndarray, loss: float, prefix: str) -> dict[str, float]:
-    per, weighted, macro = f1_scores(labels, preds)
+def metrics_from(labels: np.ndarray, preds: np.ndarray, loss: float, prefix: str, n: int) -> dict[str, float]:
+    """Loss, accuracy, weighted and macro F1 and per-class F1 over `n` classes (a model's logits width)."""
+    per, weighted, macro = f1_scores(labels, preds, n)
     out = {f"{prefix}_loss": loss, f"{prefix}_acc": float(np.mean(np.asarray(labels) == np.asarray(preds))),
            f"{prefix}_wf1": weighted, f"{prefix}_mf1": macro}
-    out.update({f"{prefix}_f1_{i}": float(v) for i, v in enumerate(per[:NUM_CLASSES])})
+    out.update({f"{prefix}_f1_{i}": float(v) for i, v in enumerate(per[:n])})
     return out
 
 
@@ -165,7 +165,7 @@ def _is_late(model: nn.Module) -> bool:
 def score(res: dict[str, np.ndarray], prefix: str = "dev", loss_fn: nn.Module | None = None) -> dict[str, float]:
     """Loss and metrics of `predict`'s output."""
     loss = float((loss_fn or nn.CrossEntropyLoss())(torch.from_numpy(res["logits"]), torch.from_numpy(res["labels"])))
-    return metrics_from(res["labels"], res["logits"].argmax(1), loss, prefix)
+    return metrics_from(res["labels"], res["logits"].argmax(1), loss, prefix, res["logits"].shape[1])
 
 
 def evaluate(model: nn.Module, batches: Iterable[dict], prefix: str = "dev",

@@ -96,3 +96,26 @@ def test_a_plugin_model_sweeps(tmp_path, toy_env, prepared):
     table = pd.read_parquet(tmp_path / "sweep" / "trials.parquet")
     assert table.trial_id.nunique() == 2 and table["config/model.dim"].between(4, 16).all()
     assert table.dev_wf1.notna().all() and table.error.eq("").all()
+
+
+def test_the_class_count_comes_from_labels_json(prepared, tmp_path):
+    """Every classifier gets as many outputs as the prepared data's labels.json names (here one more than
+    MELD's seven), and the metrics follow the model's width."""
+    import json
+    import shutil
+
+    import yaml
+
+    from mer_search.experiment import run
+
+    data = tmp_path / "prepared"
+    shutil.copytree(prepared, data)
+    labels = json.loads((data / "labels.json").read_text())
+    labels["emotion"].append("confusion")
+    (data / "labels.json").write_text(json.dumps(labels))
+    cfg = {"data": {"prepared": str(data), "batch_size": 16}, "model": {"name": "text_mlp", "hidden": [8]},
+           "train": {"epochs": 1, "patience": 0}}
+    m = run(cfg, tmp_path / "run")
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["model"]["num_classes"] == 8
+    assert len(m["dev_per_class"]["f1"]) == 8 and len(m["dev_confusion"]) == 8

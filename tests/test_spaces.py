@@ -16,7 +16,7 @@ SIZES = {"vocab_size": 100, "n_mels": 40, "input_dim": 16, "text_dim": 16, "spee
 
 class FixedSizes:
     """Data sizes without prepared data (models.DataSizes): every vector 16 wide."""
-    vocab_size, n_mels = SIZES["vocab_size"], SIZES["n_mels"]
+    vocab_size, n_mels, num_classes = SIZES["vocab_size"], SIZES["n_mels"], 7
 
     def vector_dim(self, kind: str) -> int:
         return 16

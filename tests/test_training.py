@@ -156,7 +156,7 @@ def test_f1_scores_equal_sklearn(seed):
     n = [5, 40, 300, 1109, 7, 60][seed]
     labels = rng.choice(7, n, p=[0.47, 0.16, 0.12, 0.1, 0.07, 0.05, 0.03])
     preds = np.where(rng.random(n) < 0.5, labels, rng.choice([0, 1, 3], n))   # some classes never predicted
-    m = metrics_from(labels, preds, 0.0, "dev")
+    m = metrics_from(labels, preds, 0.0, "dev", 7)
     assert m["dev_wf1"] == pytest.approx(f1_score(labels, preds, average="weighted", zero_division=0), abs=1e-12)
     assert m["dev_mf1"] == pytest.approx(f1_score(labels, preds, average="macro", zero_division=0), abs=1e-12)
     assert m["dev_acc"] == pytest.approx(accuracy_score(labels, preds), abs=1e-12)

@@ -32,6 +32,7 @@ class DataSizes(Protocol):
 
     vocab_size: int
     n_mels: int
+    num_classes: int
 
     def vector_dim(self, kind: str) -> int: ...
 
@@ -56,12 +57,23 @@ def register(name: str, inputs: set[str] | Callable[[dict], set[str]], sizes: di
              dialogues: bool | Callable[[dict], bool] = False, label: Callable[[dict], str] | None = None):
     """Register a builder under `name` with what the system needs to know of the model (see ModelSpec)."""
     def deco(builder):
-        REGISTRY[name] = ModelSpec(name, builder, inputs if callable(inputs) else (lambda cfg, i=frozenset(inputs): set(i)),
-                                   dict(sizes or {}), dialogues if callable(dialogues) else (lambda cfg, d=dialogues: d),
+        fills = dict(sizes or {})
+        if "num_classes" in inspect.signature(builder).parameters:
+            fills["num_classes"] = fill_num_classes          # every classifier: as many as labels.json names
+        if callable(inputs):
+            read = inputs
+        else:
+            read = lambda cfg, fixed=frozenset(inputs): set(fixed)      # noqa: E731
+        REGISTRY[name] = ModelSpec(name, builder, read, fills,
+                                   dialogues if callable(dialogues) else (lambda cfg, d=dialogues: d),
                                    label or (lambda cfg: cfg["name"]))
         return builder
 
     return deco
+
+
+def fill_num_classes(cfg: dict, data: DataSizes) -> int:
+    return data.num_classes
 
 
 def fill_vocab_size(cfg: dict, data: DataSizes) -> int:

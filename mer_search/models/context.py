@@ -45,13 +45,14 @@ class DialogueRNN(nn.Module):
 class ContextModel(nn.Module):
     """Two-stage (`batch[feature_key]` holds precomputed vectors) or joint (an utterance encoder inside)."""
 
-    def __init__(self, input_dim: int, encoder: nn.Module | None = None, feature_key: str = "features", **rnn):
+    def __init__(self, input_dim: int, encoder: nn.Module | None = None, feature_key: str = "features",
+                 num_classes: int = NUM_CLASSES, **rnn):
         super().__init__()
         self.encoder = encoder
         self.feature_key = feature_key
         self.context = DialogueRNN(encoder.feature_dim if encoder is not None else input_dim, **rnn)
         self.feature_dim = self.context.out_dim
-        self.head = nn.Linear(self.feature_dim, NUM_CLASSES)
+        self.head = nn.Linear(self.feature_dim, num_classes)
 
     def utterance_vectors(self, batch: dict) -> torch.Tensor:
         return self.encoder.features(batch) if self.encoder is not None else batch[self.feature_key]
@@ -77,10 +78,10 @@ def _label(cfg: dict) -> str:
 
 @register("context", inputs=_inputs, sizes={"input_dim": _input_dim}, dialogues=True, label=_label)
 def context(input_dim: int = 0, utterance: dict | None = None, rnn: str = "lstm", hidden: int = 128,
-            layers: int = 2, bidirectional: bool = True, dropout: float = 0.3):
+            layers: int = 2, bidirectional: bool = True, dropout: float = 0.3, num_classes: int = NUM_CLASSES):
     """`utterance`: a model config for joint training; without it, vectors come from a features dir."""
     encoder = build_model(utterance) if utterance else None
     if encoder is None and input_dim <= 0:
         raise ConfigError("context needs input_dim (two-stage, from the features) or an utterance model (joint)")
     return ContextModel(input_dim, encoder, rnn=rnn, hidden=hidden, layers=layers, bidirectional=bidirectional,
-                        dropout=dropout)
+                        dropout=dropout, num_classes=num_classes)

@@ -13,14 +13,14 @@ from torch import nn
 from mer_search.encoders import DEFAULT_ENCODER, load_encoder
 from mer_search.errors import ConfigError
 from mer_search.models import register
-from mer_search.models.common import Classifier, masked_pool
+from mer_search.models.common import NUM_CLASSES, Classifier, masked_pool
 
 POOLINGS = ("cls", "mean", "target")
 
 
 class TextFinetune(Classifier):
     def __init__(self, encoder: str = DEFAULT_ENCODER, pooling: str = "cls", dropout: float = 0.1,
-                 freeze_layers: int = 0, gradient_checkpointing: bool = False):
+                 freeze_layers: int = 0, gradient_checkpointing: bool = False, num_classes: int = NUM_CLASSES):
         super().__init__()
         if pooling not in POOLINGS:
             raise ConfigError(f"pooling {pooling!r}; valid: {', '.join(POOLINGS)}")
@@ -44,7 +44,7 @@ class TextFinetune(Classifier):
             else:
                 self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.drop = nn.Dropout(dropout)
-        self.init_head(int(self.encoder.config.hidden_size))
+        self.init_head(int(self.encoder.config.hidden_size), num_classes)
 
     def embeddings(self) -> nn.Module:
         return self.encoder.get_input_embeddings() if not hasattr(self.encoder, "embeddings") \
@@ -91,5 +91,5 @@ class TextFinetune(Classifier):
 
 @register("text_finetune", inputs={"dialogue_text"})
 def text_finetune(encoder: str = DEFAULT_ENCODER, pooling: str = "cls", dropout: float = 0.1, freeze_layers: int = 0,
-                  gradient_checkpointing: bool = False):
-    return TextFinetune(encoder, pooling, dropout, freeze_layers, gradient_checkpointing)
+                  gradient_checkpointing: bool = False, num_classes: int = NUM_CLASSES):
+    return TextFinetune(encoder, pooling, dropout, freeze_layers, gradient_checkpointing, num_classes=num_classes)

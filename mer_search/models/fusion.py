@@ -21,7 +21,8 @@ KINDS = ("concat", "gated", "attention", "late")
 class Fusion(nn.Module):
     def __init__(self, text_dim: int, speech_dim: int, kind: str = "concat", dim: int = 128,
                  dropout: float = 0.3, heads: int = 4, head: str = "linear", context: dict | None = None,
-                 text_encoder: nn.Module | None = None, speech_encoder: nn.Module | None = None):
+                 text_encoder: nn.Module | None = None, speech_encoder: nn.Module | None = None,
+                 num_classes: int = NUM_CLASSES):
         super().__init__()
         if kind not in KINDS:
             raise ConfigError(f"unknown fusion kind {kind!r}; valid: {', '.join(KINDS)}")
@@ -56,9 +57,9 @@ class Fusion(nn.Module):
             out = fused
         self.feature_dim = out if kind != "late" else 2 * out
         if kind == "late":
-            self.cls_t, self.cls_s = nn.Linear(out, NUM_CLASSES), nn.Linear(out, NUM_CLASSES)
+            self.cls_t, self.cls_s = nn.Linear(out, num_classes), nn.Linear(out, num_classes)
         else:
-            self.head = nn.Linear(out, NUM_CLASSES)
+            self.head = nn.Linear(out, num_classes)
 
     def _inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         t = self.text_encoder.features(batch) if self.text_encoder is not None else batch["features_text"]
@@ -114,10 +115,10 @@ def _dim(key: str, encoder: str):
           label=lambda cfg: f"fusion {cfg.get('kind', 'concat')}, {cfg.get('head', 'linear')} head")
 def fusion(text_dim: int = 0, speech_dim: int = 0, kind: str = "concat", dim: int = 128, dropout: float = 0.3,
            heads: int = 4, head: str = "linear", context: dict | None = None, text_model: dict | None = None,
-           speech_model: dict | None = None):
+           speech_model: dict | None = None, num_classes: int = NUM_CLASSES):
     """`text_model`/`speech_model`: encoder configs for joint training; without them, feature dirs feed it."""
     te = build_model(text_model) if text_model else None
     se = build_model(speech_model) if speech_model else None
     if (te is None and text_dim <= 0) or (se is None and speech_dim <= 0):
         raise ConfigError("fusion needs text_dim/speech_dim (from feature dirs) or text_model/speech_model configs")
-    return Fusion(text_dim, speech_dim, kind, dim, dropout, heads, head, context, te, se)
+    return Fusion(text_dim, speech_dim, kind, dim, dropout, heads, head, context, te, se, num_classes=num_classes)

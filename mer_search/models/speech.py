@@ -26,7 +26,7 @@ from torch import nn
 from data_prep.reader import LOGMEL_FLOOR
 from mer_search.errors import ConfigError
 from mer_search.models import fill_n_mels, fill_vector_dim, register
-from mer_search.models.common import POOLINGS, Classifier, lengths_to_mask, masked_pool, mlp, pooled_dim
+from mer_search.models.common import NUM_CLASSES, POOLINGS, Classifier, lengths_to_mask, masked_pool, mlp, pooled_dim
 from mer_search.models.text import EmbeddingMLP, SequenceLSTM
 
 NORMS = ("train_stats", "utterance", "band_instance", "none")
@@ -102,7 +102,7 @@ class SpeechCNN2D(Classifier):
     model see where in the spectrum the energy sits, which is what carries pitch and voice quality."""
 
     def __init__(self, n_mels: int = 40, channels: int = 20, dropout: float = 0.3, kernel: int = 3,
-                 norm: str = DEFAULT_NORM, pooling: str = "mean", freq: str = "keep"):
+                 norm: str = DEFAULT_NORM, pooling: str = "mean", freq: str = "keep", num_classes: int = NUM_CLASSES):
         super().__init__()
         _check_pool(pooling)
         if freq not in ("average", "keep"):
@@ -112,7 +112,7 @@ class SpeechCNN2D(Classifier):
                                     nn.Conv2d(channels, channels, kernel, padding=kernel // 2)])
         self.drop = nn.Dropout(dropout)
         per_frame = channels * (n_mels // 2 // 2) if freq == "keep" else channels
-        self.init_head(pooled_dim(per_frame, pooling))
+        self.init_head(pooled_dim(per_frame, pooling), num_classes)
 
     def features(self, batch: dict) -> torch.Tensor:
         x, lengths = batch["mel"], batch["mel_lengths"]
@@ -137,14 +137,14 @@ class SpeechCNN1D(Classifier):
     """Norm, dropout, 2 x (conv1d over time with mel bands as channels, ReLU, max pool 2), pool over time."""
 
     def __init__(self, n_mels: int = 40, channels: int = 64, kernel: int = 5, dropout: float = 0.3,
-                 norm: str = DEFAULT_NORM, pooling: str = "mean"):
+                 norm: str = DEFAULT_NORM, pooling: str = "mean", num_classes: int = NUM_CLASSES):
         super().__init__()
         _check_pool(pooling)
         self.norm, self.pooling = MelNorm(n_mels, norm), pooling
         self.drop = nn.Dropout(dropout)
         self.convs = nn.ModuleList([nn.Conv1d(n_mels, channels, kernel, padding=kernel // 2),
                                     nn.Conv1d(channels, channels, kernel, padding=kernel // 2)])
-        self.init_head(pooled_dim(channels, pooling))
+        self.init_head(pooled_dim(channels, pooling), num_classes)
 
     def features(self, batch: dict) -> torch.Tensor:
         x, lengths = batch["mel"], batch["mel_lengths"]
@@ -165,13 +165,13 @@ class SpeechLSTM(Classifier):
 
     def __init__(self, n_mels: int = 40, hidden: int = 64, layers: int = 2, bidirectional: bool = True,
                  dropout: float = 0.3, pooling: str = "mean", head_hidden: tuple[int, ...] = (),
-                 norm: str = DEFAULT_NORM):
+                 norm: str = DEFAULT_NORM, num_classes: int = NUM_CLASSES):
         super().__init__()
         self.norm = MelNorm(n_mels, norm)
         self.drop = nn.Dropout(dropout)
         self.encoder = SequenceLSTM(n_mels, hidden, layers, bidirectional, dropout, pooling)
         self.body, out = mlp(self.encoder.out_dim, head_hidden, dropout)
-        self.init_head(out)
+        self.init_head(out, num_classes)
 
     def features(self, batch: dict) -> torch.Tensor:
         x, lengths = batch["mel"], batch["mel_lengths"]
@@ -184,12 +184,12 @@ class SpeechStats(Classifier):
     (or a small MLP): the floor every speech model is held against, and a fast first rung."""
 
     def __init__(self, n_mels: int = 40, hidden: tuple[int, ...] = (), dropout: float = 0.0,
-                 norm: str = DEFAULT_NORM):
+                 norm: str = DEFAULT_NORM, num_classes: int = NUM_CLASSES):
         super().__init__()
         self.norm = MelNorm(n_mels, norm)
         self.drop = nn.Dropout(dropout)
         self.body, out = mlp(2 * n_mels + 1, hidden, dropout)
-        self.init_head(out)
+        self.init_head(out, num_classes)
 
     def features(self, batch: dict) -> torch.Tensor:
         x, lengths = batch["mel"], batch["mel_lengths"]
@@ -201,30 +201,33 @@ class SpeechStats(Classifier):
 
 @register("speech_cnn2d", inputs={"mel"}, sizes={"n_mels": fill_n_mels})
 def speech_cnn2d(n_mels: int = 40, channels: int = 20, dropout: float = 0.3, kernel: int = 3,
-                 norm: str = DEFAULT_NORM, pooling: str = "mean", freq: str = "keep"):
-    return SpeechCNN2D(n_mels, channels, dropout, kernel, norm, pooling, freq)
+                 norm: str = DEFAULT_NORM, pooling: str = "mean", freq: str = "keep", num_classes: int = NUM_CLASSES):
+    return SpeechCNN2D(n_mels, channels, dropout, kernel, norm, pooling, freq, num_classes=num_classes)
 
 
 @register("speech_cnn1d", inputs={"mel"}, sizes={"n_mels": fill_n_mels})
 def speech_cnn1d(n_mels: int = 40, channels: int = 64, kernel: int = 5, dropout: float = 0.3,
-                 norm: str = DEFAULT_NORM, pooling: str = "mean"):
-    return SpeechCNN1D(n_mels, channels, kernel, dropout, norm, pooling)
+                 norm: str = DEFAULT_NORM, pooling: str = "mean", num_classes: int = NUM_CLASSES):
+    return SpeechCNN1D(n_mels, channels, kernel, dropout, norm, pooling, num_classes=num_classes)
 
 
 @register("speech_lstm", inputs={"mel"}, sizes={"n_mels": fill_n_mels})
 def speech_lstm(n_mels: int = 40, hidden: int = 64, layers: int = 2, bidirectional: bool = True,
                 dropout: float = 0.3, pooling: str = "mean", head_hidden: tuple[int, ...] = (),
-                norm: str = DEFAULT_NORM):
+                norm: str = DEFAULT_NORM, num_classes: int = NUM_CLASSES):
     if pooling not in POOLINGS:
         raise ConfigError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLINGS)}")
-    return SpeechLSTM(n_mels, hidden, layers, bidirectional, dropout, pooling, tuple(head_hidden), norm)
+    return SpeechLSTM(n_mels, hidden, layers, bidirectional, dropout, pooling, tuple(head_hidden), norm,
+                      num_classes=num_classes)
 
 
 @register("speech_stats", inputs={"mel"}, sizes={"n_mels": fill_n_mels})
-def speech_stats(n_mels: int = 40, hidden: tuple[int, ...] = (), dropout: float = 0.0, norm: str = DEFAULT_NORM):
-    return SpeechStats(n_mels, tuple(hidden), dropout, norm)
+def speech_stats(n_mels: int = 40, hidden: tuple[int, ...] = (), dropout: float = 0.0, norm: str = DEFAULT_NORM,
+                 num_classes: int = NUM_CLASSES):
+    return SpeechStats(n_mels, tuple(hidden), dropout, norm, num_classes=num_classes)
 
 
 @register("speech_functionals", inputs={"functionals"}, sizes={"input_dim": fill_vector_dim("functionals")})
-def speech_functionals(input_dim: int = 88, hidden: tuple[int, ...] = (128,), dropout: float = 0.3):
-    return EmbeddingMLP(input_dim, tuple(hidden), dropout, key="functionals")
+def speech_functionals(input_dim: int = 88, hidden: tuple[int, ...] = (128,), dropout: float = 0.3,
+                       num_classes: int = NUM_CLASSES):
+    return EmbeddingMLP(input_dim, tuple(hidden), dropout, key="functionals", num_classes=num_classes)

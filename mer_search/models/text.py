@@ -9,19 +9,19 @@ from torch import nn
 
 from mer_search.errors import ConfigError
 from mer_search.models import fill_vector_dim, fill_vocab_size, register
-from mer_search.models.common import Classifier, lengths_to_mask, masked_pool, mlp, pooled_dim
+from mer_search.models.common import NUM_CLASSES, Classifier, lengths_to_mask, masked_pool, mlp, pooled_dim
 
 
 class TextMLP(Classifier):
     """Embedding, mean over real tokens, 1-3 hidden layers."""
 
     def __init__(self, vocab_size: int, emb_dim: int = 64, hidden: tuple[int, ...] = (128, 128),
-                 dropout: float = 0.5, pad_id: int = 0):
+                 dropout: float = 0.5, pad_id: int = 0, num_classes: int = NUM_CLASSES):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_id)
         self.drop = nn.Dropout(dropout)
         self.body, out = mlp(emb_dim, hidden, dropout)
-        self.init_head(out)
+        self.init_head(out, num_classes)
 
     def features(self, batch: dict) -> torch.Tensor:
         tokens = batch["tokens"]
@@ -55,13 +55,13 @@ class SequenceLSTM(nn.Module):
 class TextLSTM(Classifier):
     def __init__(self, vocab_size: int, emb_dim: int = 32, hidden: int = 32, layers: int = 2,
                  bidirectional: bool = True, dropout: float = 0.3, pooling: str = "mean",
-                 head_hidden: tuple[int, ...] = (), pad_id: int = 0):
+                 head_hidden: tuple[int, ...] = (), pad_id: int = 0, num_classes: int = NUM_CLASSES):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_id)
         self.drop = nn.Dropout(dropout)
         self.encoder = SequenceLSTM(emb_dim, hidden, layers, bidirectional, dropout, pooling)
         self.body, out = mlp(self.encoder.out_dim, head_hidden, dropout)
-        self.init_head(out)
+        self.init_head(out, num_classes)
 
     def features(self, batch: dict) -> torch.Tensor:
         x = self.drop(self.embed(batch["tokens"]))
@@ -84,7 +84,8 @@ class PositionalEncoding(nn.Module):
 
 class TextTransformer(Classifier):
     def __init__(self, vocab_size: int, emb_dim: int = 64, layers: int = 2, heads: int = 8,
-                 ff_mult: int = 4, dropout: float = 0.1, pad_id: int = 0, max_len: int = 512):
+                 ff_mult: int = 4, dropout: float = 0.1, pad_id: int = 0, max_len: int = 512,
+                 num_classes: int = NUM_CLASSES):
         super().__init__()
         if emb_dim % heads:
             raise ConfigError(f"emb_dim {emb_dim} must be divisible by heads {heads}")
@@ -93,7 +94,7 @@ class TextTransformer(Classifier):
         layer = nn.TransformerEncoderLayer(emb_dim, heads, ff_mult * emb_dim, dropout, batch_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.drop = nn.Dropout(dropout)
-        self.init_head(emb_dim)
+        self.init_head(emb_dim, num_classes)
 
     def features(self, batch: dict) -> torch.Tensor:
         tokens = batch["tokens"]
@@ -107,12 +108,12 @@ class EmbeddingMLP(Classifier):
     """An MLP head over a fixed per-utterance vector (`batch[key]`): sentence embeddings, functionals."""
 
     def __init__(self, input_dim: int, hidden: tuple[int, ...] = (256,), dropout: float = 0.3,
-                 key: str = "embedding"):
+                 key: str = "embedding", num_classes: int = NUM_CLASSES):
         super().__init__()
         self.key = key
         self.drop = nn.Dropout(dropout)
         self.body, out = mlp(input_dim, hidden, dropout)
-        self.init_head(out)
+        self.init_head(out, num_classes)
 
     def features(self, batch: dict) -> torch.Tensor:
         # inputs arrive z-scored with train statistics (mer_search.data), so no norm layer here
@@ -120,22 +121,26 @@ class EmbeddingMLP(Classifier):
 
 
 @register("text_mlp", inputs={"tokens"}, sizes={"vocab_size": fill_vocab_size})
-def text_mlp(vocab_size: int, emb_dim: int = 64, hidden: tuple[int, ...] = (128, 128), dropout: float = 0.5):
-    return TextMLP(vocab_size, emb_dim, tuple(hidden), dropout)
+def text_mlp(vocab_size: int, emb_dim: int = 64, hidden: tuple[int, ...] = (128, 128), dropout: float = 0.5,
+             num_classes: int = NUM_CLASSES):
+    return TextMLP(vocab_size, emb_dim, tuple(hidden), dropout, num_classes=num_classes)
 
 
 @register("text_lstm", inputs={"tokens"}, sizes={"vocab_size": fill_vocab_size})
 def text_lstm(vocab_size: int, emb_dim: int = 32, hidden: int = 32, layers: int = 2, bidirectional: bool = True,
-              dropout: float = 0.3, pooling: str = "mean", head_hidden: tuple[int, ...] = ()):
-    return TextLSTM(vocab_size, emb_dim, hidden, layers, bidirectional, dropout, pooling, tuple(head_hidden))
+              dropout: float = 0.3, pooling: str = "mean", head_hidden: tuple[int, ...] = (),
+              num_classes: int = NUM_CLASSES):
+    return TextLSTM(vocab_size, emb_dim, hidden, layers, bidirectional, dropout, pooling, tuple(head_hidden),
+                    num_classes=num_classes)
 
 
 @register("text_transformer", inputs={"tokens"}, sizes={"vocab_size": fill_vocab_size})
 def text_transformer(vocab_size: int, emb_dim: int = 64, layers: int = 2, heads: int = 8, ff_mult: int = 4,
-                     dropout: float = 0.1):
-    return TextTransformer(vocab_size, emb_dim, layers, heads, ff_mult, dropout)
+                     dropout: float = 0.1, num_classes: int = NUM_CLASSES):
+    return TextTransformer(vocab_size, emb_dim, layers, heads, ff_mult, dropout, num_classes=num_classes)
 
 
 @register("text_pretrained", inputs={"embedding"}, sizes={"input_dim": fill_vector_dim("embedding")})
-def text_pretrained(input_dim: int = 384, hidden: tuple[int, ...] = (256,), dropout: float = 0.3):
-    return EmbeddingMLP(input_dim, tuple(hidden), dropout, key="embedding")
+def text_pretrained(input_dim: int = 384, hidden: tuple[int, ...] = (256,), dropout: float = 0.3,
+                    num_classes: int = NUM_CLASSES):
+    return EmbeddingMLP(input_dim, tuple(hidden), dropout, key="embedding", num_classes=num_classes)
