@@ -174,14 +174,6 @@ def _print_summary(manifest: dict, out: Path) -> None:
                    f"not detected: {', '.join(check['not_detected']) or 'none'}")
 
 
-def _config_path(name: str) -> Path:
-    """A config file path, or the name of a shipped reference config (mer_search/configs/NAME.yaml)."""
-    path = Path(name)
-    if path.exists() or path.suffix in (".yaml", ".yml"):
-        return path
-    return Path(__file__).parent / "configs" / f"{name}.yaml"
-
-
 @main.command()
 @click.argument("config")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
@@ -196,10 +188,10 @@ def _config_path(name: str) -> Path:
               show_default=True, help="One W&B run for this training (offline: nothing is sent).")
 def train(config, seeds, out, prepared, epochs, with_test, train_on, wandb_mode):
     """Train one config end to end: CONFIG is a YAML file (e.g. from `mer-search export`) or a shipped name."""
-    from mer_search.experiment import final_config, load_config, run_seeds
+    from mer_search.experiment import final_config, find_config, load_config, run_seeds
     from mer_search.plots import split_report
 
-    path = _config_path(config)
+    path = find_config(config)
     if wandb_mode == "online" and not os.environ.get("WANDB_API_KEY"):
         _fail("--wandb online needs WANDB_API_KEY in the environment (or use --wandb offline)")
     cfg = final_config(load_config(path), prepared=prepared, epochs=epochs, train_on=train_on)

@@ -34,7 +34,7 @@ def load_yaml(path: str | Path, error: type[UserError] = UserError, what: str = 
     if not path.is_file():
         raise error(f"{path}: no such {what}")
     try:
-        return yaml.load(path.read_text(), Loader=Loader)
+        return loads(path.read_text())
     except yaml.YAMLError as e:
         raise error(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
 

@@ -35,6 +35,20 @@ log = logging.getLogger(__name__)
 SECTIONS = ("data", "model", "train", "utterance_stage", "source")
 
 
+SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def find_config(name: str | Path) -> Path:
+    """A config file, or the name of a shipped reference config (mer_search/configs/NAME.yaml)."""
+    path = Path(name)
+    if path.exists() or path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
+        return path
+    if (SHIPPED_CONFIGS / f"{name}.yaml").is_file():
+        return SHIPPED_CONFIGS / f"{name}.yaml"
+    names = ", ".join(sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.yaml")))
+    raise ConfigError(f"no config file {name!r} and no shipped config of that name; shipped: {names}")
+
+
 def load_config(path: str | Path) -> dict:
     """A training config from YAML (1e-3 reads as a number), its sections' value types checked."""
     cfg = load_yaml(path, ConfigError, "config file")

@@ -130,9 +130,11 @@ class Pipeline:
                               **{"text_embeddings": DEFAULT, **self.opts.prepare_extra})
 
     def prepare(self, progress=None) -> dict:
-        """Prepare the corpus (finished work is skipped by prepare itself); returns its manifest."""
+        """Prepare the corpus (prepare itself skips finished work, so a rerun only reads); returns its manifest."""
         from data_prep.prepare import prepare
 
+        manifest = self.prepared / "manifest.json"
+        self._skip("prepare", manifest.exists() and json.loads(manifest.read_text()).get("complete"))
         t0 = time.time()
         manifest = prepare(self.prepare_options(), progress=progress)
         self.timings["prepare"] = time.time() - t0

@@ -72,3 +72,10 @@ def sweep_dir(prepared, space_file, tmp_path_factory):
         ray.shutdown()
         mp.undo()
     return out
+
+
+def pytest_collection_modifyitems(items):
+    """A test that starts Ray is end to end: the unit tier (-m "not slow and not e2e") leaves it out."""
+    for item in items:
+        if item.get_closest_marker("ray") and not item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.e2e)

@@ -16,6 +16,18 @@ def test_exponents_without_a_dot_are_numbers():
         {"a": 0.001, "b": 5e-05, "c": -20000.0, "d": 0.001, "e": 3, "f": "1e3x", "g": "1e-3"}
 
 
+def test_the_loader_stays_safe():
+    """config_io.Loader is yaml.SafeLoader plus one number form: no Python object is ever built."""
+    import yaml
+
+    from mer_search.config_io import Loader
+
+    assert issubclass(Loader, yaml.SafeLoader)
+    with pytest.raises(yaml.constructor.ConstructorError):
+        loads("!!python/object/apply:os.system ['echo unsafe']")
+    assert yaml.safe_load("a: 1e-3") == {"a": "1e-3"}        # plain SafeLoader untouched (YAML 1.1)
+
+
 def test_lr_1e_3_in_a_config(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("data: {prepared: p}\nmodel: {name: text_mlp, dropout: 1e-1}\ntrain: {lr: 1e-3, weight_decay: 5e-5}\n")

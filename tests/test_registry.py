@@ -48,6 +48,14 @@ params:
 
 @pytest.fixture
 def toy_env(tmp_path, monkeypatch):
+    """The toy module and its space in tmp_path; afterwards this process forgets the toy model again."""
+    yield _toy_env(tmp_path)
+    models.REGISTRY.pop("toy_bag", None)
+    models._loaded.discard("toy_model")
+    sys.modules.pop("toy_model", None)
+
+
+def _toy_env(tmp_path):
     (tmp_path / "toy_model.py").write_text(TOY)
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            models.PLUGINS_ENV: "toy_model", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}

@@ -12,6 +12,7 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import cross_val_predict
 from sklearn.preprocessing import StandardScaler
 
+from data_prep.meld import EMOTIONS
 from data_prep.reader import LOGMEL_FLOOR, TRAIN_STATS
 from mer_search.experiment import run
 from mer_search.models.common import lengths_to_mask, masked_pool
@@ -122,6 +123,7 @@ def _imbalanced_corpus(root, n_train=800, n_dev=400):
     root.mkdir()
     (root / "manifest.json").write_text(json.dumps({"complete": True, "settings": {"audio": None}}))
     (root / "vocab.json").write_text(json.dumps({"<pad>": 0, "<unk>": 1}))
+    (root / "labels.json").write_text(json.dumps({"emotion": list(EMOTIONS)}))
     for split, n in (("train", n_train), ("dev", n_dev)):
         labels = np.where(rng.random(n) < 0.1, 3, 0)
         pd.DataFrame({"emotion": labels.astype("int8"), "dialogue_id": np.arange(n) // 5,
@@ -167,7 +169,6 @@ def test_sampler_draws_classes_evenly_and_refuses_dialogue_batches(tmp_path):
 
 def _summary_features(mode, n, seed):
     from data_prep.audio import AudioParams, logmel
-    from data_prep.meld import EMOTIONS
     from data_prep.synth import EMOTION_P, SPEAKERS, SynthConfig, clip_audio
 
     rng = np.random.default_rng(seed)

@@ -43,7 +43,7 @@ def test_bad_space_files(space, prepared, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("search: [unclosed\n")
     assert "invalid YAML" in _sweep(bad, "--prepared", prepared, "--out", tmp_path / "o")
-    assert "no such space file" in _sweep("no_such_space", "--prepared", prepared)
+    assert "no space named 'no_such_space'" in _sweep("no_such_space", "--prepared", prepared)
     bad.write_text(GOOD.format(path=bad).replace("metric: dev_wf1", "metric: dev_bogus"))
     assert "unknown metric 'dev_bogus'" in _sweep(bad, "--prepared", prepared, "--out", tmp_path / "o")
     assert "at least 1 trial" in _sweep(space, "--prepared", prepared, "--num-samples", 0)
@@ -76,7 +76,11 @@ def test_resume_and_reuse_mistakes(space, prepared, tmp_path):
     shutil.copytree(prepared, copy)
     sweep = tmp_path / "old"
     sweep.mkdir()
-    (sweep / "sweep.json").write_text(json.dumps({"base": {"data.prepared": str(copy)}, "prepared_sha256": "0" * 64}))
+    plan = {"space_name": "s", "space_source": "s.yaml", "sweep_dir": str(sweep), "search": {"max_epochs": 2},
+            "num_samples": 2, "sampler": "tpe", "scheduler": "asha", "seed": 0, "objectives": [["dev_wf1", "max"]],
+            "base": {"data.prepared": str(copy)}, "prepared_sha256": "0" * 64, "study_storage": "sqlite://",
+            "study_name": "s", "storage": str(sweep)}       # a plan from before fingerprints: the manifest's hash
+    (sweep / "sweep.json").write_text(json.dumps(plan))
     assert "changed or vanished since the sweep started" in _sweep("--resume", sweep)
     assert "already holds a sweep" in _sweep(space, "--prepared", prepared, "--out", sweep)
     assert "not a sweep dir" in _sweep(space, "--prepared", prepared, "--out", tmp_path / "w", "--warm-start", copy)
