@@ -13,6 +13,8 @@ import pytest
 
 from data_prep.atomic import sha256_file
 
+pytestmark = pytest.mark.e2e      # real prepare processes, killed and rerun
+
 
 def _cmd(corpus, out):
     return [sys.executable, "-m", "mer_search.cli", "prepare", "--meld-root", str(corpus), "--out", str(out),

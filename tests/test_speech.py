@@ -185,6 +185,7 @@ def _summary_features(mode, n, seed):
     return StandardScaler().fit_transform(np.array(rows)), np.array(labels)
 
 
+@pytest.mark.e2e
 def test_realistic_synth_is_neither_trivial_nor_hopeless():
     """A linear model on per-band log-mel mean + std (5-fold CV over 700 clips, MELD's label shares).
 

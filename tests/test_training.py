@@ -47,6 +47,7 @@ def _cfg(prepared, model, epochs=12, lr=3e-3, **data):
     ({"name": "speech_lstm", "hidden": 32, "layers": 1, "dropout": 0.1}, 3e-3),
     ({"name": "speech_functionals", "hidden": [64], "dropout": 0.1}, 3e-3),
 ], ids=lambda m: m["name"] if isinstance(m, dict) else str(m))
+@pytest.mark.e2e
 def test_speech_models_beat_the_majority_class(corpus_dir, tmp_path, model, lr):
     """On speech-like clips whose emotion cues overlap (a linear model on band statistics: ~0.55), every
     speech model with its default normalisation learns well clear of always-neutral."""
@@ -56,8 +57,8 @@ def test_speech_models_beat_the_majority_class(corpus_dir, tmp_path, model, lr):
     assert m["dev_wf1"] > base + 0.1, (m["dev_wf1"], base)
 
 
-def test_run_dir_and_reproducibility(corpus_dir, tmp_path):
-    cfg = _cfg(corpus_dir, {"name": "text_mlp", "emb_dim": 16, "hidden": [32]}, epochs=4, class_balance="weights")
+def test_run_dir_and_reproducibility(prepared, tmp_path):
+    cfg = _cfg(prepared, {"name": "text_mlp", "emb_dim": 16, "hidden": [32]}, epochs=4, class_balance="weights")
     a = run(cfg, tmp_path / "a", seed=3)
     b = run(cfg, tmp_path / "b", seed=3)
     assert a == b, "same seed on CPU must give the same metrics"
@@ -70,6 +71,7 @@ def test_run_dir_and_reproducibility(corpus_dir, tmp_path):
     assert ck["config"]["model"]["vocab_size"] > 10 and ck["epoch"] == a["best_epoch"]
 
 
+@pytest.mark.e2e
 def test_two_stage_context_and_joint(corpus_dir, tmp_path):
     text = {"name": "text_mlp", "emb_dim": 16, "hidden": [32], "dropout": 0.1}
     fast = {"epochs": 30, "lr": 1e-2, "patience": 0}
@@ -85,6 +87,7 @@ def test_two_stage_context_and_joint(corpus_dir, tmp_path):
     assert run(joint, tmp_path / "joint", seed=0)["dev_wf1"] > majority_wf1(corpus_dir) + 0.15
 
 
+@pytest.mark.e2e
 def test_fusion_is_at_least_the_better_modality(corpus_dir, tmp_path):
     runs = {}
     for key, model, epochs, lr in (
@@ -101,9 +104,9 @@ def test_fusion_is_at_least_the_better_modality(corpus_dir, tmp_path):
         assert m["dev_wf1"] >= best_single - 0.03, (kind, m["dev_wf1"], {k: r["dev_wf1"] for k, r in runs.items()})
 
 
-def test_cli_train_seeds_and_features(corpus_dir, tmp_path):
+def test_cli_train_seeds_and_features(prepared, tmp_path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"# mer-search train {cfg}\ndata: {{prepared: {corpus_dir}, batch_size: 16}}\n"
+    cfg.write_text(f"# mer-search train {cfg}\ndata: {{prepared: {prepared}, batch_size: 16}}\n"
                    "model: {name: speech_cnn1d, channels: 8}\ntrain: {epochs: 2}\n")
     r = CliRunner().invoke(main, ["train", str(cfg), "--seeds", "2", "--out", str(tmp_path / "run"), "--test",
                                   "--wandb", "disabled"])
@@ -118,19 +121,19 @@ def test_cli_train_seeds_and_features(corpus_dir, tmp_path):
     assert np.load(tmp_path / "f" / "train.npy").shape[1] == 8
     keys = pd.read_parquet(tmp_path / "f" / "keys.parquet")
     for split in ("train", "dev", "test"):
-        table = pd.read_parquet(corpus_dir / f"{split}.parquet")
+        table = pd.read_parquet(prepared / f"{split}.parquet")
         k = keys[keys.split == split]
         assert k.row.tolist() == list(range(len(table))) == list(range(len(np.load(tmp_path / "f" / f"{split}.npy"))))
         assert (k.dialogue_id.to_numpy() == table.dialogue_id.to_numpy()).all()
         assert (k.utterance_id.to_numpy() == table.utterance_id.to_numpy()).all()
 
 
-def test_bad_configs_fail_with_one_line(corpus_dir, tmp_path):
+def test_bad_configs_fail_with_one_line(prepared, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(f"data: {{prepared: {corpus_dir}}}\nmodel: {{name: text_mlp, width: 3}}\n")
+    bad.write_text(f"data: {{prepared: {prepared}}}\nmodel: {{name: text_mlp, width: 3}}\n")
     r = CliRunner().invoke(main, ["train", str(bad)])
     assert r.exit_code == 1 and "no argument(s) width" in r.stderr
-    bad.write_text(f"data: {{prepared: {corpus_dir}, batchsize: 3}}\nmodel: {{name: text_mlp}}\n")
+    bad.write_text(f"data: {{prepared: {prepared}, batchsize: 3}}\nmodel: {{name: text_mlp}}\n")
     r = CliRunner().invoke(main, ["train", str(bad)])
     assert r.exit_code == 1 and "data: unknown key(s) batchsize" in r.stderr
     r = CliRunner().invoke(main, ["train", str(tmp_path / "nope.yaml")])
@@ -165,10 +168,10 @@ def test_f1_scores_equal_sklearn(seed):
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "plateau"])
-def test_a_resumed_trial_continues_exactly_as_an_unbroken_one(corpus_dir, tmp_path, schedule):
+def test_a_resumed_trial_continues_exactly_as_an_unbroken_one(prepared, tmp_path, schedule):
     """Crash after epoch 2, resume from last.pt: epochs 3-5 match the unbroken run to the last bit
     (same shuffles and dropout per epoch, optimizer moments, schedule and early-stopping state restored)."""
-    cfg = _cfg(corpus_dir, {"name": "text_mlp", "emb_dim": 16, "hidden": [16], "dropout": 0.3}, epochs=5, lr=1e-2)
+    cfg = _cfg(prepared, {"name": "text_mlp", "emb_dim": 16, "hidden": [16], "dropout": 0.3}, epochs=5, lr=1e-2)
     cfg["train"].update(schedule=schedule, patience=0)
     unbroken, crashed, resumed = crash_and_resume(cfg, tmp_path, crash_after=2, seed=3)
     assert sorted(resumed) == [3, 4, 5]
