@@ -268,7 +268,8 @@ def predict(checkpoint, csv_path, meld_root, split, out):
               help="Fractions allowed, e.g. 0.25 runs four trials per GPU.")
 @click.option("--max-concurrent", type=click.IntRange(min=1), help="Trials running at once [default: as resources allow].")
 @click.option("--address", help="Ray cluster address (auto, host:6379, ray://host:10001); default: a local Ray.")
-@click.option("--study-storage", help="SQLAlchemy URL for the Optuna study [default: sqlite in the sweep dir].")
+@click.option("--study-storage", help="The Optuna study: a journal file path, or a SQLAlchemy URL (sqlite:///x.db, "
+                                       "postgresql://...) [default: SWEEP_DIR/optuna.journal].")
 @click.option("--storage", help="Trial results and checkpoints: a dir or a URI (s3://, gs://, file://) "
                                 "[default: the sweep dir].")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -332,7 +333,7 @@ def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs,
     from mer_search.search.report import summary_line
 
     click.echo(summary_line(out))
-    click.echo(f"sweep dir: {out} (trials.parquet, optuna.db, wandb/); `mer-search report {out}` for plots")
+    click.echo(f"sweep dir: {out} (trials.parquet, optuna.journal, wandb/); `mer-search report {out}` for plots")
 
 
 @main.command()

@@ -13,8 +13,7 @@ import pytest
 pytestmark = pytest.mark.ray
 
 
-def _study(url):
-    return optuna.load_study(study_name=optuna.get_all_study_names(url)[0], storage=url)
+from test_sweep_resume import sweep_study as _study
 
 
 def test_local_sweep_with_asha_and_wandb_offline(sweep_dir):
@@ -24,7 +23,7 @@ def test_local_sweep_with_asha_and_wandb_offline(sweep_dir):
     assert epochs.max() == 6 and (epochs < 6).sum() >= 3, f"ASHA should stop some trials early: {epochs.tolist()}"
     assert {"config/model.emb_dim", "config/train.lr", "dev_wf1", "dev_loss", "train_loss", "n_params"} <= set(saved)
     assert saved.dev_wf1.between(0, 1).all()
-    assert len(_study(f"sqlite:///{sweep_dir / 'optuna.db'}").trials) == 12
+    assert len(_study(sweep_dir).trials) == 12
     runs = sorted((sweep_dir / "wandb").glob("offline-run-*"))
     assert len(runs) == 12
     for run in runs:     # the offline record holds the trial's name, group and every epoch's metric value
@@ -104,8 +103,8 @@ def test_warm_start_into_a_postgres_style_study_url(sweep_dir, prepared, space_f
     finally:
         ray.shutdown()
     assert table.trial_id.nunique() == 3
-    assert not (out / "optuna.db").exists()
-    study, first = _study(url), _study(f"sqlite:///{sweep_dir / 'optuna.db'}")
+    assert not (out / "optuna.journal").exists() and not (out / "optuna.db").exists()
+    study, first = _study(url), _study(sweep_dir)
     copied = [t for t in study.trials if "warm_start_from" in t.user_attrs]
     assert len(copied) == 12 and len(study.trials) == 15
     old = {t.number: t for t in first.trials}
@@ -128,7 +127,7 @@ def test_nsga2_two_objectives_pareto_front_and_uri_storage(prepared, space_file,
                                sampler="nsga2", storage=f"file://{remote}", wandb="disabled"))
     finally:
         ray.shutdown()
-    study = _study(f"sqlite:///{out / 'optuna.db'}")
+    study = _study(out)
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
     assert all(len(t.values) == 2 for t in study.trials if t.state.name == "COMPLETE")
     # results and checkpoints went to the URI; the table was copied there too

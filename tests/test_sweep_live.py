@@ -9,11 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-import optuna
 import pandas as pd
 import pytest
 
-from test_sweep_resume import SPACE, _kill_tree, _rung_records, assert_each_trial_once
+from test_sweep_resume import SPACE, _kill_tree, _rung_records, assert_each_trial_once, sweep_study
 
 pytestmark = pytest.mark.ray
 WANDB = str(Path(sys.executable).parent / "wandb")
@@ -46,7 +45,7 @@ def _dashboard(url: str, path: str) -> dict:
 
 def _dashboard_trials(out: Path) -> list[dict]:
     """The sweep's study as optuna-dashboard loads it: each trial's state, intermediate values, user attrs."""
-    url = f"sqlite:///{out / 'optuna.db'}"
+    url = str(out / "optuna.journal")         # optuna-dashboard opens a journal file by its path
     studies = _dashboard(url, "/api/studies")["study_summaries"]
     if not studies:           # the sweep has created the file, not yet the study
         return []
@@ -78,7 +77,7 @@ def test_live_wandb_and_bounded_checkpoints_through_a_driver_kill(prepared, tmp_
     live, board, t0 = None, None, time.time()
     try:
         while len(_rung_records(out)) < 5 and proc.poll() is None and time.time() - t0 < 240:
-            if board is None and (out / "optuna.db").exists():
+            if board is None and (out / "optuna.journal").exists():
                 trials = _dashboard_trials(out)       # a second process reading the study mid-sweep
                 if any(len(t["intermediate_values"]) >= 2 for t in trials) and proc.poll() is None:
                     board = trials
@@ -156,8 +155,7 @@ def test_head_loss_resumes_from_the_storage_uri_alone(prepared, tmp_path, env):
     assert_each_trial_once(pd.read_parquet(elsewhere / "trials.parquet"), 8)
     after = _rung_records(elsewhere)
     assert all(after.get(k) == v for k, v in before.items()), "ASHA's records from before the loss changed"
-    url = f"sqlite:///{elsewhere / 'optuna.db'}"
-    study = optuna.load_study(study_name=optuna.get_all_study_names(url)[0], storage=url)
+    study = sweep_study(elsewhere)
     states = pd.Series([t.state.name for t in study.trials])
     assert (states == "COMPLETE").sum() == 8 and not (states == "RUNNING").any(), states.value_counts().to_dict()
     # the storage holds the finished state too, and --keep-checkpoints none left no checkpoint

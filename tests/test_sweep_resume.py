@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pandas as pd
@@ -24,6 +25,14 @@ params:
   model.dropout: {{type: float, low: 0.0, high: 0.5}}
   train.lr: {{type: float, low: 1.0e-4, high: 3.0e-2, log: true}}
 """
+
+
+def sweep_study(where):
+    """A sweep's Optuna study: its default journal file in a sweep dir, or a storage URL."""
+    from mer_search.search.state import study_storage
+
+    storage = study_storage(str(where / "optuna.journal") if isinstance(where, Path) else where)
+    return optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
 
 
 def _rung_records(out):
@@ -90,8 +99,7 @@ def test_driver_sigkill_then_resume_accounts_for_every_trial(prepared, tmp_path)
     epochs = table.groupby("trial_id").training_iteration.max()
     assert epochs.max() == 4 and (epochs < 4).any(), epochs.tolist()
     # the Optuna study: one finished record per trial; suggestions lost with the driver are marked, not counted
-    url = f"sqlite:///{out / 'optuna.db'}"
-    study = optuna.load_study(study_name=optuna.get_all_study_names(url)[0], storage=url)
+    study = sweep_study(out)
     states = pd.Series([t.state.name for t in study.trials])
     assert (states == "COMPLETE").sum() == 8, states.value_counts().to_dict()
     assert not (states == "RUNNING").any()

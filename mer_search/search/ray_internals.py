@@ -32,6 +32,12 @@ def asha_records(asha) -> dict[str, Any]:
             "num_stopped": asha._num_stopped}
 
 
+def asha_signature(asha) -> tuple[int, int, int]:
+    """Changes whenever asha_records would (records are only added; trials come and go): cheap to compare."""
+    return (sum(len(recorded) for b in asha._brackets for _, recorded in b._rungs), len(asha._trial_info),
+            asha._num_stopped)
+
+
 def restore_asha_records(asha, saved: dict[str, Any]) -> dict[str, int]:
     """Put saved rung records back into a freshly unpickled ASHA; returns trial id -> bracket index."""
     for bracket, rungs in zip(asha._brackets, saved["brackets"]):

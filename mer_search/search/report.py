@@ -48,7 +48,9 @@ def pareto_front(r: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
 
 
 def importance(plan: SweepPlan) -> dict[str, float]:
-    study = optuna.load_study(study_name=plan.study_name, storage=plan.study_storage)
+    from mer_search.search.state import study_storage
+
+    study = optuna.load_study(study_name=plan.study_name, storage=study_storage(plan.study_storage))
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if len(done) < 3 or not any(t.params for t in done):
         return {}

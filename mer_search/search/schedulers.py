@@ -3,7 +3,7 @@
 Ray's Tuner.restore rebuilds the scheduler from the pickle written when the sweep
 started, so after a driver crash ASHA would forget every rung result and judge the
 resumed trials against empty rungs. `PersistentASHA` writes its records to a JSON
-file after every decision and reads them back when it is unpickled.
+file after every decision that changed them and reads them back when it is unpickled.
 """
 
 from __future__ import annotations
@@ -31,7 +31,11 @@ class PersistentASHA(AsyncHyperBandScheduler):
         return ray_internals.asha_records(self)
 
     def _save(self) -> None:
-        write_json_atomic(Path(self.record_path), self.records())
+        """After a decision that changed the records (most results change nothing: not rewritten)."""
+        signature = ray_internals.asha_signature(self)
+        if signature != getattr(self, "_saved_signature", None):
+            write_json_atomic(Path(self.record_path), self.records())
+            self._saved_signature = signature
 
     def _load(self) -> None:
         if not os.path.exists(self.record_path):
@@ -40,6 +44,7 @@ class PersistentASHA(AsyncHyperBandScheduler):
 
     def __setstate__(self, st: dict) -> None:
         self.__dict__.update(st)
+        self._saved_signature = None
         self.record_path = state.here(self.record_path)     # restored on a new head: its sweep dir
         self._load()
 

@@ -29,7 +29,8 @@ from mer_search.search.storage import Storage
 log = logging.getLogger(__name__)
 
 STATE_FILES = ("sweep.json", "space.yaml", "asha_rungs.json", STATUS_FILE, "trials.parquet", "wandb_steps.json")
-STUDY_FILE = "optuna.db"
+STUDY_FILE = "optuna.journal"      # the default study: Optuna's journal file (bench/study_storage.py: why)
+SQLITE_FILE = "optuna.db"          # sweeps before it, or --study-storage sqlite:///SWEEP_DIR/optuna.db
 _active: dict = {"out": None, "storage": None, "moved": [], "study_local": False}
 
 
@@ -40,7 +41,7 @@ def activate(out: Path, plan: SweepPlan) -> SweepPlan:
     before = [d for d in [*plan.earlier_sweep_dirs, plan.sweep_dir] if d and d != str(out)]
     _active.update(out=out, storage=None, moved=sorted(set(before), key=len, reverse=True))
     url = here(plan.study_storage)
-    _active["study_local"] = url == local_study_url(out)
+    _active["study_local"] = url in (local_study_url(out), f"sqlite:///{out / SQLITE_FILE}")
     return replace(plan, sweep_dir=str(out), earlier_sweep_dirs=before, study_storage=url, storage=here(plan.storage))
 
 
@@ -57,7 +58,15 @@ def active_dir() -> Path | None:
 
 
 def local_study_url(out: Path) -> str:
-    return f"sqlite:///{Path(out).resolve() / STUDY_FILE}"
+    """The default study of a sweep dir: a journal file in it (a path, where an RDB has a SQLAlchemy URL)."""
+    return str(Path(out).resolve() / STUDY_FILE)
+
+
+def study_storage(url: str) -> optuna.storages.BaseStorage:
+    """The study's storage from the plan's string: a SQLAlchemy URL (sqlite:///..., postgresql://...) or the
+    path of a journal file; both follow the sweep dir when it moved (a new head)."""
+    url = here(url)
+    return RelocatableRDBStorage(url) if "://" in url else RelocatableJournalStorage(url)
 
 
 def here(path: str) -> str:
@@ -79,15 +88,20 @@ def mirror() -> None:
         if (out / name).exists():
             storage.upload(out / name, name)
     if _active["study_local"] and (out / STUDY_FILE).exists():
+        with tempfile.TemporaryDirectory() as tmp:      # whole lines only: a line being appended is left out
+            data = (out / STUDY_FILE).read_bytes()
+            (Path(tmp) / STUDY_FILE).write_bytes(data[:data.rfind(b"\n") + 1])
+            storage.upload(Path(tmp) / STUDY_FILE, STUDY_FILE)
+    if _active["study_local"] and (out / SQLITE_FILE).exists():
         with tempfile.TemporaryDirectory() as tmp:
-            copy = Path(tmp) / STUDY_FILE
-            src, dst = sqlite3.connect(out / STUDY_FILE), sqlite3.connect(copy)
+            copy = Path(tmp) / SQLITE_FILE
+            src, dst = sqlite3.connect(out / SQLITE_FILE), sqlite3.connect(copy)
             try:
                 src.backup(dst)
             finally:
                 src.close()
                 dst.close()
-            storage.upload(copy, STUDY_FILE)
+            storage.upload(copy, SQLITE_FILE)
 
 
 def fetch(storage: Storage, out: Path) -> list[str]:
@@ -96,11 +110,29 @@ def fetch(storage: Storage, out: Path) -> list[str]:
         raise FileNotFoundError(f"{storage.where}: no sweep.json there; not the --storage of a sweep")
     out.mkdir(parents=True, exist_ok=True)
     got = []
-    for name in (*STATE_FILES, STUDY_FILE):
+    for name in (*STATE_FILES, STUDY_FILE, SQLITE_FILE):
         if storage.exists(name):
             storage.download(name, out / name)
             got.append(name)
     return got
+
+
+class RelocatableJournalStorage(optuna.storages.JournalStorage):
+    """A journal file study: appends are one line each (no SQL round trips), reads replay only what is new.
+    Pickled as its path, so that a searcher unpickled on a new head opens the journal in the new sweep dir."""
+
+    def __init__(self, path: str):
+        from optuna.storages.journal import JournalFileBackend
+
+        self.path = path
+        super().__init__(JournalFileBackend(path))
+
+    def __reduce__(self):
+        return _reopen_journal, (self.path,)
+
+
+def _reopen_journal(path: str) -> RelocatableJournalStorage:
+    return RelocatableJournalStorage(here(path))
 
 
 class RelocatableRDBStorage(optuna.storages.RDBStorage):

@@ -1,7 +1,7 @@
 """`mer-search sweep`: a YAML space -> Optuna (in an RDB) -> Ray Tune trials, early-stopped by ASHA.
 
 The sweep dir holds: sweep.json (the plan: every setting a resume needs), space.yaml
-(a copy of the space as run), optuna.db (the study), asha_rungs.json (ASHA's
+(a copy of the space as run), optuna.journal (the study), asha_rungs.json (ASHA's
 records), tune/ (Ray's trial dirs and checkpoints, unless --storage puts them
 elsewhere), trials.parquet (every trial's config and per-epoch metrics) and
 wandb/ (offline runs, one per trial, written as results arrive) and status.json (finished or
@@ -63,7 +63,7 @@ class SweepOptions:
     gpus_per_trial: float = 0
     max_concurrent: int | None = None
     address: str | None = None
-    study_storage: str | None = None        # SQLAlchemy URL; default sqlite in the sweep dir
+    study_storage: str | None = None        # SQLAlchemy URL or a journal file; default SWEEP_DIR/optuna.journal
     storage: str | None = None              # trial results + checkpoints: a dir or s3://, gs://, file:// URI
     seed: int = 0
     max_epochs: int | None = None           # override the space's search.max_epochs (ASHA's max_t)
@@ -77,9 +77,12 @@ class SweepOptions:
     work: Callable | None = None            # what each trial runs (default train_trial); benchmarks pass a no-op
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)   # TPE's group=True
-    return {"tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True),
+def make_sampler(name: str, seed: int, concurrent: int = 1) -> optuna.samplers.BaseSampler:
+    """`concurrent`: trials that run at once. Above 1, TPE lies that each running trial scored as badly as the
+    worst so far (Optuna's constant liar), so it does not propose the running trials' neighbourhood again."""
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)   # group, constant_liar
+    return {"tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                                      constant_liar=concurrent > 1),
             "random": lambda: optuna.samplers.RandomSampler(seed=seed),
             "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
             "qmc": lambda: optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False),
@@ -214,12 +217,19 @@ def _new_plan(opts: SweepOptions, out: Path) -> SweepPlan:
                      search=search, final=space.final, num_samples=num_samples, sampler=sampler,
                      scheduler=opts.scheduler, seed=opts.seed, objectives=objectives, base=base,
                      prepared_sha256=sha256_file(local / "manifest.json"), prepared_fingerprint=data_fingerprint(local),
-                     study_storage=opts.study_storage or state.local_study_url(out),
+                     study_storage=_study_url(opts.study_storage, out),
                      study_name=f"{space.name}-{out.name}", storage=opts.storage or str(out),
                      cpus_per_trial=opts.cpus_per_trial, gpus_per_trial=opts.gpus_per_trial,
                      max_concurrent=opts.max_concurrent, max_failures=opts.max_failures, wandb=opts.wandb,
                      keep_checkpoints=opts.keep_checkpoints,
                      warm_start=str(Path(opts.warm_start).resolve()) if opts.warm_start else None)
+
+
+def _study_url(given: str | None, out: Path) -> str:
+    """--study-storage as the plan keeps it: a SQLAlchemy URL as given, a journal file as an absolute path."""
+    if not given:
+        return state.local_study_url(out)
+    return given if "://" in given else str(Path(given).resolve())
 
 
 def _load_plan(out: Path) -> SweepPlan:
@@ -248,7 +258,7 @@ def _warm_start(study: optuna.Study, space: Space, source: str) -> int:
         raise SweepError(f"--warm-start {src}: not a sweep dir (no sweep.json)")
     old = load_plan(src)
     try:
-        old_study = optuna.load_study(study_name=old.study_name, storage=old.study_storage)
+        old_study = optuna.load_study(study_name=old.study_name, storage=state.study_storage(old.study_storage))
     except KeyError:
         raise SweepError(f"--warm-start {src}: its study {old.study_name} is not in {old.study_storage}") from None
     dists = space.distributions()
@@ -361,7 +371,8 @@ def _fetch_state(uri: str, out: Path) -> None:
 def _new_tuner(plan: SweepPlan, space: Space, out: Path, fn, storage: Storage, resuming: bool) -> tune.Tuner:
     (metric, mode), *rest = plan.objectives
     directions = ["maximize" if m == "max" else "minimize" for _, m in plan.objectives]
-    study = optuna.create_study(study_name=plan.study_name, storage=plan.study_storage, directions=directions,
+    study_store = state.study_storage(plan.study_storage)      # one object: the study and the searcher share it
+    study = optuna.create_study(study_name=plan.study_name, storage=study_store, directions=directions,
                                 load_if_exists=True)
     fresh = not study.trials            # a resumed study has its start points already (asked or waiting)
     if plan.warm_start and not resuming:
@@ -373,8 +384,8 @@ def _new_tuner(plan: SweepPlan, space: Space, out: Path, fn, storage: Storage, r
     metrics, modes = [m for m, _ in plan.objectives], [m for _, m in plan.objectives]
     search = ResumableOptunaSearch(
         space=space.sample, metric=metrics if rest else metric, mode=modes if rest else mode,
-        sampler=make_sampler(plan.sampler, plan.seed), study_name=plan.study_name,
-        storage=state.RelocatableRDBStorage(plan.study_storage))
+        sampler=make_sampler(plan.sampler, plan.seed, concurrency(plan)), study_name=plan.study_name,
+        storage=study_store)
     if plan.max_concurrent:
         search = ConcurrencyLimiter(search, max_concurrent=plan.max_concurrent)
     return tune.Tuner(
@@ -408,24 +419,28 @@ def _wandb_callback(plan: SweepPlan) -> list:
 def _close_lost_suggestions(plan: SweepPlan) -> None:
     """A suggestion made after Ray's last experiment snapshot dies with the driver: Ray asks again on resume,
     so the old study record would stay RUNNING forever. Mark it failed, saying why."""
-    study = optuna.load_study(study_name=plan.study_name, storage=plan.study_storage)
+    study = optuna.load_study(study_name=plan.study_name, storage=state.study_storage(plan.study_storage))
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
         log.info("study trial %d was lost with the driver; marked FAIL", t.number)
 
 
-def _allow_pending(plan: SweepPlan) -> None:
-    """Ray lets an adaptive searcher keep only one trial pending, so short trials ran one at a time
-    (the next trial's worker was still starting when the last one finished): allow one per free slot."""
-    if "TUNE_MAX_PENDING_TRIALS_PG" in os.environ:
-        return
+def concurrency(plan: SweepPlan) -> int:
+    """How many trials the cluster (and --max-concurrent) lets run at once."""
     res = ray.cluster_resources()
     slots = res.get("CPU", 1) / max(plan.cpus_per_trial, 1e-9)
     if plan.gpus_per_trial > 0:
         slots = min(slots, res.get("GPU", 0) / plan.gpus_per_trial)
     if plan.max_concurrent:
         slots = min(slots, plan.max_concurrent)
-    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max(1, int(slots)))
+    return max(1, int(slots))
+
+
+def _allow_pending(plan: SweepPlan) -> None:
+    """Ray lets an adaptive searcher keep only one trial pending, so short trials ran one at a time
+    (the next trial's worker was still starting when the last one finished): allow one per free slot."""
+    if "TUNE_MAX_PENDING_TRIALS_PG" not in os.environ:
+        os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(concurrency(plan))
 
 
 def results_table(grid, cut_short=()) -> pd.DataFrame:

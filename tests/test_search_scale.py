@@ -1,0 +1,69 @@
+"""Search at scale: the study in a journal file by default (sqlite and any SQLAlchemy URL still selectable),
+relocatable with the sweep dir and mirrored whole-line; TPE's constant liar on when trials run at once."""
+
+import pickle
+from pathlib import Path
+
+import optuna
+
+from mer_search.plan import SweepPlan
+from mer_search.search import state, sweep
+from mer_search.search.storage import Storage
+
+PLAN = dict(space_name="s", space_source="s.yaml", search={"max_epochs": 2}, num_samples=4, sampler="tpe",
+            scheduler="asha", seed=0, objectives=[["dev_wf1", "max"]], base={"data.prepared": "/p"},
+            prepared_sha256="0" * 64, study_name="s-a")
+
+
+def _plan(sweep_dir: Path, **kw) -> SweepPlan:
+    return SweepPlan(**{**PLAN, "sweep_dir": str(sweep_dir), "storage": str(sweep_dir),
+                        "study_storage": state.local_study_url(sweep_dir), **kw})
+
+
+def test_constant_liar_is_on_when_trials_run_at_once(monkeypatch):
+    assert sweep.make_sampler("tpe", 0, concurrent=8)._constant_liar is True
+    assert sweep.make_sampler("tpe", 0, concurrent=1)._constant_liar is False
+    monkeypatch.setattr(sweep.ray, "cluster_resources", lambda: {"CPU": 8.0, "GPU": 1.0})
+    plan = _plan(Path("/runs/a"))
+    assert sweep.concurrency(plan) == 8
+    assert sweep.concurrency(SweepPlan(**{**plan.to_json(), "max_concurrent": 2})) == 2
+    assert sweep.concurrency(SweepPlan(**{**plan.to_json(), "gpus_per_trial": 0.25})) == 4
+    assert sweep.concurrency(SweepPlan(**{**plan.to_json(), "cpus_per_trial": 16})) == 1
+
+
+def test_the_default_study_is_a_journal_that_moves_with_the_sweep_dir(tmp_path):
+    old, new = tmp_path / "head1" / "sweep", tmp_path / "head2" / "sweep"
+    old.mkdir(parents=True)
+    assert state.local_study_url(old) == str(old / "optuna.journal")
+    state.activate(old, _plan(old))
+    storage = state.study_storage(state.local_study_url(old))
+    assert isinstance(storage, state.RelocatableJournalStorage)
+    study = optuna.create_study(study_name="s-a", storage=storage)
+    study.enqueue_trial({"x": 1.0})
+    pickled = pickle.dumps(storage)          # as Tune saves the searcher that holds it
+    new.parent.mkdir()
+    old.rename(new)                          # the sweep dir on another head
+    state.activate(new, _plan(old))
+    moved = pickle.loads(pickled)
+    assert moved.path == str(new / "optuna.journal")
+    assert len(optuna.load_study(study_name="s-a", storage=moved).trials) == 1
+    assert isinstance(state.study_storage("sqlite:///" + str(tmp_path / "x.db")), state.RelocatableRDBStorage)
+
+
+def test_the_mirror_uploads_whole_journal_lines(tmp_path):
+    out, bucket = tmp_path / "sweep", tmp_path / "bucket"
+    out.mkdir()
+    state.activate(out, _plan(out))
+    study = optuna.create_study(study_name="s-a", storage=state.study_storage(state.local_study_url(out)))
+    study.enqueue_trial({"x": 2.0})
+    with open(out / "optuna.journal", "ab") as f:
+        f.write(b'{"op_code": 4, "worker_id": "half a li')          # a line still being appended
+    storage = Storage(f"file://{bucket}")
+    storage.check_writable()                 # as a sweep does before it runs: makes the bucket dir
+    state.use_storage(storage)
+    state.mirror()
+    copy = (bucket / "optuna.journal").read_bytes()
+    assert copy.endswith(b"\n") and b"half a li" not in copy
+    loaded = optuna.load_study(study_name="s-a", storage=state.RelocatableJournalStorage(str(bucket / "optuna.journal")))
+    assert len(loaded.trials) == 1
+    state.use_storage(None)
