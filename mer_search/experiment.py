@@ -29,7 +29,7 @@ from mer_search.models import (build_model, finetuned_encoder, model_argument_ty
                                required_inputs)
 from mer_search.models.speech import needs_train_stats, set_train_stats
 from mer_search.train import (CheckpointWriter, ConsoleReporter, Reporter, TrainConfig, confusion, fit, load_checkpoint,
-                              per_class, predict, score)
+                              per_class, pin_threads, predict, score)
 
 log = logging.getLogger(__name__)
 SECTIONS = ("data", "model", "train", "utterance_stage", "source")
@@ -219,6 +219,7 @@ def run(cfg: dict, out: str | Path, seed: int = 0, reporter: Reporter | None = N
         key = cfg["data"].pop("feature_key", "features")
         cfg["data"]["feature_dirs"][key] = str(feats)
     data, model_cfg, train, corpus, tr, dev, model, full = _setup(cfg, seed)
+    log.info("training on %d CPU thread(s) (train.threads)", pin_threads(train.threads))
     (out / "config.yaml").write_text(yaml.safe_dump(full, sort_keys=False))
     log.info("config:\n%s", yaml.safe_dump(full, sort_keys=False))
     history = fit(model, tr, dev, train, reporter or ConsoleReporter(), CheckpointWriter(out, full, corpus.vocab_hash))

@@ -178,3 +178,24 @@ def test_a_resumed_trial_continues_exactly_as_an_unbroken_one(prepared, tmp_path
     for epoch in (3, 4, 5):
         assert resumed[epoch] == unbroken[epoch], epoch
     assert crashed[2] == unbroken[2]
+
+
+def test_a_final_training_pins_its_cpu_threads(prepared, tmp_path):
+    """Like a trial (its CPU share), a final training fixes torch's threads: train.threads, or 0 = the CPUs
+    this process may run on; never torch's default beside another torch process."""
+    import os
+
+    import torch
+
+    from mer_search.experiment import run
+
+    before = torch.get_num_threads()
+    cfg = {"data": {"prepared": str(prepared), "batch_size": 16}, "model": {"name": "text_mlp", "hidden": [8]},
+           "train": {"epochs": 1, "patience": 0, "threads": 1}}
+    try:
+        run(cfg, tmp_path / "one")
+        assert torch.get_num_threads() == 1
+        run({**cfg, "train": {**cfg["train"], "threads": 0}}, tmp_path / "all")
+        assert torch.get_num_threads() == len(os.sched_getaffinity(0))
+    finally:
+        torch.set_num_threads(before)

@@ -31,11 +31,10 @@ def trainable(config: dict, base: dict, seed: int = 0, work: Callable | None = N
     """config: the flat sampled parameters (dotted keys); base: the sweep's fixed settings (dotted keys);
     work: what a trial runs, `train_trial` unless a benchmark swaps in a no-op."""
     if work is None:     # imported here: a worker pays for torch and the models only when it trains
-        import torch
-
         from mer_search.experiment import train_trial as work
+        from mer_search.train import pin_threads
 
-        torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+        pin_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))      # Ray sets it to the trial's CPUs
     cfg = nest({**base, **{k: v for k, v in config.items() if "." in k}})
     # fit writes last.pt/best.pt here; each report copies them into Tune's storage
     workdir = Path(tempfile.gettempdir()) / "mer-search-trials" / tune.get_context().get_trial_id()
