@@ -12,14 +12,17 @@ from typing import Any, Callable
 import numpy as np
 
 
-def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Call write(tmp_path), fsync, then rename over `path`."""
+def write_atomic(path: Path, write: Callable[[Path], None], durable: bool = True) -> None:
+    """Call write(tmp_path), fsync, then rename over `path`. durable=False skips the fsync: still whole
+    after a killed process (the rename is atomic), not guaranteed after a power loss; for state rewritten
+    many times a second."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        if durable:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -38,8 +41,9 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     write_atomic(path, lambda p: p.write_bytes(data))
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+def write_json_atomic(path: Path, obj: Any, durable: bool = True) -> None:
+    data = (json.dumps(obj, indent=2 if durable else None, sort_keys=False) + "\n").encode()
+    write_atomic(path, lambda p: p.write_bytes(data), durable)
 
 
 def write_npy_atomic(path: Path, array: np.ndarray) -> tuple[int, str]:

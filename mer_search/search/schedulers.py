@@ -34,7 +34,8 @@ class PersistentASHA(AsyncHyperBandScheduler):
         """After a decision that changed the records (most results change nothing: not rewritten)."""
         signature = ray_internals.asha_signature(self)
         if signature != getattr(self, "_saved_signature", None):
-            write_json_atomic(Path(self.record_path), self.records())
+            # not fsynced: rewritten several times a trial; a killed driver still leaves a whole file
+            write_json_atomic(Path(self.record_path), self.records(), durable=False)
             self._saved_signature = signature
 
     def _load(self) -> None:
