@@ -333,7 +333,9 @@ def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs,
     from mer_search.search.report import summary_line
 
     click.echo(summary_line(out))
-    click.echo(f"sweep dir: {out} (trials.parquet, optuna.journal, wandb/); `mer-search report {out}` for plots")
+    study = next((n for n in ("optuna.journal", "optuna.db") if (Path(out) / n).exists()),
+                 "the study at --study-storage")
+    click.echo(f"sweep dir: {out} (trials.parquet, {study}, wandb/); `mer-search report {out}` for plots")
 
 
 @main.command()
