@@ -25,18 +25,11 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = "8"
 
+import sweep_overhead  # noqa: E402
 from sweep_overhead import define_by_run, noop_work, score  # noqa: E402
 
 CONCURRENT, EPOCHS = 8, 4
-SPACE = """# .venv/bin/python bench/scale.py
-search: {{metric: dev_wf1, mode: max, max_epochs: {epochs}, grace_period: 1, reduction_factor: 2,
-         num_samples: {trials}, sampler: tpe}}
-fixed: {{model.name: text_mlp}}
-params:
-  model.emb_dim: {{type: int, low: 8, high: 64, log: true}}
-  model.dropout: {{type: float, low: 0.0, high: 0.5}}
-  train.lr: {{type: float, low: 1.0e-4, high: 3.0e-2, log: true}}
-"""
+SPACE = sweep_overhead.SPACE.replace("bench/sweep_overhead.py", "bench/scale.py")    # the same space
 
 
 def bare_trainable(config):

@@ -68,6 +68,11 @@ def load_manifest(out: Path | str) -> dict:
     return m
 
 
+def emotion_names(prepared: Path | str) -> list[str]:
+    """The emotions in label-id order, as prepare wrote them (labels.json): a model's classes."""
+    return json.loads((Path(prepared) / "labels.json").read_text())["emotion"]
+
+
 def data_fingerprint(out: Path | str) -> str:
     """What the prepared data is, not when it was made: the manifest without its timing. A rerun of the same
     `prepare` (everything reused) keeps the fingerprint; new data or settings change it."""

@@ -13,6 +13,7 @@ A batch is a dict of tensors:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import queue
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from data_prep.reader import ShardReader, load_manifest, load_train_stats, localize
+from data_prep.reader import ShardReader, emotion_names, load_manifest, load_train_stats, localize
 from mer_search.errors import ConfigError
 
 CLASS_BALANCE = ("none", "weights", "sqrt_weights", "sampler")
@@ -74,10 +75,10 @@ class Corpus:
     def vocab_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.vocab, sort_keys=True).encode()).hexdigest()[:16]
 
-    @property
+    @functools.cached_property
     def emotion_names(self) -> list[str]:
         """Emotion names in id order (labels.json): how many classes a model here predicts."""
-        return json.loads((self.root / "labels.json").read_text())["emotion"]
+        return emotion_names(self.root)
 
     @property
     def num_classes(self) -> int:

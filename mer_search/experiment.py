@@ -82,7 +82,7 @@ def _check_model_types(model: Any, source: str, where: str) -> None:
         return          # build_model names the valid ones
     types = model_argument_types(model["name"])
     for key, value in model.items():
-        if isinstance(value, dict) and "name" in value:        # a nested model config (utterance, text_model...)
+        if key in models.NESTED and isinstance(value, dict):     # a nested model config (utterance, text_model...)
             _check_model_types(value, source, f"{where}.{key}")
             continue
         problem = key in types and type_problem(value, [types[key]])

@@ -268,9 +268,10 @@ def majority_row(prepared: Path) -> list[str]:
     import numpy as np
     import pandas as pd
 
+    from data_prep.reader import emotion_names
     from mer_search.train import metrics_from
 
-    names = json.loads((prepared / "labels.json").read_text())["emotion"]
+    names = emotion_names(prepared)
     label = int(pd.read_parquet(prepared / "train.parquet", columns=["emotion"]).emotion.mode()[0])
     cells = ["majority class", f"always {names[label]}"]
     for split in ("dev", "test"):

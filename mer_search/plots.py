@@ -34,11 +34,9 @@ def confusion_png(cm: list[list[int]], labels: list[str], path: Path, title: str
 def split_report(summary: dict, split: str, prepared: str, out: Path, title: str) -> tuple[list[str], Path]:
     """A final training's result on one split: printable lines (mean +- std, per-class table) and its summed
     confusion matrix as a PNG in `out`."""
-    import json
+    from data_prep.reader import emotion_names, localize
 
-    from data_prep.reader import localize
-
-    labels = json.loads((localize(prepared) / "labels.json").read_text())["emotion"]
+    labels = emotion_names(localize(prepared))
     seeds, wf1, acc = summary["seeds"], summary[f"{split}_wf1"], summary[f"{split}_acc"]
     lines = [f"{split}: weighted F1 {wf1['mean']:.4f} +- {wf1['std']:.4f}, accuracy {acc['mean']:.4f} +- "
              f"{acc['std']:.4f} over {seeds} seed(s)",

@@ -12,6 +12,7 @@ by itself) or anywhere on the path named in MER_SEARCH_MODELS (comma-separated m
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import os
@@ -147,10 +148,15 @@ def model_argument_types(name: str) -> dict[str, Any]:
 _loaded: set[str] = set()
 
 
+@functools.cache
+def _package_modules() -> tuple[str, ...]:
+    """The model modules in this package (listed once: _load_all runs on every registry lookup)."""
+    return tuple(f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__) if m.name != "common")
+
+
 def _load_all() -> None:
     """Import every model module in this package, and those MER_SEARCH_MODELS names (they register themselves)."""
-    modules = [f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__) if m.name != "common"]
-    modules += [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
+    modules = [*_package_modules(), *(m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip())]
     for module in modules:
         if module not in _loaded:
             try:
