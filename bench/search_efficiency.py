@@ -71,7 +71,8 @@ def run(kind: str, seed: int, space: Path, args) -> Path:
         sampler, scheduler = ("tpe", "asha") if kind == "tpe_asha" else ("random", "none")
         t0 = time.time()
         run_sweep(SweepOptions(space=str(space), prepared=args.prepared, out=out, num_samples=args.num_samples,
-                               sampler=sampler, scheduler=scheduler, seed=seed, wandb="disabled"))
+                               sampler=sampler, scheduler=scheduler, seed=seed, wandb="disabled",
+                               startup_trials=args.startup_trials))
         ray.shutdown()
         print(f"  {kind} seed {seed}: {time.time() - t0:.0f} s", flush=True)
     return out
@@ -81,13 +82,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--prepared", default="runs/meld")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--num-samples", type=int, default=16)
+    p.add_argument("--num-samples", type=int, default=48)
+    p.add_argument("--startup-trials", type=int, help="TPE's random start [default: a quarter of the trials]")
     p.add_argument("--max-epochs", type=int, default=9)
     p.add_argument("--grace-period", type=int, default=1)
     p.add_argument("--reduction-factor", type=int, default=3)
     p.add_argument("--tolerance", type=float, default=0.005)
     p.add_argument("--out", type=Path, default=Path("runs/bench_search_efficiency"))
     args = p.parse_args()
+    if args.startup_trials is None:
+        args.startup_trials = args.num_samples // 4
     args.out.mkdir(parents=True, exist_ok=True)
     space = bench_space(Path("spaces/text_any.yaml"), args.out / "text_any_bench.yaml", args.max_epochs,
                         args.grace_period, args.reduction_factor)

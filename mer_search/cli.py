@@ -261,6 +261,8 @@ def predict(checkpoint, csv_path, meld_root, split, out):
 @click.option("--max-epochs", type=click.IntRange(min=1), help="Epochs per trial, ASHA's max_t [default: the space's].")
 @click.option("--sampler", type=click.Choice(["tpe", "random", "cmaes", "qmc", "nsga2"]),
               help="Optuna sampler [default: the space's]; nsga2 also minimises the parameter count.")
+@click.option("--startup-trials", type=click.IntRange(min=0),
+              help="TPE's random first trials [default: the space's search.startup_trials, else 10].")
 @click.option("--scheduler", type=click.Choice(["asha", "hyperband", "median", "none"]), default="asha",
               show_default=True)
 @click.option("--cpus-per-trial", type=click.FloatRange(min=0.01), default=1, show_default=True)
@@ -283,9 +285,9 @@ def predict(checkpoint, csv_path, meld_root, split, out):
 @click.option("--features", help="Feature dir for two-stage context spaces (`mer-search features` output).")
 @click.option("--features-text", help="Text feature dir for fusion spaces.")
 @click.option("--features-speech", help="Speech feature dir for fusion spaces.")
-def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs, sampler, scheduler, cpus_per_trial,
-          gpus_per_trial, max_concurrent, address, study_storage, storage, seed, keep_checkpoints, max_failures,
-          wandb_mode, features, features_text, features_speech):
+def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs, sampler, startup_trials, scheduler,
+          cpus_per_trial, gpus_per_trial, max_concurrent, address, study_storage, storage, seed, keep_checkpoints,
+          max_failures, wandb_mode, features, features_text, features_speech):
     """Run a search space: Ray Tune trials sampled by Optuna, early-stopped by ASHA.
 
     SPACE is a file (spaces/text_mlp.yaml) or a name (text_mlp). With --resume SWEEP_DIR,
@@ -312,7 +314,8 @@ def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs,
         opts = SweepOptions(space=str(path), prepared=prepared, out=out, num_samples=num_samples, sampler=sampler,
                             scheduler=scheduler, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                             max_concurrent=max_concurrent, address=address, study_storage=study_storage,
-                            storage=storage, seed=seed, max_epochs=max_epochs, max_failures=max_failures,
+                            storage=storage, seed=seed, max_epochs=max_epochs, startup_trials=startup_trials,
+                            max_failures=max_failures,
                             keep_checkpoints=keep_checkpoints,
                             wandb=wandb_mode, feature_dirs=dirs, warm_start=str(warm_start) if warm_start else None)
     from mer_search import signals

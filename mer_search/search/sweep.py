@@ -67,6 +67,7 @@ class SweepOptions:
     storage: str | None = None              # trial results + checkpoints: a dir or s3://, gs://, file:// URI
     seed: int = 0
     max_epochs: int | None = None           # override the space's search.max_epochs (ASHA's max_t)
+    startup_trials: int | None = None       # override the space's search.startup_trials (TPE's random start)
     max_failures: int = 2
     wandb: str = "offline"                  # offline | online | disabled
     feature_dirs: dict = field(default_factory=dict)
@@ -77,12 +78,14 @@ class SweepOptions:
     work: Callable | None = None            # what each trial runs (default train_trial); benchmarks pass a no-op
 
 
-def make_sampler(name: str, seed: int, concurrent: int = 1) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int, concurrent: int = 1, startup_trials: int = 10) -> optuna.samplers.BaseSampler:
     """`concurrent`: trials that run at once. Above 1, TPE lies that each running trial scored as badly as the
-    worst so far (Optuna's constant liar), so it does not propose the running trials' neighbourhood again."""
+    worst so far (Optuna's constant liar), so it does not propose the running trials' neighbourhood again.
+    `startup_trials`: TPE's first trials are random (Optuna's default 10, whatever the budget)."""
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)   # group, constant_liar
     return {"tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                                      constant_liar=concurrent > 1),
+                                                      constant_liar=concurrent > 1,
+                                                      n_startup_trials=startup_trials),
             "random": lambda: optuna.samplers.RandomSampler(seed=seed),
             "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
             "qmc": lambda: optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False),
@@ -186,6 +189,10 @@ def _new_plan(opts: SweepOptions, out: Path) -> SweepPlan:
     if opts.max_epochs:
         search["max_epochs"] = opts.max_epochs
         search["grace_period"] = min(search["grace_period"], opts.max_epochs)
+    if opts.startup_trials is not None:
+        if opts.startup_trials < 0:
+            raise SweepError(f"--startup-trials {opts.startup_trials}: must be >= 0")
+        search["startup_trials"] = opts.startup_trials
     num_samples = opts.num_samples if opts.num_samples is not None else search["num_samples"]
     if num_samples < 1:
         raise SweepError("--num-samples must be at least 1")
@@ -384,7 +391,8 @@ def _new_tuner(plan: SweepPlan, space: Space, out: Path, fn, storage: Storage, r
     metrics, modes = [m for m, _ in plan.objectives], [m for _, m in plan.objectives]
     search = ResumableOptunaSearch(
         space=space.sample, metric=metrics if rest else metric, mode=modes if rest else mode,
-        sampler=make_sampler(plan.sampler, plan.seed, concurrency(plan)), study_name=plan.study_name,
+        sampler=make_sampler(plan.sampler, plan.seed, concurrency(plan), plan.search.get("startup_trials", 10)),
+        study_name=plan.study_name,
         storage=study_store)
     if plan.max_concurrent:
         search = ConcurrencyLimiter(search, max_concurrent=plan.max_concurrent)
