@@ -5,6 +5,7 @@ import pickle
 from pathlib import Path
 
 import optuna
+import pytest
 
 from mer_search.plan import SweepPlan
 from mer_search.search import state, sweep
@@ -67,3 +68,27 @@ def test_the_mirror_uploads_whole_journal_lines(tmp_path):
     loaded = optuna.load_study(study_name="s-a", storage=state.RelocatableJournalStorage(str(bucket / "optuna.journal")))
     assert len(loaded.trials) == 1
     state.use_storage(None)
+
+
+def test_tpe_startup_trials_come_from_the_space_or_the_flag(prepared, tmp_path, monkeypatch):
+    from mer_search.search.space import SpaceError, load_space
+
+    monkeypatch.setattr(sweep.ray, "cluster_resources", lambda: {"CPU": 2.0})
+    space = tmp_path / "s.yaml"
+    space.write_text("search: {num_samples: 40, startup_trials: 7}\nfixed: {model.name: text_mlp}\n"
+                     "params:\n  train.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}\n")
+
+    def plan_of(**kw):
+        return sweep._new_plan(sweep.SweepOptions(space=str(space), prepared=str(prepared), out=tmp_path / "o",
+                                                  **kw), tmp_path / "o")
+
+    assert sweep.sampler_for(plan_of())._n_startup_trials == 7
+    assert sweep.sampler_for(plan_of(startup_trials=12))._n_startup_trials == 12
+    old = plan_of().to_json()
+    del old["search"]["startup_trials"]            # a plan written before the setting existed
+    assert sweep.sampler_for(SweepPlan(**old))._n_startup_trials == 10
+    for bad in ("-1", "many", "true"):
+        space.write_text(space.read_text().replace("startup_trials: 7", f"startup_trials: {bad}"))
+        with pytest.raises(SpaceError, match="search.startup_trials"):
+            load_space(space)
+        space.write_text(space.read_text().replace(f"startup_trials: {bad}", "startup_trials: 7"))

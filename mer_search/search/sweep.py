@@ -92,6 +92,11 @@ def make_sampler(name: str, seed: int, concurrent: int = 1, startup_trials: int 
             "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed)}[name]()
 
 
+def sampler_for(plan: SweepPlan) -> optuna.samplers.BaseSampler:
+    """The plan's sampler; a plan written before startup_trials existed gets Optuna's 10."""
+    return make_sampler(plan.sampler, plan.seed, concurrency(plan), plan.search.get("startup_trials", 10))
+
+
 class ResumableOptunaSearch(OptunaSearch):
     """Ray's OptunaSearch, for a study that outlives the driver. A trial the study recorded as finished just
     before the driver died can still be running in Ray's last snapshot; Ray resumes it, and reporting its
@@ -391,8 +396,7 @@ def _new_tuner(plan: SweepPlan, space: Space, out: Path, fn, storage: Storage, r
     metrics, modes = [m for m, _ in plan.objectives], [m for _, m in plan.objectives]
     search = ResumableOptunaSearch(
         space=space.sample, metric=metrics if rest else metric, mode=modes if rest else mode,
-        sampler=make_sampler(plan.sampler, plan.seed, concurrency(plan), plan.search.get("startup_trials", 10)),
-        study_name=plan.study_name,
+        sampler=sampler_for(plan), study_name=plan.study_name,
         storage=study_store)
     if plan.max_concurrent:
         search = ConcurrencyLimiter(search, max_concurrent=plan.max_concurrent)
