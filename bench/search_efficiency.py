@@ -6,8 +6,8 @@ the other three quarters. Epochs are counted over all trials in the order they f
 Random's epochs: how many it trained until it first reached its own best dev weighted
 F1, and its whole budget (what it costs to know it has its best). TPE + ASHA's epochs:
 how many it trained until its best so far came within --tolerance (0.005 = 0.5 point)
-of random's best. Target: <= 1/4 of random's. To split the credit, random + ASHA is
-replayed on random's own curves (no training): the scheduler's share alone.
+of random's best. Target: <= 1/4 of random's. To split the credit, two more searches run:
+random + ASHA (the scheduler alone) and TPE without early stopping (the sampler alone).
 
     .venv/bin/python bench/search_efficiency.py --prepared runs/meld --seeds 0,1,2
 """
@@ -28,6 +28,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("WANDB_MODE", "disabled")
+
+
+ARMS = ("random", "tpe_asha", "random_asha", "tpe")    # sampler[_scheduler]: the last two split the credit
 
 
 def bench_space(src: Path, dst: Path, max_epochs: int, grace: int, rf: int) -> Path:
@@ -55,37 +58,6 @@ def epochs_in_order(out: Path) -> pd.DataFrame:
     return df
 
 
-def replay_asha(rnd: pd.DataFrame, grace: int, rf: int, max_epochs: int) -> pd.DataFrame:
-    """Random search + ASHA without training anything: ASHA's rule replayed on random's recorded curves.
-
-    Trials are taken in the order random started them, one after another; at each rung (grace * rf^k epochs)
-    a trial goes on only if its dev score is not below the (1 - 1/rf) quantile of the scores recorded there
-    before it (Ray's AsyncHyperBandScheduler, one bracket). Same configurations as random, so the difference
-    from random is the scheduler's alone, and the difference from TPE + ASHA is the sampler's.
-    """
-    rungs, m = [], grace
-    while m < max_epochs:
-        rungs.append(m)
-        m *= rf
-    recorded: dict[int, list[float]] = {r: [] for r in rungs}
-    order = rnd.groupby("trial").t.min().sort_values(kind="stable").index
-    rows = []
-    for trial in order:
-        curve = rnd[rnd.trial == trial].sort_values("epoch")
-        for _, r in curve.iterrows():
-            rows.append(r)
-            e = int(r.epoch)
-            if e in recorded:
-                seen = recorded[e]
-                cutoff = np.nanpercentile(seen, (1 - 1 / rf) * 100) if seen else None
-                seen.append(r.dev_wf1)
-                if cutoff is not None and r.dev_wf1 < cutoff:
-                    break
-    df = pd.DataFrame(rows).reset_index(drop=True)
-    df["best_so_far"] = df.dev_wf1.cummax()
-    return df
-
-
 def epochs_to_reach(df: pd.DataFrame, target: float) -> float:
     hit = np.nonzero(df.best_so_far.to_numpy() >= target)[0]
     return float(hit[0] + 1) if len(hit) else float("inf")
@@ -101,10 +73,10 @@ def run(kind: str, seed: int, space: Path, args) -> Path:
         import shutil
 
         shutil.rmtree(out, ignore_errors=True)
-        sampler, scheduler = ("tpe", "asha") if kind == "tpe_asha" else ("random", "none")
+        sampler, _, scheduler = kind.partition("_")
         t0 = time.time()
         run_sweep(SweepOptions(space=str(space), prepared=args.prepared, out=out, num_samples=args.num_samples,
-                               sampler=sampler, scheduler=scheduler, seed=seed, wandb="disabled",
+                               sampler=sampler, scheduler=scheduler or "none", seed=seed, wandb="disabled",
                                startup_trials=args.startup_trials))
         ray.shutdown()
         print(f"  {kind} seed {seed}: {time.time() - t0:.0f} s", flush=True)
@@ -132,36 +104,31 @@ def main() -> None:
           f"{args.grace_period}, reduction {args.reduction_factor}; tolerance {args.tolerance}", flush=True)
     rows = []
     for seed in map(int, args.seeds.split(",")):
-        rnd = epochs_in_order(run("random", seed, space, args))
-        tpe = epochs_in_order(run("tpe_asha", seed, space, args))
-        ra = replay_asha(rnd, args.grace_period, args.reduction_factor, args.max_epochs)
+        curves = {arm: epochs_in_order(run(arm, seed, space, args)) for arm in ARMS}
+        rnd = curves["random"]
         target = rnd.dev_wf1.max() - args.tolerance
-        row = {"seed": seed, "random_best": rnd.dev_wf1.max(), "tpe_asha_best": tpe.dev_wf1.max(),
-               "random_asha_best": ra.dev_wf1.max(),
-               "random_epochs_total": len(rnd), "tpe_asha_epochs_total": len(tpe), "random_asha_epochs_total": len(ra),
-               "random_epochs_to_best": epochs_to_reach(rnd, rnd.dev_wf1.max()),
-               "tpe_asha_epochs_to_target": epochs_to_reach(tpe, target),
-               "random_asha_epochs_to_target": epochs_to_reach(ra, target)}
-        row["ratio_to_random_total"] = row["tpe_asha_epochs_to_target"] / row["random_epochs_total"]
-        row["ratio"] = row["tpe_asha_epochs_to_target"] / row["random_epochs_to_best"]
-        row["random_asha_ratio_to_random_total"] = row["random_asha_epochs_to_target"] / row["random_epochs_total"]
+        row = {"seed": seed, "random_epochs_to_its_best": epochs_to_reach(rnd, rnd.dev_wf1.max())}
+        for arm, df in curves.items():
+            row[f"{arm}_best"] = df.dev_wf1.max()
+            row[f"{arm}_epochs"] = len(df)
+            row[f"{arm}_epochs_to_target"] = epochs_to_reach(df, target)
+            row[f"{arm}_ratio"] = row[f"{arm}_epochs_to_target"] / len(rnd)
         rows.append(row)
         print(pd.DataFrame([row]).set_index("seed").T.to_string(float_format=lambda v: f"{v:.3f}"), flush=True)
     df = pd.DataFrame(rows).set_index("seed")
-    print("\nall seeds (one column each):")
+    print("\nall seeds (one column each; target = random's best - tolerance; ratio = epochs to the target / "
+          "random's whole budget):")
     print(df.T.to_string(float_format=lambda v: f"{v:.3f}"))
-    finite = df[np.isfinite(df.tpe_asha_epochs_to_target)]
-    print(f"\nTPE+ASHA reached random's best - {args.tolerance} in {len(finite)}/{len(df)} seeds; "
-          f"its epochs / random's epochs to its best: median {df.ratio.median():.3f}, mean {df.ratio.mean():.3f}; "
-          f"/ random's whole budget: median {df.ratio_to_random_total.median():.3f} (target <= 0.25)")
-    reached = np.isfinite(df.random_asha_epochs_to_target).sum()
-    print(f"random + ASHA (replayed) reached it in {reached}/{len(df)} seeds; its epochs / random's whole budget: "
-          f"median {df.random_asha_ratio_to_random_total.median():.3f} (the scheduler alone; TPE+ASHA beside it: "
-          f"the sampler)")
-    for name in ("random", "random_asha", "tpe_asha"):
-        col = df[f"{name}_best"]
-        print(f"best dev wF1 {name}: {col.mean():.4f} +- {col.std(ddof=0):.4f}")
-
+    print()
+    for arm in ARMS:
+        best, ratio = df[f"{arm}_best"], df[f"{arm}_ratio"]
+        print(f"{arm:12s} best dev wF1 {best.mean():.4f} +- {best.std(ddof=0):.4f}; reached the target in "
+              f"{np.isfinite(ratio).sum()}/{len(df)} seeds; epochs to it / random's budget: median "
+              f"{ratio.median():.3f}")
+    tpe = df.tpe_asha_epochs_to_target
+    print(f"TPE + ASHA's epochs to the target / random's epochs to its own best: median "
+          f"{(tpe / df.random_epochs_to_its_best).median():.3f}; / random's whole budget: median "
+          f"{df.tpe_asha_ratio.median():.3f} (target <= 0.25)")
 
 if __name__ == "__main__":
     main()

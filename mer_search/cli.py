@@ -186,7 +186,10 @@ def _print_summary(manifest: dict, out: Path) -> None:
               help="train+dev: a final model on both, for the config's fixed epoch count (dev is then not scored).")
 @click.option("--wandb", "wandb_mode", type=click.Choice(["offline", "online", "disabled"]), default="offline",
               show_default=True, help="One W&B run for this training (offline: nothing is sent).")
-def train(config, seeds, out, prepared, epochs, with_test, train_on, wandb_mode):
+@click.option("--threads", type=click.IntRange(min=0),
+              help="Override train.threads: torch CPU threads (0 = every CPU this process may run on). Beside "
+                   "another torch job, give each its share: two jobs at 2 threads on 2 cores thrash.")
+def train(config, seeds, out, prepared, epochs, with_test, train_on, wandb_mode, threads):
     """Train one config end to end: CONFIG is a YAML file (e.g. from `mer-search export`) or a shipped name."""
     from mer_search.experiment import final_config, find_config, load_config, run_seeds
     from mer_search.plots import split_report
@@ -195,6 +198,8 @@ def train(config, seeds, out, prepared, epochs, with_test, train_on, wandb_mode)
     if wandb_mode == "online" and not os.environ.get("WANDB_API_KEY"):
         _fail("--wandb online needs WANDB_API_KEY in the environment (or use --wandb offline)")
     cfg = final_config(load_config(path), prepared=prepared, epochs=epochs, train_on=train_on)
+    if threads is not None:
+        cfg.setdefault("train", {})["threads"] = threads
     out = out or Path("runs") / path.stem
     summary = run_seeds(cfg, out, seeds, splits=("dev", "test") if with_test else ("dev",))
     for split in ("dev", "test"):

@@ -197,5 +197,12 @@ def test_a_final_training_pins_its_cpu_threads(prepared, tmp_path):
         assert torch.get_num_threads() == 1
         run({**cfg, "train": {**cfg["train"], "threads": 0}}, tmp_path / "all")
         assert torch.get_num_threads() == len(os.sched_getaffinity(0))
+        config = tmp_path / "c.yaml"                # `mer-search train --threads` overrides the config's
+        config.write_text(json.dumps({**cfg, "train": {**cfg["train"], "threads": 0}}))
+        torch.set_num_threads(3)
+        res = CliRunner().invoke(main, ["train", str(config), "--threads", "1", "--out", str(tmp_path / "cli"),
+                                        "--wandb", "disabled"])
+        assert res.exit_code == 0, res.output
+        assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
