@@ -35,6 +35,11 @@ class BagOfEmbeddings(Classifier):
           label=lambda cfg: f"toy bag of {cfg.get('dim', 8)}-d embeddings")
 def toy_bag(vocab_size: int, dim: int = 8):
     return BagOfEmbeddings(vocab_size, dim)
+
+
+@register("toy_tokenized", inputs={"dialogue_text"}, tokenizer=lambda cfg: cfg.get("encoder", "toy-encoder"))
+def toy_tokenized(encoder: str = "toy-encoder"):
+    raise NotImplementedError("only registered: the data side reads its tokenizer")
 '''
 
 SPACE = """# mer-search sweep toy.yaml --prepared PREPARED
@@ -51,6 +56,7 @@ def toy_env(tmp_path, monkeypatch):
     """The toy module and its space in tmp_path; afterwards this process forgets the toy model again."""
     yield _toy_env(tmp_path)
     models.REGISTRY.pop("toy_bag", None)
+    models.REGISTRY.pop("toy_tokenized", None)
     models._loaded.discard("toy_model")
     sys.modules.pop("toy_model", None)
 
@@ -75,6 +81,10 @@ def test_a_plugin_model_is_known_everywhere(tmp_path, toy_env, monkeypatch):
     assert models.required_inputs({"name": "toy_bag"}) == {"tokens"} and not models.needs_dialogues({"name": "toy_bag"})
     assert "vocab_size" in models.derived_arguments()
     assert models.model_label({"name": "toy_bag", "dim": 12}) == "toy bag of 12-d embeddings"
+    # the tokenizer a model's text needs is its own registration, found inside a context model too
+    assert models.finetuned_encoder({"name": "toy_bag"}) is None
+    assert models.finetuned_encoder({"name": "toy_tokenized"}) == "toy-encoder"
+    assert models.finetuned_encoder({"name": "context", "utterance": {"name": "toy_tokenized", "encoder": "e2"}}) == "e2"
 
     class Sizes:
         vocab_size, n_mels = 50, 40

@@ -6,8 +6,9 @@ Every model maps a batch (a dict of tensors, see mer_search.data) to logits with
 
 A model registers everything the rest of the system needs to know about it, beside its builder:
 the batch entries it reads, which of its arguments come from the prepared data (and how), whether it
-trains on whole dialogues, and its label in the summary table. Adding a model is one module here (found
-by itself) or anywhere on the path named in MER_SEARCH_MODELS (comma-separated modules), plus a space.
+trains on whole dialogues, its label in the summary table, and the encoder whose tokenizer its text
+needs. Adding a model is one module here (found by itself) or anywhere on the path named in
+MER_SEARCH_MODELS (comma-separated modules), plus a space.
 """
 
 from __future__ import annotations
@@ -49,13 +50,15 @@ class ModelSpec:
     sizes: dict[str, Fill] = field(default_factory=dict)    # arguments filled from the prepared data
     dialogues: Callable[[dict], bool] = lambda cfg: False     # trains on whole dialogues
     label: Callable[[dict], str] = lambda cfg: cfg["name"]    # its architecture in the summary table
+    tokenizer: Callable[[dict], str | None] = lambda cfg: None  # the encoder whose tokenizer its text needs
 
 
 REGISTRY: dict[str, ModelSpec] = {}
 
 
 def register(name: str, inputs: set[str] | Callable[[dict], set[str]], sizes: dict[str, Fill] | None = None,
-             dialogues: bool | Callable[[dict], bool] = False, label: Callable[[dict], str] | None = None):
+             dialogues: bool | Callable[[dict], bool] = False, label: Callable[[dict], str] | None = None,
+             tokenizer: Callable[[dict], str | None] | None = None):
     """Register a builder under `name` with what the system needs to know of the model (see ModelSpec)."""
     def deco(builder):
         fills = dict(sizes or {})
@@ -67,7 +70,7 @@ def register(name: str, inputs: set[str] | Callable[[dict], set[str]], sizes: di
             read = lambda cfg, fixed=frozenset(inputs): set(fixed)      # noqa: E731
         REGISTRY[name] = ModelSpec(name, builder, read, fills,
                                    dialogues if callable(dialogues) else (lambda cfg, d=dialogues: d),
-                                   label or (lambda cfg: cfg["name"]))
+                                   label or (lambda cfg: cfg["name"]), tokenizer or (lambda cfg: None))
         return builder
 
     return deco
@@ -184,10 +187,9 @@ def model_label(cfg: dict[str, Any]) -> str:
 
 def finetuned_encoder(cfg: dict[str, Any]) -> str | None:
     """The encoder a fine-tuned text model (alone or inside a context/fusion model) tokenizes for, if any."""
-    if cfg.get("name") == "text_finetune":
-        from mer_search.encoders import DEFAULT_ENCODER
-
-        return cfg.get("encoder", DEFAULT_ENCODER)
+    found = spec(cfg.get("name")).tokenizer(cfg)
+    if found:
+        return found
     for key in NESTED:
         if isinstance(cfg.get(key), dict):
             found = finetuned_encoder(cfg[key])

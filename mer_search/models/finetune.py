@@ -89,7 +89,7 @@ class TextFinetune(Classifier):
         return list(groups.values())
 
 
-@register("text_finetune", inputs={"dialogue_text"})
+@register("text_finetune", inputs={"dialogue_text"}, tokenizer=lambda cfg: cfg.get("encoder", DEFAULT_ENCODER))
 def text_finetune(encoder: str = DEFAULT_ENCODER, pooling: str = "cls", dropout: float = 0.1, freeze_layers: int = 0,
                   gradient_checkpointing: bool = False, num_classes: int = NUM_CLASSES):
     return TextFinetune(encoder, pooling, dropout, freeze_layers, gradient_checkpointing, num_classes=num_classes)
