@@ -52,7 +52,7 @@ def epochs_in_order(out: Path) -> pd.DataFrame:
         for line in result.read_text().splitlines():
             r = json.loads(line)
             rows.append({"trial": r["trial_id"], "epoch": r["training_iteration"], "t": r["timestamp"],
-                         "dev_wf1": r["dev_wf1"]})
+                         "dev_wf1": r["dev_wf1"], "seconds": r["epoch_s"]})
     df = pd.DataFrame(rows).sort_values(["t", "trial", "epoch"]).reset_index(drop=True)
     df["best_so_far"] = df.dev_wf1.cummax()
     return df
@@ -61,6 +61,13 @@ def epochs_in_order(out: Path) -> pd.DataFrame:
 def epochs_to_reach(df: pd.DataFrame, target: float) -> float:
     hit = np.nonzero(df.best_so_far.to_numpy() >= target)[0]
     return float(hit[0] + 1) if len(hit) else float("inf")
+
+
+def seconds_to_reach(df: pd.DataFrame, target: float) -> float:
+    """Training seconds (every epoch's, summed in finishing order) until the best so far reached `target`:
+    epochs differ in cost (a 3-layer transformer's against an MLP's), so epochs alone can flatter a sampler."""
+    n = epochs_to_reach(df, target)
+    return float(df.seconds.iloc[: int(n)].sum()) if np.isfinite(n) else float("inf")
 
 
 def run(kind: str, seed: int, space: Path, args) -> Path:
@@ -113,18 +120,19 @@ def main() -> None:
             row[f"{arm}_epochs"] = len(df)
             row[f"{arm}_epochs_to_target"] = epochs_to_reach(df, target)
             row[f"{arm}_ratio"] = row[f"{arm}_epochs_to_target"] / len(rnd)
+            row[f"{arm}_seconds_ratio"] = seconds_to_reach(df, target) / rnd.seconds.sum()
         rows.append(row)
         print(pd.DataFrame([row]).set_index("seed").T.to_string(float_format=lambda v: f"{v:.3f}"), flush=True)
     df = pd.DataFrame(rows).set_index("seed")
     print("\nall seeds (one column each; target = random's best - tolerance; ratio = epochs to the target / "
-          "random's whole budget):")
+          "random's whole budget; seconds_ratio = the same in training seconds):")
     print(df.T.to_string(float_format=lambda v: f"{v:.3f}"))
     print()
     for arm in ARMS:
         best, ratio = df[f"{arm}_best"], df[f"{arm}_ratio"]
         print(f"{arm:12s} best dev wF1 {best.mean():.4f} +- {best.std(ddof=0):.4f}; reached the target in "
-              f"{np.isfinite(ratio).sum()}/{len(df)} seeds; epochs to it / random's budget: median "
-              f"{ratio.median():.3f}")
+              f"{np.isfinite(ratio).sum()}/{len(df)} seeds; to it / random's budget: epochs median "
+              f"{ratio.median():.3f}, training seconds median {df[f'{arm}_seconds_ratio'].median():.3f}")
     tpe = df.tpe_asha_epochs_to_target
     print(f"TPE + ASHA's epochs to the target / random's epochs to its own best: median "
           f"{(tpe / df.random_epochs_to_its_best).median():.3f}; / random's whole budget: median "
