@@ -320,7 +320,8 @@ def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs,
                             scheduler=scheduler, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                             max_concurrent=max_concurrent, address=address, study_storage=study_storage,
                             storage=storage, seed=seed, max_epochs=max_epochs, startup_trials=startup_trials,
-                            max_failures=max_failures, keep_checkpoints=keep_checkpoints, wandb=wandb_mode, feature_dirs=dirs, warm_start=str(warm_start) if warm_start else None)
+                            max_failures=max_failures, keep_checkpoints=keep_checkpoints, wandb=wandb_mode,
+                            feature_dirs=dirs, warm_start=str(warm_start) if warm_start else None)
     from mer_search import signals
 
     try:
