@@ -45,12 +45,13 @@ def unit(p: dict) -> np.ndarray:
     return np.array(out)
 
 
-def run(liar: bool, seed: int, trials: int, workers: int = 8) -> tuple[list[float], int]:
+def run(liar: bool, seed: int, trials: int, workers: int = 8) -> tuple[list[float], int, list[float]]:
     rng = np.random.default_rng(seed)
     sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=liar,
                                          n_startup_trials=10)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     clock, running, distances, best, reached, started, done = 0.0, [], [], -math.inf, trials, 0, 0
+    trace = []                                        # best so far after each finished trial
     while done < trials:
         while len(running) < workers and started < trials:
             t = study.ask()
@@ -65,9 +66,10 @@ def run(liar: bool, seed: int, trials: int, workers: int = 8) -> tuple[list[floa
         study.tell(t, value)
         done += 1
         best = max(best, value)
+        trace.append(best)
         if best >= 0.99 and reached == trials:
             reached = done
-    return distances, reached
+    return distances, reached, trace
 
 
 def main() -> None:
@@ -78,15 +80,26 @@ def main() -> None:
     print(f"{args.trials} trials, 8 in flight, TPE multivariate + grouped, 10 random start-up trials, "
           f"{args.seeds} seeds")
     print(f"{'sampler':24s} {'distance to nearest running':>28s} {'near-duplicates':>16s} {'trials to 0.99':>15s}")
+    checkpoints = [n for n in (20, 40, 80, args.trials) if n <= args.trials]
+    traces = {}
     for liar in (False, True):
-        dists, reached = [], []
+        dists, reached, traces[liar] = [], [], []
         for seed in range(args.seeds):
-            d, r = run(liar, seed, args.trials)
+            d, r, trace = run(liar, seed, args.trials)
             dists += d
             reached.append(r)
+            traces[liar].append(trace)
         near = sum(d < 0.05 for d in dists) / len(dists)
         print(f"{'TPE + constant liar' if liar else 'TPE':24s} {statistics.median(dists):28.3f} {near:16.1%} "
               f"{statistics.median(reached):15.0f}   (per seed: {reached})")
+    print("\nbest value so far after n finished trials (median over seeds; 1.0 is the optimum), and in how many "
+          "seeds the liar's was higher / equal / lower:")
+    for n in sorted(set(checkpoints)):
+        off, on = ([t[n - 1] for t in traces[liar]] for liar in (False, True))
+        wins = sum(b > a for a, b in zip(off, on))
+        ties = sum(b == a for a, b in zip(off, on))
+        print(f"  n={n:4d}  TPE {statistics.median(off):.4f}  TPE + liar {statistics.median(on):.4f}   "
+              f"{wins} / {ties} / {len(off) - wins - ties}")
 
 
 if __name__ == "__main__":
