@@ -138,5 +138,6 @@ def main() -> None:
           f"{(tpe / df.random_epochs_to_its_best).median():.3f}; / random's whole budget: median "
           f"{df.tpe_asha_ratio.median():.3f} (target <= 0.25)")
 
+
 if __name__ == "__main__":
     main()
