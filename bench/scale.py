@@ -6,7 +6,8 @@ grouped; constant liar where ours turns it on), ASHA (max 4 epochs, grace 1, red
 on one Ray instance with 8 logical CPUs, reused actors, 8 pending trials allowed. Ours adds everything a
 real sweep does (the study in a file, persisted ASHA rungs, checkpoint pruning, the results table, the
 status file), with W&B off. Printed per size: wall seconds per trial and the driver process's CPU seconds
-per trial (this process: Tune's loop, the searcher, our callbacks), and ours / bare.
+per trial (this process: Tune's loop, the searcher, our callbacks), and ours / bare. A third side, bare +
+checkpoints, is bare with the one thing a resumable trial must add: the same tiny checkpoint every epoch.
 
     .venv/bin/python bench/scale.py --sizes 24,100,300,1000
 """
@@ -39,7 +40,18 @@ def bare_trainable(config):
         tune.report({"dev_wf1": score(config["lr"], config["dropout"], epoch)})
 
 
-def run_bare(trials: int, where: Path) -> tuple[float, float]:
+def bare_checkpointing_trainable(config):
+    """Bare, plus what our trainable adds per epoch: the same tiny checkpoint, reported with the result."""
+    from ray import tune
+
+    with tempfile.TemporaryDirectory() as d:
+        for epoch in range(1, EPOCHS + 1):
+            (Path(d) / "last.pt").write_bytes(b"0" * 1024)
+            tune.report({"dev_wf1": score(config["lr"], config["dropout"], epoch)},
+                        checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def run_bare(trials: int, where: Path, trainable=bare_trainable) -> tuple[float, float]:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
@@ -50,7 +62,7 @@ def run_bare(trials: int, where: Path) -> tuple[float, float]:
     search = OptunaSearch(space=define_by_run, metric="dev_wf1", mode="max",
                           sampler=make_sampler("tpe", 0, concurrent=CONCURRENT))
     t0, c0 = time.perf_counter(), time.process_time()
-    tune.Tuner(tune.with_resources(bare_trainable, {"cpu": 1}),
+    tune.Tuner(tune.with_resources(trainable, {"cpu": 1}),
                tune_config=tune.TuneConfig(metric="dev_wf1", mode="max", num_samples=trials, reuse_actors=True,
                                            search_alg=ConcurrencyLimiter(search, max_concurrent=CONCURRENT),
                                            scheduler=ASHAScheduler(max_t=EPOCHS, grace_period=1, reduction_factor=2)),
@@ -87,18 +99,22 @@ def main() -> None:
         space = tmp / f"space_{n}.yaml"
         space.write_text(SPACE.format(trials=n, epochs=EPOCHS))
         bare = run_bare(n, tmp / f"bare_{n}")
+        ckpt = run_bare(n, tmp / f"bare_ckpt_{n}", bare_checkpointing_trainable)
         ours = run_ours(n, prepared, space, tmp / f"ours_{n}")
-        rows.append((n, bare, ours))
-        print(f"{n:5d} trials: bare {bare[0]:7.1f} s wall {bare[1]:7.1f} s CPU | ours {ours[0]:7.1f} s wall "
-              f"{ours[1]:7.1f} s CPU", flush=True)
+        rows.append((n, bare, ckpt, ours))
+        print(f"{n:5d} trials: bare {bare[0]:7.1f} s wall {bare[1]:7.1f} s CPU | bare + checkpoints {ckpt[0]:7.1f} s "
+              f"wall {ckpt[1]:7.1f} s CPU | ours {ours[0]:7.1f} s wall {ours[1]:7.1f} s CPU", flush=True)
     ray.shutdown()
-    print(f"\n{CONCURRENT} trials at once, <= {EPOCHS} epochs each, no training; per trial:")
-    print(f"{'trials':>6} {'bare s':>8} {'ours s':>8} {'wall x':>7} {'bare CPU':>9} {'ours CPU':>9} {'CPU x':>6}")
-    for n, (bw, bc), (ow, oc) in rows:
-        print(f"{n:6d} {bw / n:8.3f} {ow / n:8.3f} {ow / bw:7.2f} {bc / n:9.3f} {oc / n:9.3f} {oc / bc:6.2f}")
-    first = rows[0][2][0] / rows[0][0]
+    print(f"\n{CONCURRENT} trials at once, <= {EPOCHS} epochs each, no training; per trial (+ckpt: bare with "
+          f"our per-epoch checkpoint):")
+    print(f"{'trials':>6} {'bare s':>8} {'+ckpt s':>8} {'ours s':>8} {'wall x':>7} {'x +ckpt':>8} {'bare CPU':>9} "
+          f"{'+ckpt CPU':>9} {'ours CPU':>9} {'CPU x':>6} {'x +ckpt':>8}")
+    for n, (bw, bc), (kw, kc), (ow, oc) in rows:
+        print(f"{n:6d} {bw / n:8.3f} {kw / n:8.3f} {ow / n:8.3f} {ow / bw:7.2f} {ow / kw:8.2f} {bc / n:9.3f} "
+              f"{kc / n:9.3f} {oc / n:9.3f} {oc / bc:6.2f} {oc / kc:8.2f}")
+    first = rows[0][3][0] / rows[0][0]
     print("ours per trial against ours at the smallest size: "
-          + ", ".join(f"{n}: {ow / n / first:.2f}x" for n, _, (ow, _) in rows))
+          + ", ".join(f"{n}: {ow / n / first:.2f}x" for n, *_, (ow, _) in rows))
 
 
 if __name__ == "__main__":
