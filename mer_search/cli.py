@@ -338,9 +338,10 @@ def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs,
     if table.empty:
         _fail(f"no trial reported a result; see {out / 'tune'}")
     from mer_search.search.report import summary_line
+    from mer_search.search.state import SQLITE_FILE, STUDY_FILE
 
     click.echo(summary_line(out))
-    study = next((n for n in ("optuna.journal", "optuna.db") if (Path(out) / n).exists()),
+    study = next((n for n in (STUDY_FILE, SQLITE_FILE) if (Path(out) / n).exists()),
                  "the study at --study-storage")
     click.echo(f"sweep dir: {out} (trials.parquet, {study}, wandb/); `mer-search report {out}` for plots")
 

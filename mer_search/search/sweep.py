@@ -39,7 +39,7 @@ from mer_search.search import ray_internals, state
 from mer_search.search.callbacks import ProgressLine, TrialLedger
 from mer_search.search.checkpoints import KEEP_CHOICES, CheckpointPruner
 from mer_search.search.schedulers import SCHEDULERS, make_scheduler
-from mer_search.search.space import Space, load_space
+from mer_search.search.space import SEARCH_DEFAULTS, Space, load_space
 from mer_search.search.storage import Storage, StorageError
 from mer_search.search.trainable import trainable
 
@@ -78,7 +78,8 @@ class SweepOptions:
     work: Callable | None = None            # what each trial runs (default train_trial); benchmarks pass a no-op
 
 
-def make_sampler(name: str, seed: int, concurrent: int = 1, startup_trials: int = 10) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int, concurrent: int = 1,
+                 startup_trials: int = SEARCH_DEFAULTS["startup_trials"]) -> optuna.samplers.BaseSampler:
     """`concurrent`: trials that run at once. Above 1, TPE lies that each running trial scored as badly as the
     worst so far (Optuna's constant liar), so it does not propose the running trials' neighbourhood again.
     `startup_trials`: TPE's first trials are random (Optuna's default 10, whatever the budget)."""
@@ -93,8 +94,9 @@ def make_sampler(name: str, seed: int, concurrent: int = 1, startup_trials: int 
 
 
 def sampler_for(plan: SweepPlan) -> optuna.samplers.BaseSampler:
-    """The plan's sampler; a plan written before startup_trials existed gets Optuna's 10."""
-    return make_sampler(plan.sampler, plan.seed, concurrency(plan), plan.search.get("startup_trials", 10))
+    """The plan's sampler; a plan written before startup_trials existed gets the default (Optuna's 10)."""
+    startup = plan.search.get("startup_trials", SEARCH_DEFAULTS["startup_trials"])
+    return make_sampler(plan.sampler, plan.seed, concurrency(plan), startup)
 
 
 class ResumableOptunaSearch(OptunaSearch):
