@@ -35,7 +35,8 @@ from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from data_prep.reader import LOGMEL_FLOOR, ShardReader  # noqa: E402
-from mer_search.experiment import extract_features, run_seeds  # noqa: E402
+from mer_search.experiment import run_seeds  # noqa: E402
+from mer_search.features import extract_features  # noqa: E402
 from mer_search.train import NullReporter  # noqa: E402
 
 NORMS = ("band_instance", "utterance", "train_stats", "none")

@@ -253,7 +253,8 @@ def _audio_quirks(split: str, sidecars: dict[tuple, dict], params: AudioParams, 
         if s != split:
             continue
         for e in meta["entries"]:
-            d, u, name = e["dialogue_id"], e["utterance_id"], Path(e["audio_path"] or f"dia{e['dialogue_id']}_utt{e['utterance_id']}.mp4").name
+            d, u = e["dialogue_id"], e["utterance_id"]
+            name = Path(e["audio_path"] or f"dia{d}_utt{u}.mp4").name
             if e["status"] == "missing":
                 quirks.add(split, d, u, name, "missing clip", "marked missing (no audio)")
             elif e["status"] == "undecodable":
@@ -355,11 +356,13 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
     manifest = {
         "complete": True, "format_version": FORMAT_VERSION, "settings": settings,
         "inputs": {**old_inputs, **inputs}, "meld_root": str(opts.meld_root.resolve()),
-        "splits": {**previous_splits, **{s: {"rows": len(tables[s]), "dialogues": int(tables[s]["dialogue_id"].nunique()),
+        "splits": {**previous_splits, **{s: {"rows": len(tables[s]),
+                                             "dialogues": int(tables[s]["dialogue_id"].nunique()),
                                               "emotions": tables[s]["emotion_name"].value_counts().to_dict(),
                                               "audio_status": tables[s]["audio_status"].value_counts().to_dict()}
                                           for s in opts.splits}},
-        "vocab_size": len(vocab), "quirks": quirks.counts(), "quirk_summary": quirks.summary(), "reference_check": None if opts.text_only else quirks.reference_check(frames),
+        "vocab_size": len(vocab), "quirks": quirks.counts(), "quirk_summary": quirks.summary(),
+        "reference_check": None if opts.text_only else quirks.reference_check(frames),
         "versions": _versions(), "files": {**old_files, **files},
         "seconds": round(time.time() - t0, 2),
     }

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from data_prep.atomic import write_bytes_atomic
 
-# The reference project's list (DESIGN.md section 2). Detection never reads it;
+# The reference project's list (the README's data section). Detection never reads it;
 # it is only compared with what detection found, on the real corpus.
 REFERENCE_QUIRKS = {
     ("train", 125, 3): "undecodable",
@@ -64,7 +64,8 @@ class Quirks:
 
     def write_csv(self, path: Path) -> None:
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=["split", "dialogue_id", "utterance_id", "file", "kind", "problem", "action"])
+        w = csv.DictWriter(buf, fieldnames=["split", "dialogue_id", "utterance_id", "file", "kind", "problem",
+                                            "action"])
         w.writeheader()
         w.writerows(self.rows)
         write_bytes_atomic(path, buf.getvalue().encode())

@@ -1,4 +1,5 @@
-"""Log-mel shards (reading them: data_prep.reader): many utterances concatenated along time in one .npy, memory-mapped to read.
+"""Log-mel shards (reading them: data_prep.reader): many utterances concatenated along time in one .npy,
+memory-mapped to read.
 
 A shard is the unit of work and of resume: `shard_00007.npy` holds the frames,
 `shard_00007.json` (written last) says which utterance sits at which offset and

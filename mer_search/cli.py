@@ -11,7 +11,10 @@ from pathlib import Path
 import click
 
 from mer_search import __version__
+from mer_search.dirs import RunDir, SweepDir
 from mer_search.errors import UserError
+from mer_search.pipeline import BUDGETS
+from mer_search.plan import KEEP_CHOICES, SAMPLERS, SCHEDULERS
 
 SPLITS = ("train", "dev", "test")
 
@@ -213,7 +216,7 @@ def train(config, seeds, out, prepared, epochs, with_test, train_on, wandb_mode,
         from mer_search.wandb_runs import log_final
 
         click.echo(f"W&B run ({wandb_mode}): {log_final(summary, cfg, out, path.stem, wandb_mode)}")
-    click.echo(f"run dir: {out} (summary.json, seed_*/best.pt)")
+    click.echo(f"run dir: {out} ({RunDir.SUMMARY}, seed_*/{RunDir.BEST})")
 
 
 @main.command()
@@ -221,7 +224,7 @@ def train(config, seeds, out, prepared, epochs, with_test, train_on, wandb_mode,
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for {split}.npy vectors.")
 def features(checkpoint, out):
     """Per-utterance feature vectors of a trained model for every prepared split."""
-    from mer_search.experiment import extract_features
+    from mer_search.features import extract_features
 
     path = extract_features(checkpoint, out)
     click.echo(f"features written to {path}")
@@ -264,23 +267,24 @@ def predict(checkpoint, csv_path, meld_root, split, out):
               help="Seed the new study with an earlier sweep's finished trials.")
 @click.option("--num-samples", type=int, help="Trials [default: the space's].")
 @click.option("--max-epochs", type=click.IntRange(min=1), help="Epochs per trial, ASHA's max_t [default: the space's].")
-@click.option("--sampler", type=click.Choice(["tpe", "random", "cmaes", "qmc", "nsga2"]),
+@click.option("--sampler", type=click.Choice(SAMPLERS),
               help="Optuna sampler [default: the space's]; nsga2 also minimises the parameter count.")
 @click.option("--startup-trials", type=click.IntRange(min=0),
               help="TPE's random first trials [default: the space's search.startup_trials, else 10].")
-@click.option("--scheduler", type=click.Choice(["asha", "hyperband", "median", "none"]), default="asha",
+@click.option("--scheduler", type=click.Choice(SCHEDULERS), default="asha",
               show_default=True)
 @click.option("--cpus-per-trial", type=click.FloatRange(min=0.01), default=1, show_default=True)
 @click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0, show_default=True,
               help="Fractions allowed, e.g. 0.25 runs four trials per GPU.")
-@click.option("--max-concurrent", type=click.IntRange(min=1), help="Trials running at once [default: as resources allow].")
+@click.option("--max-concurrent", type=click.IntRange(min=1),
+              help="Trials running at once [default: as resources allow].")
 @click.option("--address", help="Ray cluster address (auto, host:6379, ray://host:10001); default: a local Ray.")
 @click.option("--study-storage", help="The Optuna study: a journal file path, or a SQLAlchemy URL (sqlite:///x.db, "
-                                       "postgresql://...) [default: SWEEP_DIR/optuna.journal].")
+                                       f"postgresql://...) [default: SWEEP_DIR/{SweepDir.STUDY}].")
 @click.option("--storage", help="Trial results and checkpoints: a dir or a URI (s3://, gs://, file://) "
                                 "[default: the sweep dir].")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--keep-checkpoints", type=click.Choice(["best", "none", "all"]), default="best", show_default=True,
+@click.option("--keep-checkpoints", type=click.Choice(KEEP_CHOICES), default="best", show_default=True,
               help="Per ended trial: its best epoch's checkpoint, none, or all (every epoch's, never deleted). "
                    "Running trials keep their last two and their best.")
 @click.option("--max-failures", type=click.IntRange(min=0), default=2, show_default=True,
@@ -328,22 +332,17 @@ def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs,
         with signals.stop_on_signals():
             table = run_sweep(opts)
     except signals.Stopped as stop:
-        if not (Path(out) / "sweep.json").exists():
+        if not SweepDir(out).holds_sweep():
             _stopped(stop, "the sweep had not started", _this_command())
         _stopped(stop, f"sweep {out} is unfinished", f"mer-search sweep --resume {out}")
-    finally:
-        import ray
-
-        ray.shutdown()
     if table.empty:
         _fail(f"no trial reported a result; see {out / 'tune'}")
     from mer_search.search.report import summary_line
-    from mer_search.search.state import SQLITE_FILE, STUDY_FILE
 
     click.echo(summary_line(out))
-    study = next((n for n in (STUDY_FILE, SQLITE_FILE) if (Path(out) / n).exists()),
-                 "the study at --study-storage")
-    click.echo(f"sweep dir: {out} (trials.parquet, {study}, wandb/); `mer-search report {out}` for plots")
+    d = SweepDir(out)
+    study = d.study_file() or "the study at --study-storage"
+    click.echo(f"sweep dir: {out} ({SweepDir.TRIALS}, {study}, {SweepDir.WANDB}/); `mer-search report {out}` for plots")
 
 
 @main.command()
@@ -356,7 +355,7 @@ def export(sweep_dir, out, rank, allow_unfinished):
     """Write the best (or rank-th) trial's full config as YAML, ready for `mer-search train`."""
     import yaml
 
-    from mer_search.results import export_config
+    from mer_search.export import export_config
 
     cfg = export_config(sweep_dir, rank, allow_unfinished)
     src = cfg["source"]
@@ -418,7 +417,7 @@ def spaces_validate(paths):
     for p in paths:
         try:
             s = load_space(p)
-            click.echo(f"ok    {p} ({len(s.params)} parameters, {s.search['num_samples']} trials, {s.search['sampler']})")
+            click.echo(f"ok    {p} ({len(s.params)} parameters, {s.search.num_samples} trials, {s.search.sampler})")
         except SpaceError as e:
             click.echo(f"error {e}", err=True)
             bad += 1
@@ -434,7 +433,7 @@ def spaces_show(name):
 
     s = load_space(find_space(name))
     click.echo(f"{s.name}  ({s.command})")
-    click.echo("  search: " + ", ".join(f"{k}={v}" for k, v in s.search.items()))
+    click.echo("  search: " + ", ".join(f"{k}={v}" for k, v in s.search.to_dict().items()))
     click.echo("  fixed:")
     for k, v in s.fixed.items():
         click.echo(f"    {k} = {v!r}")
@@ -493,7 +492,7 @@ def _run_pipeline(opts) -> None:
 @click.option("--meld-root", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
               help="MELD.Raw-style folder: the three CSVs and the clip folders.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/pipeline"), show_default=True)
-@click.option("--budget", type=click.Choice(["tiny", "small", "medium", "large"]), default="small", show_default=True,
+@click.option("--budget", type=click.Choice(tuple(BUDGETS)), default="small", show_default=True,
               help="Trials per sweep / epochs per trial / seeds: tiny 4/8/2, small 10/10/3, medium 30/20/3, "
                    "large the spaces' own/5.")
 @click.option("--workers", type=click.IntRange(min=1), default=min(2, os.cpu_count() or 1), show_default=True,
@@ -526,7 +525,7 @@ def pipeline(meld_root, out, budget, workers, text_only, text_space, cpus_per_tr
               help="Working folder for the demo corpus and its outputs.")
 @click.option("--dialogues", type=click.IntRange(min=6), default=40, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=min(2, os.cpu_count() or 1), show_default=True)
-@click.option("--budget", type=click.Choice(["tiny", "small", "medium", "large"]), default="tiny", show_default=True)
+@click.option("--budget", type=click.Choice(tuple(BUDGETS)), default="tiny", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def demo(out, dialogues, workers, budget, seed):
     """The main job on an embedded default: a synthetic corpus through the whole pipeline, in minutes."""

@@ -5,8 +5,9 @@ says how to see it.
 """
 
 
-class UserError(Exception):
-    """Bad input, a missing file, a setting that cannot work: the message says what and what to do."""
+from data_prep.errors import UserError
+
+__all__ = ["UserError", "ConfigError"]
 
 
 class ConfigError(UserError, ValueError):

@@ -9,27 +9,26 @@ mel bands, vector widths) are filled in here. Two-stage context/fusion adds
 from __future__ import annotations
 
 import copy
-import json
 import logging
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import yaml
+from torch import nn
 
-from data_prep.atomic import write_npy_atomic
+from data_prep.atomic import write_atomic, write_json_atomic
 from mer_search.data import CLASS_BALANCE, Batches, ChainedBatches, Corpus, DataConfig, SplitData
+from mer_search.dirs import RunDir
 from mer_search.config_io import field_types, load_yaml, type_problem
 from mer_search.errors import ConfigError
 from mer_search import models
 from mer_search.models import (build_model, finetuned_encoder, model_argument_types, model_names, needs_dialogues,
                                required_inputs)
-from mer_search.models.speech import needs_train_stats, set_train_stats
-from mer_search.train import (CheckpointWriter, ConsoleReporter, Reporter, TrainConfig, confusion, fit, load_checkpoint,
-                              per_class, pin_threads, predict, score)
+from mer_search.train import (CheckpointWriter, ConsoleReporter, Reporter, TrainConfig, confusion, fit, per_class,
+                              pin_threads, predict, score)
 
 log = logging.getLogger(__name__)
 SECTIONS = ("data", "model", "train", "utterance_stage", "source")
@@ -180,70 +179,108 @@ def make_batches(corpus: Corpus, split: str, model_cfg: dict, data: DataConfig, 
         raise ConfigError(str(e)) from None
 
 
-def _setup(cfg: dict, seed: int):
-    """Parse a config, open its data, build batches and the seeded model; the full config as trained."""
-    data, model_cfg, train = parse(cfg)
-    train.seed = seed
-    corpus = Corpus(data.prepared)
-    model_cfg = resolve_sizes(model_cfg, corpus, data)
-    unknown = [s for s in data.train_splits if s not in ("train", "dev")]
-    if unknown or "train" not in data.train_splits:
-        raise ConfigError(f"data.train_splits {data.train_splits}: use [train] or [train, dev]")
-    tr = make_batches(corpus, "train", model_cfg, data, True, seed)
-    if data.class_balance in ("weights", "sqrt_weights"):
-        train.class_weights = tr.data.class_weights(1.0 if data.class_balance == "weights" else 0.5).tolist()
-    dev = make_batches(corpus, "dev", model_cfg, data, False, seed)
-    if "dev" in data.train_splits:     # a final model on train + dev: dev is no longer held out
-        tr = ChainedBatches([tr, make_batches(corpus, "dev", model_cfg, data, True, seed + 1)], seed)
-        dev = None
+@dataclass
+class Experiment:
+    """One config, set up to train (recipe style: setup -> fit -> evaluate; `run` saves). What `mer-search
+    train` and every search trial run."""
+    config: dict                   # the full config as trained: sizes filled in, every default spelled out
+    data: DataConfig
+    model_cfg: dict
+    train: TrainConfig
+    corpus: Corpus
+    train_batches: Batches | ChainedBatches
+    dev_batches: Batches | None    # None: dev is part of the training data
+    model: nn.Module
+    seed: int
 
-    torch.manual_seed(seed)
-    model = build_model(model_cfg)
-    set_train_stats(model, corpus.train_stats)
-    full = {**cfg, "data": asdict(data), "model": model_cfg, "train": asdict(train)}
-    return data, model_cfg, train, corpus, tr, dev, model, full
+    @classmethod
+    def setup(cls, cfg: dict, seed: int) -> "Experiment":
+        """Parse a config, open its data, build batches and the seeded model."""
+        data, model_cfg, train = parse(cfg)
+        train.seed = seed
+        corpus = Corpus(data.prepared)
+        model_cfg = resolve_sizes(model_cfg, corpus, data)
+        unknown = [s for s in data.train_splits if s not in ("train", "dev")]
+        if unknown or "train" not in data.train_splits:
+            raise ConfigError(f"data.train_splits {data.train_splits}: use [train] or [train, dev]")
+        tr = make_batches(corpus, "train", model_cfg, data, True, seed)
+        if data.class_balance in ("weights", "sqrt_weights"):
+            train.class_weights = tr.data.class_weights(1.0 if data.class_balance == "weights" else 0.5).tolist()
+        dev = make_batches(corpus, "dev", model_cfg, data, False, seed)
+        if "dev" in data.train_splits:     # a final model on train + dev: dev is no longer held out
+            tr = ChainedBatches([tr, make_batches(corpus, "dev", model_cfg, data, True, seed + 1)], seed)
+            dev = None
+        torch.manual_seed(seed)
+        model = build_model(model_cfg)
+        models.prepare_from_data(model, model_cfg, corpus)
+        full = {**cfg, "data": asdict(data), "model": model_cfg, "train": asdict(train)}
+        return cls(full, data, model_cfg, train, corpus, tr, dev, model, seed)
+
+    @property
+    def n_params(self) -> int:
+        return int(sum(p.numel() for p in self.model.parameters()))
+
+    def fit(self, reporter: Reporter, checkpoint_dir: str | Path, resume: dict | None = None):
+        """Train; the model ends holding its best dev weights; checkpoints each epoch into `checkpoint_dir`."""
+        writer = CheckpointWriter(checkpoint_dir, self.config, self.corpus.vocab_hash)
+        return fit(self.model, self.train_batches, self.dev_batches, self.train, reporter, writer, resume=resume)
+
+    def evaluate(self, splits: tuple[str, ...]) -> dict:
+        """Metrics, confusion matrix and per-class scores on each split that is prepared and held out."""
+        metrics: dict = {}
+        for split in splits:
+            if split not in self.corpus.splits or (split == "dev" and self.dev_batches is None):
+                continue        # not prepared, or trained on
+            res = predict(self.model, make_batches(self.corpus, split, self.model_cfg, self.data, False, self.seed))
+            preds = res["logits"].argmax(1)
+            metrics.update(score(res, split))
+            n = res["logits"].shape[1]
+            metrics[f"{split}_confusion"] = confusion(res["labels"], preds, n).tolist()
+            metrics[f"{split}_per_class"] = per_class(res["labels"], preds, n)
+        return metrics
 
 
 def run(cfg: dict, out: str | Path, seed: int = 0, reporter: Reporter | None = None,
         splits: tuple[str, ...] = ("dev",)) -> dict:
-    """Train one config with one seed into `out`; returns the final metrics."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Train one config with one seed into the run dir `out`; returns the final metrics."""
+    run_dir = RunDir(out)
+    run_dir.path.mkdir(parents=True, exist_ok=True)
     cfg = copy.deepcopy(cfg)
     if cfg.get("utterance_stage"):
+        from mer_search.features import extract_features
+
         stage = copy.deepcopy(cfg["utterance_stage"])
         stage.setdefault("data", {}).setdefault("prepared", cfg.get("data", {}).get("prepared", ""))
-        run(stage, out / "utterance", seed, reporter=None)
-        feats = extract_features(out / "utterance" / "best.pt", out / "features")
+        run(stage, run_dir.utterance_stage().path, seed, reporter=None)
+        feats = extract_features(run_dir.utterance_stage().best, run_dir.features)
         cfg.setdefault("data", {}).setdefault("feature_dirs", {})
         key = cfg["data"].pop("feature_key", "features")
         cfg["data"]["feature_dirs"][key] = str(feats)
-    data, model_cfg, train, corpus, tr, dev, model, full = _setup(cfg, seed)
-    log.info("training on %d CPU thread(s) (train.threads)", pin_threads(train.threads))
-    (out / "config.yaml").write_text(yaml.safe_dump(full, sort_keys=False))
-    log.info("config:\n%s", yaml.safe_dump(full, sort_keys=False))
-    history = fit(model, tr, dev, train, reporter or ConsoleReporter(), CheckpointWriter(out, full, corpus.vocab_hash))
-    metrics = {"seed": seed, "best_epoch": history.best_epoch,
-               "params": int(sum(p.numel() for p in model.parameters()))}
-    for split in splits:
-        if split not in corpus.splits or (split == "dev" and dev is None):
-            continue        # not prepared, or trained on
-        res = predict(model, make_batches(corpus, split, model_cfg, data, False, seed))
-        preds = res["logits"].argmax(1)
-        metrics.update(score(res, split))
-        n = res["logits"].shape[1]
-        metrics[f"{split}_confusion"] = confusion(res["labels"], preds, n).tolist()
-        metrics[f"{split}_per_class"] = per_class(res["labels"], preds, n)
-    (out / "history.json").write_text(json.dumps(history.epochs, indent=1))
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    exp = Experiment.setup(cfg, seed)
+    log.info("training on %d CPU thread(s) (train.threads)", pin_threads(exp.train.threads))
+    write_atomic(run_dir.config, lambda p: p.write_text(yaml.safe_dump(exp.config, sort_keys=False)))
+    log.info("config:\n%s", yaml.safe_dump(exp.config, sort_keys=False))
+    history = exp.fit(reporter or ConsoleReporter(), run_dir.path)
+    metrics = {"seed": seed, "best_epoch": history.best_epoch, "params": exp.n_params, **exp.evaluate(splits)}
+    write_json_atomic(run_dir.history, history.epochs)
+    write_json_atomic(run_dir.metrics, metrics)
     return metrics
+
+
+def first_seed(cfg: dict) -> int:
+    """A config's train.seed is where its seeds start (seeds k, k+1, ...; 0 when it names none)."""
+    seed = (cfg.get("train") or {}).get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"train.seed: {seed!r} must be a whole number >= 0 (the first seed of the run)")
+    return seed
 
 
 def run_seeds(cfg: dict, out: str | Path, seeds: int, reporter: Reporter | None = None,
               splits: tuple[str, ...] = ("dev",)) -> dict:
-    """Several seeds; the summary gives mean and std of every dev/test metric."""
-    out = Path(out)
-    per_seed = [run(cfg, out / f"seed_{s}", s, reporter, splits) for s in range(seeds)]
+    """Several seeds, from the config's train.seed on; the summary gives mean and std of every metric."""
+    run_dir = RunDir(out)
+    start = first_seed(cfg)
+    per_seed = [run(cfg, run_dir.seed(s).path, s, reporter, splits) for s in range(start, start + seeds)]
     keys = [k for k in per_seed[0] if k.startswith(("dev_", "test_")) and "_f1_" not in k
             and isinstance(per_seed[0][k], float)]
     summary = {"seeds": seeds, "per_seed": per_seed,
@@ -254,35 +291,8 @@ def run_seeds(cfg: dict, out: str | Path, seeds: int, reporter: Reporter | None 
             summary[f"{split}_confusion"] = np.sum([m[f"{split}_confusion"] for m in per_seed], axis=0).tolist()
             summary[f"{split}_per_class"] = {k: np.mean([m[f"{split}_per_class"][k] for m in per_seed], axis=0).tolist()
                                              for k in per_seed[0][f"{split}_per_class"]}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_json_atomic(run_dir.summary, summary)      # last: its presence marks the run finished
     return summary
-
-
-def extract_features(checkpoint: str | Path, out: str | Path, splits: tuple[str, ...] | None = None) -> Path:
-    """Per-utterance vectors of a trained model for every prepared split, row-aligned with the tables."""
-    ck = load_checkpoint(checkpoint)
-    data, model_cfg, _ = parse(ck["config"])
-    corpus = Corpus(data.prepared)
-    if ck["vocab_hash"] != corpus.vocab_hash:
-        raise ConfigError(f"{checkpoint}: trained on another vocabulary than {data.prepared}")
-    model = build_model(model_cfg)
-    model.load_state_dict(ck["state_dict"])
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    keys = []
-    for split in splits or corpus.splits:
-        res = predict(model, make_batches(corpus, split, model_cfg, data, False, 0), with_features=True)
-        vectors = np.zeros((len(corpus.table(split)), res["features"].shape[1]), np.float32)
-        vectors[res["row"]] = res["features"]
-        write_npy_atomic(out / f"{split}.npy", vectors)
-        keys.append(corpus.table(split)[["dialogue_id", "utterance_id"]].assign(split=split, row=lambda t: range(len(t))))
-    # the same keys as the prepared tables: row i of {split}.npy is (split, dialogue_id, utterance_id)
-    pd.concat(keys, ignore_index=True)[["split", "dialogue_id", "utterance_id", "row"]].to_parquet(
-        out / "keys.parquet", index=False)
-    (out / "manifest.json").write_text(json.dumps({"checkpoint": str(checkpoint), "model": model_cfg["name"],
-                                                   "dim": int(vectors.shape[1]), "prepared": data.prepared,
-                                                   "vocab_hash": corpus.vocab_hash}, indent=1))
-    return out
 
 
 class _WithParams:
@@ -296,13 +306,12 @@ class _WithParams:
 
 
 def train_trial(cfg: dict, workdir: str | Path, reporter: Reporter, resume: dict | None = None, seed: int = 0):
-    """One search trial: like `run`, but reports every epoch and can continue from a checkpoint payload."""
-    data, model_cfg, train, corpus, tr, dev, model, full = _setup(cfg, seed)
+    """One search trial: reports every epoch and can continue from a checkpoint payload. The sweep's --seed
+    seeds every trial (a space cannot fix train.seed)."""
+    exp = Experiment.setup(cfg, seed)
     if resume:
-        model.load_state_dict(resume["state_dict"])
-    writer = CheckpointWriter(workdir, full, corpus.vocab_hash)
-    n_params = int(sum(p.numel() for p in model.parameters()))
-    return fit(model, tr, dev, train, _WithParams(reporter, n_params), writer, resume=resume), model
+        exp.model.load_state_dict(resume["state_dict"])
+    return exp.fit(_WithParams(reporter, exp.n_params), workdir, resume=resume), exp.model
 
 
 def check_data(cfg: dict) -> None:
@@ -314,5 +323,4 @@ def check_data(cfg: dict) -> None:
     split = SplitData(corpus, "train", inputs, data, train=True, encoder=finetuned_encoder(model_cfg))
     Batches(split, data.batch_size, shuffle=False, dialogues=needs_dialogues(model_cfg),
             balanced=data.class_balance == "sampler")       # sampler x dialogue batches: the same error as a run
-    if needs_train_stats(model_cfg):
-        corpus.train_stats()
+    models.check_data(model_cfg, corpus)

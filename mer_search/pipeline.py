@@ -1,12 +1,15 @@
 """`mer-search pipeline`: the reference study end to end, each stage skipped when its output exists.
 
     prepare -> text sweep -> export -> final train -> features
-            -> speech sweep -> export -> final train -> features;  speech floor (speech_stats, not searched)
             -> context sweep on text features   -> export -> final train   (text + context)
+            -> speech sweep -> export -> final train -> features
             -> context sweep on speech features -> export -> final train   (speech + context)
             -> fusion sweep on text + speech features -> export -> final train (text + speech)
+            -> speech floor (speech_stats, not searched) -> final train
             -> summary.md: the reference project's table, dev (and test) weighted F1 and accuracy,
                with the speech floor and the majority class beneath
+
+`stages()` is the one list that says what each stage consumes and produces, and its summary row.
 
 Everything lands under one output dir; a stopped pipeline rerun with the same
 command resumes: finished stages are skipped, an interrupted sweep is resumed.
@@ -22,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from mer_search.dirs import RunDir, SweepDir
 from mer_search.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -31,10 +35,6 @@ BUDGETS = {"tiny": {"num_samples": 4, "max_epochs": 8, "seeds": 2},
            "small": {"num_samples": 10, "max_epochs": 10, "seeds": 3},
            "medium": {"num_samples": 30, "max_epochs": 20, "seeds": 3},
            "large": {"num_samples": None, "max_epochs": None, "seeds": 5}}   # None: the space's own
-# summary rows in the reference project's order: (row name, stage name)
-ROWS = (("text", "text"), ("text + context", "text_context"), ("speech", "speech"),
-        ("speech + context", "speech_context"), ("text + speech", "fusion"),
-        ("speech floor", "speech_floor"))
 # the floor every speech row is held against (per-band log-mel mean + std into a linear layer), not searched:
 # trained to convergence whatever the budget, so the rows above it are not flattered by an undertrained floor
 SPEECH_FLOOR = Path(__file__).resolve().parent / "configs" / "speech_stats.yaml"
@@ -59,9 +59,12 @@ class PipelineOptions:
 
 @dataclass
 class Stage:
-    name: str                 # text, speech, text_context, speech_context, fusion
-    space: Path
-    features: dict            # sweep --features* -> stage whose features feed this one
+    name: str                 # text, text_context, speech, speech_context, fusion, speech_floor
+    row: str                  # its row in the summary table (rows in the order of the stage list)
+    space: Path | None = None             # searched in this space; None: `config` trained as it is
+    config: Path | None = None
+    consumes: dict = field(default_factory=dict)   # sweep --features* option -> the stage whose features it reads
+    produces_features: bool = False       # its final model's features feed later stages
 
 
 def space_path(name: str) -> Path:
@@ -80,12 +83,16 @@ def sweep_epochs(budget_epochs: int | None, space: Path) -> int | None:
 
 
 def stages(text_only: bool, text_space: str = "text_any") -> list[Stage]:
-    s = [Stage("text", space_path(text_space), {}),
-         Stage("text_context", space_path("context_two_stage"), {"features": "text"})]
+    """Every stage in the order it runs, which is the reference project's table order."""
+    s = [Stage("text", "text", space_path(text_space), produces_features=True),
+         Stage("text_context", "text + context", space_path("context_two_stage"), consumes={"features": "text"})]
     if not text_only:
-        s += [Stage("speech", space_path("speech_any"), {}),
-              Stage("speech_context", space_path("context_two_stage"), {"features": "speech"}),
-              Stage("fusion", space_path("fusion"), {"features_text": "text", "features_speech": "speech"})]
+        s += [Stage("speech", "speech", space_path("speech_any"), produces_features=True),
+              Stage("speech_context", "speech + context", space_path("context_two_stage"),
+                    consumes={"features": "speech"}),
+              Stage("fusion", "text + speech", space_path("fusion"),
+                    consumes={"features_text": "text", "features_speech": "speech"}),
+              Stage("speech_floor", "speech floor", config=SPEECH_FLOOR)]
     return s
 
 
@@ -98,6 +105,9 @@ class Pipeline:
         space_path(opts.text_space)            # a wrong name fails now, not after the prepare step
         self.prepared = self.out / "prepared"
         self.timings: dict[str, float] = {}
+
+    def stages(self) -> list[Stage]:
+        return stages(self.opts.text_only or not _has_audio(self.prepared), self.opts.text_space)
 
     # -- paths ---------------------------------------------------------------------------------------------
     def sweep_dir(self, stage: str) -> Path:
@@ -144,24 +154,22 @@ class Pipeline:
         from mer_search.search.report import write_report
         from mer_search.search.sweep import SweepOptions, run_sweep
 
-        from mer_search.results import sweep_status
-
-        d = self.sweep_dir(stage.name)
-        if not self._skip(f"sweep {stage.name}", sweep_status(d)["finished"]):
+        d = SweepDir(self.sweep_dir(stage.name))
+        if not self._skip(f"sweep {stage.name}", d.status()["finished"]):
             t0 = time.time()
-            run_sweep(SweepOptions(space=str(stage.space), prepared=str(self.prepared), out=d,
-                                   resume=(d / "sweep.json").exists(), num_samples=self.budget["num_samples"],
+            run_sweep(SweepOptions(space=str(stage.space), prepared=str(self.prepared), out=d.path,
+                                   resume=d.holds_sweep(), num_samples=self.budget["num_samples"],
                                    max_epochs=sweep_epochs(self.budget["max_epochs"], stage.space),
                                    cpus_per_trial=self.opts.cpus_per_trial,
                                    gpus_per_trial=self.opts.gpus_per_trial, address=self.opts.address,
                                    seed=self.opts.seed, wandb=self.opts.wandb,
-                                   feature_dirs={k: str(self.features_dir(v)) for k, v in stage.features.items()}))
+                                   feature_dirs={k: str(self.features_dir(v)) for k, v in stage.consumes.items()}))
             self.timings[f"sweep {stage.name}"] = time.time() - t0
-        if not (d / "report" / "index.html").exists():
-            write_report(d)
+        if not (d.report_dir / "index.html").exists():
+            write_report(d.path)
 
     def export(self, stage: Stage) -> None:
-        from mer_search.results import export_config
+        from mer_search.export import export_config
 
         path = self.config_path(stage.name)
         if self._skip(f"export {stage.name}", path.exists()):
@@ -170,23 +178,22 @@ class Pipeline:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
-    def speech_floor(self) -> None:
-        """The shipped speech_stats config trained like a final model, beside the searched speech rows."""
-        path = self.config_path("speech_floor")
+    def fixed_config(self, stage: Stage) -> None:
+        """A stage that is not searched (the speech floor): its shipped config, on this pipeline's data."""
+        path = self.config_path(stage.name)
         if not path.exists():
             from mer_search.experiment import load_config
 
-            cfg = load_config(SPEECH_FLOOR)
+            cfg = load_config(stage.config)
             cfg["data"]["prepared"] = str(self.prepared)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-        self.final(Stage("speech_floor", path, {}))
 
     def final(self, stage: Stage) -> None:
         from mer_search.experiment import load_config, run_seeds
 
         d = self.final_dir(stage.name)
-        if self._skip(f"final training {stage.name}", (d / "summary.json").exists()):
+        if self._skip(f"final training {stage.name}", RunDir(d).finished()):
             return
         t0 = time.time()
         quiet = logging.getLogger("mer_search.experiment")
@@ -204,33 +211,29 @@ class Pipeline:
         self.timings[f"final {stage.name}"] = time.time() - t0
 
     def features(self, stage: Stage) -> None:
-        from mer_search.experiment import extract_features
+        from mer_search.features import FeatureDir, extract_features
 
         d = self.features_dir(stage.name)
-        if self._skip(f"features {stage.name}", (d / "manifest.json").exists()):
+        if self._skip(f"features {stage.name}", FeatureDir(d).finished()):
             return
-        extract_features(self.final_dir(stage.name) / "seed_0" / "best.pt", d)
+        extract_features(RunDir(self.final_dir(stage.name)).seed(0).best, d)
 
     def run(self, progress=None, on_prepared=None) -> str:
         """Every stage in order; returns the summary table as Markdown (also written to summary.md).
         `progress` makes prepare's progress bar; `on_prepared(manifest)` hears when the data is ready."""
-        import ray
-
         self.out.mkdir(parents=True, exist_ok=True)
         manifest = self.prepare(progress)
         if on_prepared:
             on_prepared(manifest)
-        try:
-            for stage in stages(self.opts.text_only or not _has_audio(self.prepared), self.opts.text_space):
+        for stage in self.stages():
+            if stage.space is not None:
                 self.sweep(stage)
                 self.export(stage)
-                self.final(stage)
-                if stage.name in ("text", "speech"):
-                    self.features(stage)
-                if stage.name == "speech":
-                    self.speech_floor()
-        finally:
-            ray.shutdown()
+            else:
+                self.fixed_config(stage)
+            self.final(stage)
+            if stage.produces_features:
+                self.features(stage)
         table = self.summary()
         (self.out / "summary.md").write_text(table)
         return table
@@ -241,13 +244,13 @@ class Pipeline:
         from mer_search.models import model_label
 
         rows = []
-        for label, stage in ROWS:
-            path = self.final_dir(stage) / "summary.json"
+        for stage in self.stages():
+            path = RunDir(self.final_dir(stage.name)).summary
             if not path.exists():
                 continue
             s = json.loads(path.read_text())
-            cfg = load_yaml(self.config_path(stage))
-            cells = [label, model_label(cfg["model"])]
+            cfg = load_yaml(self.config_path(stage.name))
+            cells = [stage.row, model_label(cfg["model"])]
             for split in ("dev", "test"):
                 for metric in ("wf1", "acc"):
                     m = s.get(f"{split}_{metric}")

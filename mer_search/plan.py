@@ -1,19 +1,21 @@
-"""A sweep's plan: every setting a resume, the report and export need, as sweep.json in the sweep dir.
+"""A sweep's plan: every setting a resume, the report and export need (SweepDir keeps it in the sweep dir).
 
 Typed and versioned, without Ray: `export`, `report` and the pipeline read it through its fields. Version 1
-is the untyped dict written before the plan had a version; it loads with the defaults it lacked.
+is the untyped dict written before the plan had a version; it loads with the defaults it lacked. Version 2
+kept num_samples and sampler beside the search settings as well as in them; version 3 keeps them once, in
+`search` (the values a sweep ran with, after --num-samples and --sampler).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from pathlib import Path
 
 from mer_search.errors import UserError
 
-PLAN_FILE = "sweep.json"
-VERSION = 2
+VERSION = 3
+SAMPLERS = ("tpe", "random", "cmaes", "qmc", "nsga2")
+SCHEDULERS = ("asha", "hyperband", "median", "none")
+KEEP_CHOICES = ("best", "none", "all")      # checkpoints per ended trial; all: nothing is deleted
 
 
 class SweepDirError(UserError, RuntimeError):
@@ -31,19 +33,41 @@ def lower_is_better(mode: str) -> bool:
 
 
 @dataclass
+class SearchSettings:
+    """A space's `search:` section; in a plan, as the sweep runs it (its overrides applied)."""
+    metric: str = "dev_wf1"
+    mode: str = "max"
+    max_epochs: int = 20              # ASHA's max_t: epochs of a trial that is never stopped
+    grace_period: int = 2             # epochs before ASHA may stop a trial
+    reduction_factor: float = 3
+    num_samples: int = 20             # trials
+    sampler: str = "tpe"
+    startup_trials: int = 10          # TPE's random start (Optuna's default; bench/search_efficiency.py: a quarter)
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "SearchSettings":
+        return cls(**{k: v for k, v in raw.items() if k in cls.names()})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
 class SweepPlan:
     space_name: str
     space_source: str                     # the space file the sweep started from (copied to space.yaml)
     sweep_dir: str                        # where the sweep dir is on the machine that wrote this
-    search: dict                          # the space's search section as run (max_epochs, grace_period ...)
-    num_samples: int
-    sampler: str
+    search: SearchSettings                # as run: the space's, with the sweep's overrides
     scheduler: str
     seed: int
     objectives: list[list[str]]           # [[metric, max|min], ...]: the first ranks trials; nsga2 adds n_params
     base: dict                            # flat config every trial starts from (fixed values, data.prepared ...)
     prepared_sha256: str                  # the prepared manifest's hash when the sweep started
-    study_storage: str                    # SQLAlchemy URL of the Optuna study
+    study_storage: str                    # a journal file path, or a SQLAlchemy URL of the Optuna study
     study_name: str
     storage: str                          # Ray's trial results and checkpoints: a dir or a URI
     cpus_per_trial: float = 1
@@ -72,17 +96,25 @@ class SweepPlan:
 
     @property
     def max_epochs(self) -> int:
-        return int(self.search["max_epochs"])
+        return int(self.search.max_epochs)
+
+    @property
+    def num_samples(self) -> int:
+        return self.search.num_samples
+
+    @property
+    def sampler(self) -> str:
+        return self.search.sampler
 
     @property
     def prepared(self) -> str:
         return self.base["data.prepared"]
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return asdict(self)       # search becomes a plain mapping too
 
     @classmethod
-    def from_json(cls, raw: dict, source: str = PLAN_FILE) -> "SweepPlan":
+    def from_json(cls, raw: dict, source: str = "the sweep plan") -> "SweepPlan":
         if not isinstance(raw, dict):
             raise PlanError(f"{source}: expected a JSON object")
         version = raw.get("version", 1)
@@ -91,24 +123,13 @@ class SweepPlan:
                             f"up to {VERSION}); upgrade mer-search to resume or read it")
         known = {f.name for f in fields(cls)}
         required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
-        missing = [k for k in required if k not in raw]
-        if missing:
-            raise PlanError(f"{source}: not a complete sweep plan (missing {', '.join(missing)})")
+        older = version < 3 and {"num_samples", "sampler"} <= set(raw)
+        missing = [k for k in required if k not in raw] + ([] if version >= 3 or older else ["num_samples/sampler"])
+        if missing or not isinstance(raw["search"], dict):
+            raise PlanError(f"{source}: not a complete sweep plan (missing {', '.join(missing) or 'search'})")
+        search = dict(raw["search"])
+        if version < 3:       # num_samples and sampler as run were kept beside the space's search section
+            search.update(num_samples=raw["num_samples"], sampler=raw["sampler"])
         # version 1 carried the same keys, untyped; keys this version does not know are dropped
-        return cls(**{k: v for k, v in raw.items() if k in known and k != "version"}, version=VERSION)
-
-    def save(self, path: Path) -> None:
-        from data_prep.atomic import write_json_atomic
-
-        write_json_atomic(Path(path), self.to_json())
-
-
-def load_plan(sweep_dir: str | Path) -> SweepPlan:
-    path = Path(sweep_dir) / PLAN_FILE
-    if not path.exists():
-        raise PlanError(f"{sweep_dir}: not a sweep dir (no {PLAN_FILE})")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise PlanError(f"{path}: not valid JSON ({e})") from None
-    return SweepPlan.from_json(raw, str(path))
+        kept = {k: v for k, v in raw.items() if k in known and k not in ("version", "search")}
+        return cls(**kept, search=SearchSettings.from_dict(search), version=VERSION)

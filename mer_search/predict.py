@@ -87,7 +87,8 @@ def predict_csv(checkpoint: str | Path, csv: str | Path, meld_root: str | Path |
             _link(Path(meld_root) / meld.CLIP_DIRS[split], root / meld.CLIP_DIRS["test"])
         audio = AudioParams(**{f.name: settings["audio"][f.name] for f in fields(AudioParams)
                                if f.name in (settings.get("audio") or {})}) if needs_audio else AudioParams()
-        text = TextParams(**{f.name: settings["text"][f.name] for f in fields(TextParams) if f.name in settings["text"]})
+        given = settings["text"]
+        text = TextParams(**{f.name: given[f.name] for f in fields(TextParams) if f.name in given})
         prepare(PrepareOptions(meld_root=root, out=out, splits=("test",), text_only=not needs_audio, text=text,
                                audio=audio, text_embeddings=data.embeddings if "embedding" in inputs else None))
         for rel in ("train.parquet", f"embeddings/{data.embeddings}/train.npy", "functionals/train.npy"):

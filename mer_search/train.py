@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mer_search.dirs import RunDir
 from mer_search.errors import ConfigError
 from mer_search.metrics import better, mode_of
 
@@ -160,7 +161,7 @@ def predict(model: nn.Module, batches: Iterable[dict], device: torch.device | No
     for batch in batches:
         b = to_device(batch, device)
         z = model.features(b) if with_features else None
-        out = model.head(z) if z is not None and not _is_late(model) else model(b)
+        out = getattr(model, "logits", model.head)(z) if z is not None else model(b)
         rows.append(batch["row"].numpy())
         labels.append(batch["labels"].numpy())
         logits.append(out.float().cpu().numpy())
@@ -172,10 +173,6 @@ def predict(model: nn.Module, batches: Iterable[dict], device: torch.device | No
     if with_features:
         res["features"] = np.concatenate(feats)[order]
     return res
-
-
-def _is_late(model: nn.Module) -> bool:
-    return getattr(model, "kind", None) == "late"
 
 
 def score(res: dict[str, np.ndarray], prefix: str = "dev", loss_fn: nn.Module | None = None) -> dict[str, float]:
@@ -198,7 +195,7 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
         # fused: one kernel for all parameters; on a 2-core CPU the default step took ~2 s for MiniLM's 22M
-        # parameters, the fused one ~0.05 s (../shared/DESIGN.md section 7)
+        # parameters, the fused one ~0.05 s (bench/RESULTS.md, "Fine-tuned MiniLM")
         try:
             return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
         except (RuntimeError, ValueError):
@@ -243,7 +240,8 @@ def fit(model: nn.Module, train: Iterable[dict], dev: Iterable[dict] | None, cfg
     Each epoch's shuffling and dropout are seeded by (seed, epoch), and `resume` (a checkpoint payload) restores
     the optimizer, schedule and early-stopping state: a resumed run continues exactly as an unbroken one."""
     if dev is None and (cfg.schedule == "plateau" or cfg.patience):
-        raise ConfigError("without held-out dev data, use a fixed epoch count: train.patience 0 and no plateau schedule")
+        raise ConfigError("without held-out dev data, use a fixed epoch count: train.patience 0 and no plateau "
+                          "schedule")
     seed_everything(cfg.seed)
     reporter = reporter or NullReporter()
     device = pick_device(cfg.device)
@@ -338,9 +336,9 @@ def _step(model: nn.Module, opt, scaler, sched, grad_clip: float) -> None:
 
 
 class CheckpointWriter:
-    """Writes last.pt every epoch and best.pt on improvement: state_dict + config + vocab hash. Only last.pt
-    carries the optimizer state (resume reads it): for a fine-tuned encoder AdamW's moments are twice the
-    weights, so best.pt stays a third of last.pt's size."""
+    """Writes the last epoch's checkpoint every epoch and the best one on improvement (RunDir names them):
+    state_dict + config + vocab hash. Only the last carries the optimizer state (resume reads it): for a
+    fine-tuned encoder AdamW's moments are twice the weights, so the best stays a third of the last's size."""
 
     def __init__(self, directory: str | Path, config: dict, vocab_hash: str):
         self.dir = Path(directory)
@@ -352,13 +350,14 @@ class CheckpointWriter:
                    "config": self.config, "vocab_hash": self.vocab_hash, "epoch": epoch,
                    "metrics": {k: float(v) for k, v in metrics.items()}}
         self.dir.mkdir(parents=True, exist_ok=True)
-        files = {"last.pt": {**weights, **_to_cpu(state or {})}}
+        run = RunDir(self.dir)
+        files = {run.last: {**weights, **_to_cpu(state or {})}}
         if best:
-            files["best.pt"] = weights
-        for name, payload in files.items():
-            tmp = self.dir / f".{name}.tmp"
+            files[run.best] = weights
+        for path, payload in files.items():
+            tmp = path.with_name(f".{path.name}.tmp")
             torch.save(payload, tmp)
-            tmp.replace(self.dir / name)
+            tmp.replace(path)
 
 
 def _to_cpu(obj):

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from mer_search.cli import main
-from test_sweep_resume import _rung_records
+from helpers import rung_records
 
 
 @pytest.mark.parametrize("command", [[], ["prepare"], ["synth"], ["demo"], ["train"], ["features"], ["sweep"],
@@ -54,7 +54,7 @@ def test_demo_runs_the_pipeline_and_resumes(tmp_path):
     # no later stage), and the same command resumes the interrupted sweep
     for sig, stage, later in ((signal.SIGINT, "text", "configs/text.yaml"),
                               (signal.SIGTERM, "text_context", "configs/text_context.yaml")):
-        stopped = _signal_when(cmd, env, sig, lambda: len(_rung_records(out / "sweeps" / stage)) >= 2)
+        stopped = _signal_when(cmd, env, sig, lambda: len(rung_records(out / "sweeps" / stage)) >= 2)
         assert stopped.returncode == 128 + sig, stopped.stderr[-3000:]
         assert f"stopped by {sig.name}" in stopped.stderr and "mer-search demo --out" in stopped.stderr
         status = json.loads((out / "sweeps" / stage / "status.json").read_text())
@@ -119,12 +119,12 @@ def test_import_of_data_prep_leaves_ray_out():
 
 def test_an_internal_error_shows_its_traceback_with_v(monkeypatch, tmp_path):
     """A bug (not a user error) is never dressed as one: with -v its traceback, without it a hint to rerun."""
-    import mer_search.results
+    import mer_search.export
 
     def broken(*args, **kwargs):
         raise KeyError("dev_wf1")
 
-    monkeypatch.setattr(mer_search.results, "export_config", broken)
+    monkeypatch.setattr(mer_search.export, "export_config", broken)
     r = CliRunner().invoke(main, ["export", str(tmp_path)])
     assert r.exit_code == 1 and "Traceback" not in r.stderr
     assert "internal error (KeyError: 'dev_wf1'); this is a bug in mer-search" in r.stderr and "rerun with -v" in r.stderr

@@ -88,7 +88,7 @@ def test_a_wrong_type_in_a_space(tmp_path):
 def test_the_metric_sets_the_direction(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("search: {metric: dev_loss}\nfixed: {model.name: text_mlp}\nparams: {}\n")
-    assert load_space(path).search["mode"] == "min"
+    assert load_space(path).search.mode == "min"
     path.write_text("search: {metric: dev_loss, mode: max}\nfixed: {model.name: text_mlp}\nparams: {}\n")
     with pytest.raises(SpaceError, match="search.mode: 'max', but dev_loss is better when minimised"):
         load_space(path)

@@ -15,7 +15,8 @@ import mer_search.dialogue_text as dt
 from mer_search.cli import main
 from mer_search.dialogue_text import DialogueSequences, assemble, utterance_string
 from mer_search.encoders import DEFAULT_ENCODER, load_tokenizer
-from mer_search.experiment import extract_features, run
+from mer_search.experiment import run
+from mer_search.features import extract_features
 from mer_search.models import build_model
 from mer_search.train import load_checkpoint
 from resume_check import crash_and_resume
@@ -228,7 +229,7 @@ def test_sweep_on_a_gpu_request_without_gpus_then_export_and_train(prepared, tmp
     import ray
     import yaml
 
-    from mer_search.results import export_config
+    from mer_search.export import export_config
     from mer_search.search.sweep import SweepOptions, run_sweep
 
     if torch.cuda.is_available():

@@ -7,11 +7,12 @@ from pathlib import Path
 import optuna
 import pytest
 
-from mer_search.plan import SweepPlan
+from mer_search.dirs import SweepDir
+from mer_search.plan import SearchSettings, SweepPlan
 from mer_search.search import state, sweep
 from mer_search.search.storage import Storage
 
-PLAN = dict(space_name="s", space_source="s.yaml", search={"max_epochs": 2}, num_samples=4, sampler="tpe",
+PLAN = dict(space_name="s", space_source="s.yaml", search=SearchSettings(max_epochs=2, num_samples=4),
             scheduler="asha", seed=0, objectives=[["dev_wf1", "max"]], base={"data.prepared": "/p"},
             prepared_sha256="0" * 64, study_name="s-a")
 
@@ -35,7 +36,7 @@ def test_constant_liar_is_on_when_trials_run_at_once(monkeypatch):
 def test_the_default_study_is_a_journal_that_moves_with_the_sweep_dir(tmp_path):
     old, new = tmp_path / "head1" / "sweep", tmp_path / "head2" / "sweep"
     old.mkdir(parents=True)
-    assert state.local_study_url(old) == str(old / "optuna.journal")
+    assert state.local_study_url(old) == str(SweepDir(old).study_path)
     state.activate(old, _plan(old))
     storage = state.study_storage(state.local_study_url(old))
     assert isinstance(storage, state.RelocatableJournalStorage)
@@ -46,7 +47,8 @@ def test_the_default_study_is_a_journal_that_moves_with_the_sweep_dir(tmp_path):
     old.rename(new)                          # the sweep dir on another head
     state.activate(new, _plan(old))
     moved = pickle.loads(pickled)
-    assert moved.path == str(new / "optuna.journal")
+    state.deactivate()
+    assert moved.path == str(SweepDir(new).study_path)
     assert len(optuna.load_study(study_name="s-a", storage=moved).trials) == 1
     assert isinstance(state.study_storage("sqlite:///" + str(tmp_path / "x.db")), state.RelocatableRDBStorage)
 
@@ -54,20 +56,20 @@ def test_the_default_study_is_a_journal_that_moves_with_the_sweep_dir(tmp_path):
 def test_the_mirror_uploads_whole_journal_lines(tmp_path):
     out, bucket = tmp_path / "sweep", tmp_path / "bucket"
     out.mkdir()
-    state.activate(out, _plan(out))
+    running = state.activate(out, _plan(out))
     study = optuna.create_study(study_name="s-a", storage=state.study_storage(state.local_study_url(out)))
     study.enqueue_trial({"x": 2.0})
-    with open(out / "optuna.journal", "ab") as f:
+    with open(SweepDir(out).study_path, "ab") as f:
         f.write(b'{"op_code": 4, "worker_id": "half a li')          # a line still being appended
     storage = Storage(f"file://{bucket}")
     storage.check_writable()                 # as a sweep does before it runs: makes the bucket dir
-    state.use_storage(storage)
-    state.mirror()
-    copy = (bucket / "optuna.journal").read_bytes()
+    running.storage = storage
+    running.mirror()
+    state.deactivate()
+    copy = (bucket / SweepDir.STUDY).read_bytes()
     assert copy.endswith(b"\n") and b"half a li" not in copy
-    loaded = optuna.load_study(study_name="s-a", storage=state.RelocatableJournalStorage(str(bucket / "optuna.journal")))
+    loaded = optuna.load_study(study_name="s-a", storage=state.RelocatableJournalStorage(str(bucket / SweepDir.STUDY)))
     assert len(loaded.trials) == 1
-    state.use_storage(None)
 
 
 def test_tpe_startup_trials_come_from_the_space_or_the_flag(prepared, tmp_path, monkeypatch):
@@ -86,7 +88,7 @@ def test_tpe_startup_trials_come_from_the_space_or_the_flag(prepared, tmp_path, 
     assert sweep.sampler_for(plan_of(startup_trials=12))._n_startup_trials == 12
     old = plan_of().to_json()
     del old["search"]["startup_trials"]            # a plan written before the setting existed
-    assert sweep.sampler_for(SweepPlan(**old))._n_startup_trials == 10
+    assert sweep.sampler_for(SweepPlan.from_json(old))._n_startup_trials == 10
     for bad in ("-1", "many", "true"):
         space.write_text(space.read_text().replace("startup_trials: 7", f"startup_trials: {bad}"))
         with pytest.raises(SpaceError, match="search.startup_trials"):

@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from mer_search.models import build_model, model_names, resolve_sizes
-from mer_search.search.flat import nest
+from mer_search.dirs import nest
 from mer_search.search.space import SpaceError, all_spaces, load_space
 
 REPO = Path(__file__).resolve().parents[1]

@@ -210,7 +210,18 @@ def test_a_missing_train_statistics_file_is_caught_before_training(prepared, tmp
     import shutil
 
     from mer_search.experiment import check_data
-    from mer_search.models.speech import needs_train_stats
+    from mer_search import models
+
+    class Data:
+        reads = 0
+
+        def train_stats(self):
+            Data.reads += 1
+
+    def needs_train_stats(cfg):      # the registry's check_data hook reads the statistics exactly when needed
+        before = Data.reads
+        models.check_data(cfg, Data())
+        return Data.reads > before
 
     assert needs_train_stats({"name": "speech_cnn1d"}) and not needs_train_stats({"name": "speech_cnn1d",
                                                                                   "norm": "utterance"})

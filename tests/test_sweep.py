@@ -10,10 +10,9 @@ import optuna
 import pandas as pd
 import pytest
 
+from helpers import sweep_study as _study
+
 pytestmark = pytest.mark.ray
-
-
-from test_sweep_resume import sweep_study as _study
 
 
 def test_local_sweep_with_asha_and_wandb_offline(sweep_dir):

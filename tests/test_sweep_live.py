@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from test_sweep_resume import SPACE, _kill_tree, _rung_records, assert_each_trial_once, sweep_study
+from helpers import SPACE, assert_each_trial_once, kill_tree, rung_records, sweep_study
 
 pytestmark = pytest.mark.ray
 WANDB = str(Path(sys.executable).parent / "wandb")
@@ -76,7 +76,7 @@ def test_live_wandb_and_bounded_checkpoints_through_a_driver_kill(prepared, tmp_
                   env)
     live, board, t0 = None, None, time.time()
     try:
-        while len(_rung_records(out)) < 5 and proc.poll() is None and time.time() - t0 < 240:
+        while len(rung_records(out)) < 5 and proc.poll() is None and time.time() - t0 < 240:
             if board is None and (out / "optuna.journal").exists():
                 trials = _dashboard_trials(out)       # a second process reading the study mid-sweep
                 if any(len(t["intermediate_values"]) >= 2 for t in trials) and proc.poll() is None:
@@ -89,7 +89,7 @@ def test_live_wandb_and_bounded_checkpoints_through_a_driver_kill(prepared, tmp_
                         break
             time.sleep(0.1)
     finally:
-        _kill_tree(proc)
+        kill_tree(proc)
     assert live is not None, "no W&B run had two epochs logged while the sweep ran"
     assert board is not None, "optuna-dashboard saw no trial with two epochs while the sweep ran"
     ray_ids = {d.name.split("_")[1] for d in (out / "tune").glob("trainable_*")}
@@ -139,11 +139,11 @@ def test_head_loss_resumes_from_the_storage_uri_alone(prepared, tmp_path, env):
                    "--wandb", "disabled", "--keep-checkpoints", "none", "--seed", "3"], env)
     t0 = time.time()
     try:
-        while len(_rung_records(remote)) < 5 and proc.poll() is None and time.time() - t0 < 240:
+        while len(rung_records(remote)) < 5 and proc.poll() is None and time.time() - t0 < 240:
             time.sleep(0.05)
     finally:
-        _kill_tree(proc)
-    before = _rung_records(remote)
+        kill_tree(proc)
+    before = rung_records(remote)
     assert len(before) >= 5 and not (remote / "trials.parquet").exists(), "the driver must die mid-sweep"
     assert not list(remote.glob("*.tmp-*")), "a half-written state file in the storage"
     shutil.rmtree(tmp_path / "head")           # the head is gone: nothing local survives
@@ -153,7 +153,7 @@ def test_head_loss_resumes_from_the_storage_uri_alone(prepared, tmp_path, env):
                         "--out", str(elsewhere)], env=env, capture_output=True, text=True, timeout=400)
     assert r.returncode == 0, r.stderr[-3000:]
     assert_each_trial_once(pd.read_parquet(elsewhere / "trials.parquet"), 8)
-    after = _rung_records(elsewhere)
+    after = rung_records(elsewhere)
     assert all(after.get(k) == v for k, v in before.items()), "ASHA's records from before the loss changed"
     study = sweep_study(elsewhere)
     states = pd.Series([t.state.name for t in study.trials])
@@ -192,7 +192,7 @@ def test_driver_killed_again_and_again_never_loses_a_needed_checkpoint(prepared,
         while proc.poll() is None and time.time() < deadline:
             time.sleep(0.05)
         assert proc.poll() is None, f"the sweep ended before kill {i + 1} of {kills}"
-        _kill_tree(proc)
+        kill_tree(proc)
     r = subprocess.run([sys.executable, "-m", "mer_search.cli", "sweep", "--resume", str(out)], env=env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -223,7 +223,7 @@ def test_a_driver_killed_before_tunes_first_snapshot_resumes_the_whole_budget(pr
         while not (out / "tune" / "tuner.pkl").exists() and proc.poll() is None and time.time() - t0 < 120:
             time.sleep(0.01)
     finally:
-        _kill_tree(proc)
+        kill_tree(proc)
     assert not list((out / "tune").glob("experiment_state-*")), "killed too late: Tune had snapshotted"
     r = subprocess.run([sys.executable, "-m", "mer_search.cli", "sweep", "--resume", str(out)], env=env,
                        capture_output=True, text=True, timeout=400)

@@ -11,7 +11,8 @@ import torch
 from click.testing import CliRunner
 
 from mer_search.cli import main
-from mer_search.experiment import extract_features, run
+from mer_search.experiment import run
+from mer_search.features import extract_features
 from resume_check import crash_and_resume
 
 

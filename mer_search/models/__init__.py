@@ -5,9 +5,10 @@ Every model maps a batch (a dict of tensors, see mer_search.data) to logits with
 `features(batch)`; `feature_dim` says how wide that representation is.
 
 A model registers everything the rest of the system needs to know about it, beside its builder:
-the batch entries it reads, which of its arguments come from the prepared data (and how), whether it
-trains on whole dialogues, its label in the summary table, and the encoder whose tokenizer its text
-needs. Adding a model is one module here (found by itself) or anywhere on the path named in
+the batch entries it reads, which of its arguments come from the prepared data (and how), what it takes
+from the training data once built (e.g. per-band statistics), whether it trains on whole dialogues, its
+label in the summary table, and the encoder whose tokenizer its text needs. Adding a model is one module
+here (found by itself) or anywhere on the path named in
 MER_SEARCH_MODELS (comma-separated modules), plus a space.
 """
 
@@ -19,7 +20,7 @@ import inspect
 import os
 import pkgutil
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from torch import nn
 
@@ -39,6 +40,12 @@ class DataSizes(Protocol):
     def vector_dim(self, kind: str) -> int: ...
 
 
+class TrainData(Protocol):
+    """What a built model may take from the training split (`from_data` hooks): per-band log-mel statistics."""
+
+    def train_stats(self) -> Any: ...
+
+
 Fill = Callable[[dict, DataSizes], Any]        # (the model config, the data) -> an argument's value, or None
 
 
@@ -51,6 +58,10 @@ class ModelSpec:
     dialogues: Callable[[dict], bool] = lambda cfg: False     # trains on whole dialogues
     label: Callable[[dict], str] = lambda cfg: cfg["name"]    # its architecture in the summary table
     tokenizer: Callable[[dict], str | None] = lambda cfg: None  # the encoder whose tokenizer its text needs
+    # (model, its config, the training data) -> None: what the built model takes from the training split; and
+    # (its config, the training data) -> None: the same reads, to fail before a sweep starts when data lacks them
+    from_data: Callable[[nn.Module, dict, TrainData], None] | None = None
+    check_data: Callable[[dict, TrainData], None] | None = None
 
 
 REGISTRY: dict[str, ModelSpec] = {}
@@ -58,7 +69,9 @@ REGISTRY: dict[str, ModelSpec] = {}
 
 def register(name: str, inputs: set[str] | Callable[[dict], set[str]], sizes: dict[str, Fill] | None = None,
              dialogues: bool | Callable[[dict], bool] = False, label: Callable[[dict], str] | None = None,
-             tokenizer: Callable[[dict], str | None] | None = None):
+             tokenizer: Callable[[dict], str | None] | None = None,
+             from_data: Callable[[nn.Module, dict, TrainData], None] | None = None,
+             check_data: Callable[[dict, TrainData], None] | None = None):
     """Register a builder under `name` with what the system needs to know of the model (see ModelSpec)."""
     def deco(builder):
         fills = dict(sizes or {})
@@ -70,7 +83,8 @@ def register(name: str, inputs: set[str] | Callable[[dict], set[str]], sizes: di
             read = lambda cfg, fixed=frozenset(inputs): set(fixed)      # noqa: E731
         REGISTRY[name] = ModelSpec(name, builder, read, fills,
                                    dialogues if callable(dialogues) else (lambda cfg, d=dialogues: d),
-                                   label or (lambda cfg: cfg["name"]), tokenizer or (lambda cfg: None))
+                                   label or (lambda cfg: cfg["name"]), tokenizer or (lambda cfg: None),
+                                   from_data, check_data)
         return builder
 
     return deco
@@ -111,6 +125,30 @@ def build_model(cfg: dict[str, Any]) -> nn.Module:
         raise ConfigError(f"model {name!r} has no argument(s) {', '.join(unknown)}; "
                           f"valid: {', '.join(params)}")
     return builder(**cfg)
+
+
+def walk(cfg: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A model config, then every model config nested in it (utterance, text_model, speech_model), depth first."""
+    yield cfg
+    for key in NESTED:
+        if isinstance(cfg.get(key), dict):
+            yield from walk(cfg[key])
+
+
+def prepare_from_data(model: nn.Module, cfg: dict[str, Any], data: TrainData) -> None:
+    """Give a built model what it (or a model nested in it) takes from the training data."""
+    for node in walk(cfg):
+        hook = spec(node.get("name")).from_data
+        if hook is not None:
+            hook(model, node, data)
+
+
+def check_data(cfg: dict[str, Any], data: TrainData) -> None:
+    """Raise unless the training data holds what the model (and those nested in it) will take from it."""
+    for node in walk(cfg):
+        check = spec(node.get("name")).check_data
+        if check is not None:
+            check(node, data)
 
 
 def resolve_sizes(cfg: dict[str, Any], data: DataSizes) -> dict[str, Any]:
@@ -187,12 +225,4 @@ def model_label(cfg: dict[str, Any]) -> str:
 
 def finetuned_encoder(cfg: dict[str, Any]) -> str | None:
     """The encoder a fine-tuned text model (alone or inside a context/fusion model) tokenizes for, if any."""
-    found = spec(cfg.get("name")).tokenizer(cfg)
-    if found:
-        return found
-    for key in NESTED:
-        if isinstance(cfg.get(key), dict):
-            found = finetuned_encoder(cfg[key])
-            if found:
-                return found
-    return None
+    return next(filter(None, (spec(node.get("name")).tokenizer(node) for node in walk(cfg))), None)

@@ -62,5 +62,9 @@ class Classifier(nn.Module):
         self.feature_dim = dim
         self.head = nn.Linear(dim, num_classes)
 
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from `features(batch)`'s output (features and predictions in one pass)."""
+        return self.head(features)
+
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.head(self.features(batch))
+        return self.logits(self.features(batch))

@@ -60,8 +60,11 @@ class ContextModel(nn.Module):
     def features(self, batch: dict) -> torch.Tensor:
         return self.context(self.utterance_vectors(batch), batch["dialogue_index"])
 
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.head(self.features(batch))
+        return self.logits(self.features(batch))
 
 
 def _inputs(cfg: dict) -> set[str]:

@@ -85,7 +85,8 @@ class TextFinetune(Classifier):
             else:
                 group_lr = lr * layer_decay ** (top - depth.get(id(p), top))
             decay = 0.0 if p.ndim == 1 else weight_decay
-            groups.setdefault((group_lr, decay), {"params": [], "lr": group_lr, "weight_decay": decay})["params"].append(p)
+            group = groups.setdefault((group_lr, decay), {"params": [], "lr": group_lr, "weight_decay": decay})
+            group["params"].append(p)
         return list(groups.values())
 
 

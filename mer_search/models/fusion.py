@@ -90,7 +90,10 @@ class Fusion(nn.Module):
         return self._context(fused, self.ctx_t, batch)
 
     def forward(self, batch: dict) -> torch.Tensor:
-        z = self.features(batch)
+        return self.logits(self.features(batch))
+
+    def logits(self, z: torch.Tensor) -> torch.Tensor:
+        """late: each modality's classifier on its half of the features, mixed; else one head."""
         if self.kind != "late":
             return self.head(z)
         zt, zs = z.chunk(2, dim=-1)

@@ -76,22 +76,31 @@ def set_train_stats(model: nn.Module, stats: Callable[[], tuple[np.ndarray, np.n
             m.set_train_stats(mean, std)
 
 
-def needs_train_stats(cfg: dict) -> bool:
-    """Whether a model config, or one nested in it, normalises log-mel with train statistics (a speech model
-    that names no norm gets its builder's default)."""
-    from mer_search.models import builder_arguments, model_names
+def uses_train_stats(cfg: dict) -> bool:
+    """Whether this speech model config normalises log-mel with train statistics (no norm named: the
+    builder's default)."""
+    from mer_search.models import builder_arguments
 
-    name = cfg.get("name")
-    norm = builder_arguments(name).get("norm") if name in model_names() else None
-    if norm is not None and cfg.get("norm", norm.default) == "train_stats":
-        return True
-    return any(needs_train_stats(cfg[k]) for k in ("utterance", "text_model", "speech_model")
-               if isinstance(cfg.get(k), dict))
+    norm = builder_arguments(cfg["name"]).get("norm")
+    return norm is not None and cfg.get("norm", norm.default) == "train_stats"
+
+
+def _take_train_stats(model: nn.Module, cfg: dict, data) -> None:
+    if uses_train_stats(cfg):
+        set_train_stats(model, data.train_stats)
+
+
+def _check_train_stats(cfg: dict, data) -> None:
+    if uses_train_stats(cfg):
+        data.train_stats()
 
 
 def _check_pool(pooling: str) -> None:
     if pooling not in POOLS:
         raise ConfigError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLS)}")
+
+
+TRAIN_STATS = {"from_data": _take_train_stats, "check_data": _check_train_stats}
 
 
 class SpeechCNN2D(Classifier):
@@ -199,19 +208,19 @@ class SpeechStats(Classifier):
         return self.body(self.drop(torch.cat([stats, log_len], dim=1)))
 
 
-@register("speech_cnn2d", inputs={"mel"}, sizes={"n_mels": fill_n_mels})
+@register("speech_cnn2d", inputs={"mel"}, sizes={"n_mels": fill_n_mels}, **TRAIN_STATS)
 def speech_cnn2d(n_mels: int = 40, channels: int = 20, dropout: float = 0.3, kernel: int = 3,
                  norm: str = DEFAULT_NORM, pooling: str = "mean", freq: str = "keep", num_classes: int = NUM_CLASSES):
     return SpeechCNN2D(n_mels, channels, dropout, kernel, norm, pooling, freq, num_classes=num_classes)
 
 
-@register("speech_cnn1d", inputs={"mel"}, sizes={"n_mels": fill_n_mels})
+@register("speech_cnn1d", inputs={"mel"}, sizes={"n_mels": fill_n_mels}, **TRAIN_STATS)
 def speech_cnn1d(n_mels: int = 40, channels: int = 64, kernel: int = 5, dropout: float = 0.3,
                  norm: str = DEFAULT_NORM, pooling: str = "mean", num_classes: int = NUM_CLASSES):
     return SpeechCNN1D(n_mels, channels, kernel, dropout, norm, pooling, num_classes=num_classes)
 
 
-@register("speech_lstm", inputs={"mel"}, sizes={"n_mels": fill_n_mels})
+@register("speech_lstm", inputs={"mel"}, sizes={"n_mels": fill_n_mels}, **TRAIN_STATS)
 def speech_lstm(n_mels: int = 40, hidden: int = 64, layers: int = 2, bidirectional: bool = True,
                 dropout: float = 0.3, pooling: str = "mean", head_hidden: tuple[int, ...] = (),
                 norm: str = DEFAULT_NORM, num_classes: int = NUM_CLASSES):
@@ -221,7 +230,7 @@ def speech_lstm(n_mels: int = 40, hidden: int = 64, layers: int = 2, bidirection
                       num_classes=num_classes)
 
 
-@register("speech_stats", inputs={"mel"}, sizes={"n_mels": fill_n_mels})
+@register("speech_stats", inputs={"mel"}, sizes={"n_mels": fill_n_mels}, **TRAIN_STATS)
 def speech_stats(n_mels: int = 40, hidden: tuple[int, ...] = (), dropout: float = 0.0, norm: str = DEFAULT_NORM,
                  num_classes: int = NUM_CLASSES):
     return SpeechStats(n_mels, tuple(hidden), dropout, norm, num_classes=num_classes)

@@ -8,6 +8,7 @@ import time
 from ray import tune
 
 from mer_search.metrics import better
+from mer_search.search import state
 
 log = logging.getLogger("mer_search.search.sweep")
 
@@ -51,10 +52,8 @@ class TrialLedger(tune.Callback):
     A stop signal ends a Tune run with its running trials marked TERMINATED in memory, like finished ones,
     but no completion event fires for them, and the experiment snapshot Tune saves just before keeps them
     unfinished (a resume continues them). The ended set is saved in that snapshot (get_state) and restored
-    with it, so it stays right across driver restarts. `last` holds the ledger of the run that just ended
-    (the driver reads it after Tuner.fit; a restored run uses the unpickled copy, not the one it passed)."""
-
-    last: dict = {"trials": [], "ended": {}}
+    with it, so it stays right across driver restarts. When Tune's run ends, the ledger hands what it saw to
+    the running sweep (a restored run uses the unpickled copy, not the one the driver passed)."""
 
     def __init__(self):
         self.ended: dict[str, str] = {}
@@ -66,10 +65,11 @@ class TrialLedger(tune.Callback):
         self.ended[trial.trial_id] = "ERROR"
 
     def on_experiment_end(self, trials, **info):
-        TrialLedger.last = {"trials": [t.trial_id for t in trials], "ended": dict(self.ended)}
+        if state.current() is not None:
+            state.current().ledger = {"trials": [t.trial_id for t in trials], "ended": dict(self.ended)}
 
     def get_state(self) -> dict:
         return {"ended": dict(self.ended)}
 
-    def set_state(self, state: dict) -> None:
-        self.ended = dict(state.get("ended", {}))
+    def set_state(self, saved: dict) -> None:
+        self.ended = dict(saved.get("ended", {}))

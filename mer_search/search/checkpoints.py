@@ -6,7 +6,8 @@ experiment snapshot, written every couple of seconds: after a driver crash, Tune
 checkpoint its last *persisted* snapshot names, which may be older than the newest on disk. So a checkpoint is
 deleted only when that snapshot no longer needs it: older than the one before the one it names for a running
 trial (Tune registers a checkpoint a step after the result naming it; when it names none, as for a restored
-trial before its first new report, nothing goes), or any but the best once it records the trial TERMINATED. An ERROR trial keeps its latest checkpoint too (a resume
+trial before its first new report, nothing goes), or any but the best once it records the trial TERMINATED.
+An ERROR trial keeps its latest checkpoint too (a resume
 retries errored trials from there). The pruner runs in the driver, as results arrive.
 """
 
@@ -19,11 +20,12 @@ import time
 import pyarrow.fs as pafs
 from ray import tune
 
+from mer_search.dirs import SweepDir
 from mer_search.errors import ConfigError
+from mer_search.plan import KEEP_CHOICES
 from mer_search.search import ray_internals, state
 
 log = logging.getLogger(__name__)
-KEEP_CHOICES = ("best", "none", "all")      # all: nothing is deleted (every epoch of every trial)
 SNAPSHOT_READ_EVERY_S = 1.0
 
 
@@ -106,12 +108,12 @@ class CheckpointPruner(tune.Callback):
 
     def prune(self, fresh: bool = False) -> int:
         """Delete what no restore can need; returns how many checkpoint dirs went."""
-        storage = state.active_storage()
+        storage = state.current().storage if state.current() else None
         if storage is None or not self.pending or self.keep == "all":
             return 0
         fs = storage.fs or pafs.LocalFileSystem()
         if fresh or time.monotonic() - self._read_at >= SNAPSHOT_READ_EVERY_S:
-            self._snapshot = ray_internals.snapshot_positions(fs, storage.join("tune"))
+            self._snapshot = ray_internals.snapshot_positions(fs, storage.join(SweepDir.TUNE))
             self._read_at = time.monotonic()
         deleted = 0
         for tid in sorted(self.pending):

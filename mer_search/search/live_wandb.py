@@ -30,7 +30,6 @@ from mer_search.metrics import better
 from mer_search.search import state
 
 log = logging.getLogger(__name__)
-LEDGER = "wandb_steps.json"
 FLUSH_EVERY_S = 2.0      # the offline log on disk lags at most this much (W&B's default, 15 s, hides short trials)
 
 
@@ -54,7 +53,7 @@ def steps_on_disk(wandb_dir: Path, rid: str) -> set[int]:
 
 def _stored_results(trial) -> dict[int, dict]:
     """A trial's reported results as Ray stored them (result.json in its trial dir), by epoch."""
-    storage = state.active_storage()
+    storage = state.current().storage if state.current() else None
     fs = (storage.fs if storage else None) or pafs.LocalFileSystem()
     try:
         with fs.open_input_stream(posixpath.join(trial.path, "result.json")) as f:
@@ -84,12 +83,12 @@ class LiveWandb(tune.Callback):
     # -- the ledger: what was logged, per trial ----------------------------------------------------------
     def _ledger(self) -> dict:
         if self.ledger is None:
-            path = state.active_dir() / LEDGER
+            path = state.current().dir.wandb_steps_path
             self.ledger = json.loads(path.read_text()) if path.exists() else {}
         return self.ledger
 
     def _save(self) -> None:
-        write_json_atomic(state.active_dir() / LEDGER, self.ledger)
+        write_json_atomic(state.current().dir.wandb_steps_path, self.ledger)
 
     # -- runs --------------------------------------------------------------------------------------------
     def _open(self, trial):
@@ -102,11 +101,11 @@ class LiveWandb(tune.Callback):
         earlier = tid in self._ledger()
         entry = self.ledger.setdefault(tid, {"run_id": run_id(self.group, tid), "step": 0})
         if earlier:     # opened by an earlier driver: trust what reached the disk, not the ledger
-            entry["step"] = max(steps_on_disk(state.active_dir() / "wandb", entry["run_id"]), default=0)
+            entry["step"] = max(steps_on_disk(state.current().dir.wandb_dir, entry["run_id"]), default=0)
         config = {k: v for k, v in trial.config.items() if "." in k}
         run = wandb.init(project="mer-search", group=self.group, name=tid, id=entry["run_id"], resume="allow",
                          job_type="trial", config={**config, "sweep": self.settings}, mode=self.wandb_mode,
-                         dir=str(state.active_dir()), reinit="create_new",
+                         dir=str(state.current().dir.path), reinit="create_new",
                          settings=wandb.Settings(x_disable_stats=True, x_disable_meta=True, console="off",
                                                  disable_git=True, save_code=False, silent=True,
                                                  x_transaction_log_flush_interval=FLUSH_EVERY_S))

@@ -18,7 +18,8 @@ import pandas as pd
 
 from mer_search.plan import SweepPlan
 from mer_search.search import report_html
-from mer_search.results import SweepDirError, load_sweep as load, ranked, sweep_status
+from mer_search.dirs import SweepDir, ranked
+from mer_search.plan import SweepDirError
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +28,12 @@ ReportError = SweepDirError
 
 
 def summary_line(sweep_dir: str | Path) -> str:
-    plan, table = load(sweep_dir)
+    d = SweepDir(sweep_dir)
+    plan, table = d.load()
     r = ranked(table, plan)
     metric = plan.metric
     counts = r.outcome.value_counts()
-    status = sweep_status(sweep_dir)
+    status = d.status()
     unfinished = "" if status["finished"] else \
         f"UNFINISHED, {counts.get('cut short', 0)} cut short, {status.get('planned', '?')} planned; "
     return (f"{len(r)} trials ({unfinished}{counts.get('complete', 0)} complete, {counts.get('stopped', 0)} stopped "
@@ -134,12 +136,12 @@ def _save(fig, path: Path) -> Path:
 
 def write_report(sweep_dir: str | Path, top_k: int = 5) -> tuple[pd.DataFrame, Path]:
     """Writes report/ in the sweep dir; returns the ranked table and the HTML page's path."""
-    d = Path(sweep_dir)
-    plan, table = load(d)
+    d = SweepDir(sweep_dir)
+    plan, table = d.load()
     r = ranked(table, plan)
     if r.empty:
-        raise ReportError(f"{d}: no trial reported a result")
-    out = d / "report"
+        raise ReportError(f"{d.path}: no trial reported a result")
+    out = d.report_dir
     out.mkdir(exist_ok=True)
     r.to_csv(out / "ranked.csv")
     imp = importance(plan)
@@ -153,7 +155,7 @@ def write_report(sweep_dir: str | Path, top_k: int = 5) -> tuple[pd.DataFrame, P
         figures.append(report_html.parallel(r, metric, params))
     if len(plan.objectives) > 1 and "n_params" in r:
         figures.append(report_html.pareto(r, pareto_front(r, metric, mode), metric))
-    summary = (f"{summary_line(d)}; sampler {plan.sampler}, scheduler {plan.scheduler}, ranked by {metric}. "
+    summary = (f"{summary_line(d.path)}; sampler {plan.sampler}, scheduler {plan.scheduler}, ranked by {metric}. "
                f"PNG copies: {', '.join(p.name for p in paths.values())}.")
     (out / "index.html").write_text(report_html.page(f"Sweep {plan.space_name}", summary, report_html.ranked_table(r),
                                                      figures))

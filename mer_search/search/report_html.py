@@ -51,7 +51,8 @@ def ranked_table(r: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in ["rank", *r.columns])
     rows = "".join("<tr>" + f"<td>{rank}</td>" + "".join(_cell(v) for v in row) + "</tr>"
                    for rank, row in zip(r.index, r.itertuples(index=False)))
-    return f'<div class="scroll"><table class="ranked"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
+    return (f'<div class="scroll"><table class="ranked"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody>'
+            '</table></div>')
 
 
 def curves(r: pd.DataFrame, table: pd.DataFrame, metric: str, top_k: int):

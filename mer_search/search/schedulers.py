@@ -15,10 +15,11 @@ from pathlib import Path
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, HyperBandScheduler, MedianStoppingRule
 
 from data_prep.atomic import write_json_atomic
+from mer_search.dirs import SweepDir
 from mer_search.errors import ConfigError
+from mer_search.plan import SCHEDULERS, SearchSettings
 from mer_search.search import ray_internals, state
 
-SCHEDULERS = ("asha", "hyperband", "median", "none")
 
 
 class PersistentASHA(AsyncHyperBandScheduler):
@@ -67,17 +68,18 @@ class PersistentASHA(AsyncHyperBandScheduler):
         self._save()
 
 
-def make_scheduler(name: str, search: dict, record_dir: Path):
-    """search: the space's search settings (max_epochs, grace_period, reduction_factor)."""
+def make_scheduler(name: str, search: SearchSettings, sweep_dir: SweepDir):
+    """search: the space's search settings (max_epochs, grace_period, reduction_factor); ASHA keeps its records
+    in the sweep dir."""
     if name == "asha":
-        return PersistentASHA(Path(record_dir) / "asha_rungs.json", time_attr="training_iteration",
-                              max_t=search["max_epochs"], grace_period=search["grace_period"],
-                              reduction_factor=search["reduction_factor"])
+        return PersistentASHA(sweep_dir.rungs_path, time_attr="training_iteration",
+                              max_t=search.max_epochs, grace_period=search.grace_period,
+                              reduction_factor=search.reduction_factor)
     if name == "hyperband":
-        return HyperBandScheduler(time_attr="training_iteration", max_t=search["max_epochs"],
-                                  reduction_factor=search["reduction_factor"])
+        return HyperBandScheduler(time_attr="training_iteration", max_t=search.max_epochs,
+                                  reduction_factor=search.reduction_factor)
     if name == "median":
-        return MedianStoppingRule(time_attr="training_iteration", grace_period=search["grace_period"])
+        return MedianStoppingRule(time_attr="training_iteration", grace_period=search.grace_period)
     if name == "none":
         return FIFOScheduler()
     raise ConfigError(f"unknown scheduler {name!r}; valid: {', '.join(SCHEDULERS)}")

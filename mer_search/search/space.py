@@ -35,13 +35,11 @@ from mer_search.data import DataConfig
 from mer_search.errors import UserError
 from mer_search.metrics import MODES, SELECTABLE
 from mer_search.config_io import field_types, loads, type_problem
-from mer_search.models import derived_arguments, model_argument_types, model_names
+from mer_search.models import NESTED, derived_arguments, model_argument_types, model_names
+from mer_search.plan import SAMPLERS, SearchSettings
 from mer_search.train import TrainConfig
 
 TYPES = ("float", "int", "categorical", "bool")
-SAMPLERS = ("tpe", "random", "cmaes", "qmc", "nsga2")
-SEARCH_DEFAULTS = {"metric": "dev_wf1", "mode": "max", "max_epochs": 20, "grace_period": 2,
-                   "reduction_factor": 3, "num_samples": 20, "sampler": "tpe", "startup_trials": 10}
 METRICS = SELECTABLE
 
 
@@ -52,7 +50,7 @@ class SpaceError(UserError, ValueError):
 @dataclass
 class Space:
     path: Path
-    search: dict
+    search: SearchSettings
     fixed: dict[str, Any]
     params: dict[str, dict]
     command: str = ""
@@ -131,9 +129,15 @@ def load_space(path: str | Path) -> Space:
                          f"final, start")
     first = text.lstrip().splitlines()[0] if text.strip() else ""
     given = raw.get("search") or {}
-    search = {**SEARCH_DEFAULTS, **given}
+    if not isinstance(given, dict):
+        raise SpaceError(f"{path}: search: expected a mapping, got {given!r}")
+    unknown = sorted(set(given) - set(SearchSettings.names()))
+    if unknown:
+        raise SpaceError(f"{path}: search: unknown key(s) {', '.join(unknown)}; "
+                         f"valid: {', '.join(SearchSettings.names())}")
+    search = SearchSettings.from_dict(given)
     if "mode" not in given:         # the metric says which way is better (dev_loss: min)
-        search["mode"] = MODES.get(search["metric"], "max")
+        search.mode = MODES.get(search.metric, "max")
     space = Space(path, search, dict(raw.get("fixed") or {}), dict(raw.get("params") or {}),
                   command=first.lstrip("# ").strip() if first.startswith("#") else "",
                   final=dict(raw.get("final") or {}), start=list(raw.get("start") or []))
@@ -174,7 +178,7 @@ def _config_keys(fixed: dict, params: dict, root: str) -> dict[str, list]:
     keys.update({f"{root}data.{k}": [tp] for k, tp in field_types(DataConfig).items()})
     keys.update({f"{root}train.{k}": [tp] for k, tp in field_types(TrainConfig).items()})
     keys.update(_builder_keys(f"{root}model.", _names(fixed, params, f"{root}model.name")))
-    for nested in ("utterance", "text_model", "speech_model"):
+    for nested in NESTED:
         sub = _names(fixed, params, f"{root}model.{nested}.name")
         if sub:
             keys.update(_builder_keys(f"{root}model.{nested}.", sub))
@@ -191,23 +195,21 @@ def _schema(space: Space) -> dict[str, Any]:
 def validate(space: Space) -> None:
     """Every mistake a space can hold, reported as file + key + what is wrong."""
     s = space.search
-    unknown = sorted(set(s) - set(SEARCH_DEFAULTS) - {"objectives"})
-    if unknown:
-        _fail(space, "search", f"unknown key(s) {', '.join(unknown)}; valid: {', '.join(SEARCH_DEFAULTS)}")
-    if s["metric"] not in METRICS:
-        _fail(space, "search.metric", f"unknown metric {s['metric']!r}; valid: {', '.join(METRICS)}")
-    if s["mode"] != MODES[s["metric"]]:
-        _fail(space, "search.mode", f"{s['mode']!r}, but {s['metric']} is better when {MODES[s['metric']]}imised: "
-                                    f"use {MODES[s['metric']]} or leave mode out")
-    if s["sampler"] not in SAMPLERS:
-        _fail(space, "search.sampler", f"unknown sampler {s['sampler']!r}; valid: {', '.join(SAMPLERS)}")
+    if s.metric not in METRICS:
+        _fail(space, "search.metric", f"unknown metric {s.metric!r}; valid: {', '.join(METRICS)}")
+    if s.mode != MODES[s.metric]:
+        _fail(space, "search.mode", f"{s.mode!r}, but {s.metric} is better when {MODES[s.metric]}imised: "
+                                    f"use {MODES[s.metric]} or leave mode out")
+    if s.sampler not in SAMPLERS:
+        _fail(space, "search.sampler", f"unknown sampler {s.sampler!r}; valid: {', '.join(SAMPLERS)}")
     for k in ("max_epochs", "num_samples", "grace_period"):
-        if not isinstance(s[k], int) or s[k] < 1:
-            _fail(space, f"search.{k}", f"{s[k]!r} must be a positive integer")
-    if not isinstance(s["startup_trials"], int) or isinstance(s["startup_trials"], bool) or s["startup_trials"] < 0:
-        _fail(space, "search.startup_trials", f"{s['startup_trials']!r} must be a whole number >= 0")
-    if not isinstance(s["reduction_factor"], (int, float)) or s["reduction_factor"] < 2:
-        _fail(space, "search.reduction_factor", f"{s['reduction_factor']!r} must be at least 2")
+        value = getattr(s, k)
+        if not isinstance(value, int) or value < 1:
+            _fail(space, f"search.{k}", f"{value!r} must be a positive integer")
+    if not isinstance(s.startup_trials, int) or isinstance(s.startup_trials, bool) or s.startup_trials < 0:
+        _fail(space, "search.startup_trials", f"{s.startup_trials!r} must be a whole number >= 0")
+    if not isinstance(s.reduction_factor, (int, float)) or s.reduction_factor < 2:
+        _fail(space, "search.reduction_factor", f"{s.reduction_factor!r} must be at least 2")
     names = _model_names(space)
     if not names:
         _fail(space, "model.name", "fix it or make it a categorical parameter")
@@ -216,6 +218,9 @@ def validate(space: Space) -> None:
         if n not in valid_names:
             _fail(space, "model.name", f"unknown model {n!r}; valid: {', '.join(sorted(valid_names))}")
     schema = _schema(space)
+    for key in [*space.fixed, *space.params]:
+        if key == "train.seed" or key.endswith(".train.seed"):
+            _fail(space, key, "the sweep's --seed seeds every trial; remove it")
     for key, value in space.fixed.items():
         if key.split(".")[-1] in derived_arguments():
             _fail(space, f"fixed.{key}", "is filled from the prepared data; remove it")

@@ -2,13 +2,15 @@
 its --storage while it runs, so that losing the head loses nothing a resume needs.
 
 Ray keeps its trial results, checkpoints and experiment snapshots in the storage already; this adds the rest.
-Uploads are atomic (written beside, then moved into place): a reader never sees half a file. The study is
-copied with SQLite's backup API, which gives a consistent copy while the sweep keeps writing. A study in an
-RDB the user named (--study-storage) is not copied: it lives there already.
+Uploads are atomic (written beside, then moved into place): a reader never sees half a file. A journal study
+is copied up to its last whole line; a sqlite study with SQLite's backup API, which gives a consistent copy
+while the sweep keeps writing. A study in a database the user named (--study-storage) is not copied: it
+lives there already.
 
-`activate` records where the sweep dir is on this machine. Tuner.restore unpickles objects made when the
-sweep ran before (scheduler, searcher), possibly on another head with another sweep dir; `here` moves a path
-they kept from an earlier sweep dir (sweep.json lists them) to this one.
+`SweepState` is where the running sweep is on this machine. Tuner.restore unpickles objects made when the
+sweep ran before (scheduler, searcher, callbacks), possibly on another head with another sweep dir; they find
+the running sweep through `current()` and move a path they kept from an earlier sweep dir (sweep.json lists
+them) to this one (`here`). Only `Sweep` (sweep.py) activates and deactivates it, for its lifetime.
 """
 
 from __future__ import annotations
@@ -22,44 +24,92 @@ from pathlib import Path
 import optuna
 from ray import tune
 
+from mer_search.dirs import SweepDir
 from mer_search.plan import SweepPlan
-from mer_search.results import STATUS_FILE
 from mer_search.search.storage import Storage
 
 log = logging.getLogger(__name__)
 
-STATE_FILES = ("sweep.json", "space.yaml", "asha_rungs.json", STATUS_FILE, "trials.parquet", "wandb_steps.json")
-STUDY_FILE = "optuna.journal"      # the default study: Optuna's journal file (bench/study_storage.py: why)
-SQLITE_FILE = "optuna.db"          # sweeps before it, or --study-storage sqlite:///SWEEP_DIR/optuna.db
-_active: dict = {"out": None, "storage": None, "moved": [], "study_local": False}
+
+class SweepState:
+    """The running sweep: its dir here, the dirs it ran in before, its storage, and what the trial ledger
+    saw when Tune's run ended (which trials ended; the driver reads it after Tuner.fit)."""
+
+    def __init__(self, sweep_dir: SweepDir, plan: SweepPlan):
+        self.dir = SweepDir(Path(sweep_dir.path).resolve())
+        out = str(self.dir.path)
+        before = [d for d in [*plan.earlier_sweep_dirs, plan.sweep_dir] if d and d != out]
+        self.moved = sorted(set(before), key=len, reverse=True)
+        self.storage: Storage | None = None
+        self.ledger: dict = {"trials": [], "ended": {}}
+        url = self.here(plan.study_storage)
+        self.study_local = url in (local_study_url(self.dir.path), f"sqlite:///{self.dir.sqlite_path}")
+        # the plan as it is on this machine: the sweep dir, and paths inside it (a study, a storage dir) moved
+        self.plan = replace(plan, sweep_dir=out, earlier_sweep_dirs=before, study_storage=url,
+                            storage=self.here(plan.storage))
+
+    def here(self, path: str) -> str:
+        """A path recorded under a dir the sweep ran in before (another head), as it is under this sweep dir."""
+        out = str(self.dir.path)
+        for old in self.moved:
+            for prefix in (old, f"sqlite:///{old}"):
+                if path == prefix or path.startswith(prefix + "/"):
+                    new = out if prefix == old else f"sqlite:///{out}"
+                    return new + path[len(prefix):]
+        return path
+
+    def mirror(self) -> None:
+        """Upload the sweep's state files (and its local study) to its storage, when that is elsewhere."""
+        out, storage = self.dir.path, self.storage
+        if storage is None or storage.is_local_dir(out):
+            return
+        for name in SweepDir.STATE_FILES:
+            if (out / name).exists():
+                storage.upload(out / name, name)
+        if self.study_local and self.dir.study_path.exists():
+            with tempfile.TemporaryDirectory() as tmp:      # whole lines only: a line being appended is left out
+                data = self.dir.study_path.read_bytes()
+                (Path(tmp) / SweepDir.STUDY).write_bytes(data[:data.rfind(b"\n") + 1])
+                storage.upload(Path(tmp) / SweepDir.STUDY, SweepDir.STUDY)
+        if self.study_local and self.dir.sqlite_path.exists():
+            with tempfile.TemporaryDirectory() as tmp:
+                copy = Path(tmp) / SweepDir.SQLITE
+                src, dst = sqlite3.connect(self.dir.sqlite_path), sqlite3.connect(copy)
+                try:
+                    src.backup(dst)
+                finally:
+                    src.close()
+                    dst.close()
+                storage.upload(copy, SweepDir.SQLITE)
 
 
-def activate(out: Path, plan: SweepPlan) -> SweepPlan:
-    """Record the running sweep (its dir here, the dirs it ran in before); returns the plan as it is on this
-    machine: the sweep dir, and paths inside it (a sqlite study, a storage dir), moved with the dir."""
-    out = Path(out).resolve()
-    before = [d for d in [*plan.earlier_sweep_dirs, plan.sweep_dir] if d and d != str(out)]
-    _active.update(out=out, storage=None, moved=sorted(set(before), key=len, reverse=True))
-    url = here(plan.study_storage)
-    _active["study_local"] = url in (local_study_url(out), f"sqlite:///{out / SQLITE_FILE}")
-    return replace(plan, sweep_dir=str(out), earlier_sweep_dirs=before, study_storage=url, storage=here(plan.storage))
+_current: SweepState | None = None
 
 
-def use_storage(storage: Storage) -> None:
-    _active["storage"] = storage
+def activate(sweep_dir: SweepDir | Path, plan: SweepPlan) -> SweepState:
+    """Make this the running sweep (Sweep.__enter__'s part); returns it, with the plan as it is here."""
+    global _current
+    _current = SweepState(sweep_dir if isinstance(sweep_dir, SweepDir) else SweepDir(sweep_dir), plan)
+    return _current
 
 
-def active_storage() -> Storage | None:
-    return _active["storage"]
+def deactivate() -> None:
+    global _current
+    _current = None
 
 
-def active_dir() -> Path | None:
-    return _active["out"]
+def current() -> SweepState | None:
+    return _current
+
+
+def here(path: str) -> str:
+    """`path` moved into the running sweep's dir (unchanged when no sweep runs or it did not move)."""
+    return _current.here(path) if _current else path
 
 
 def local_study_url(out: Path) -> str:
     """The default study of a sweep dir: a journal file in it (a path, where an RDB has a SQLAlchemy URL)."""
-    return str(Path(out).resolve() / STUDY_FILE)
+    return str(SweepDir(Path(out).resolve()).study_path)
 
 
 def study_storage(url: str) -> optuna.storages.BaseStorage:
@@ -69,48 +119,13 @@ def study_storage(url: str) -> optuna.storages.BaseStorage:
     return RelocatableRDBStorage(url) if "://" in url else RelocatableJournalStorage(url)
 
 
-def here(path: str) -> str:
-    """A path recorded under a dir the sweep ran in before (another head), as it is under this sweep dir."""
-    for old in _active["moved"] or ():
-        for prefix in (old, f"sqlite:///{old}"):
-            if path == prefix or path.startswith(prefix + "/"):
-                new = str(_active["out"]) if prefix == old else f"sqlite:///{_active['out']}"
-                return new + path[len(prefix):]
-    return path
-
-
-def mirror() -> None:
-    """Upload the sweep's state files (and its sqlite study) to its storage, when that is elsewhere."""
-    out, storage = _active["out"], _active["storage"]
-    if out is None or storage is None or storage.is_local_dir(out):
-        return
-    for name in STATE_FILES:
-        if (out / name).exists():
-            storage.upload(out / name, name)
-    if _active["study_local"] and (out / STUDY_FILE).exists():
-        with tempfile.TemporaryDirectory() as tmp:      # whole lines only: a line being appended is left out
-            data = (out / STUDY_FILE).read_bytes()
-            (Path(tmp) / STUDY_FILE).write_bytes(data[:data.rfind(b"\n") + 1])
-            storage.upload(Path(tmp) / STUDY_FILE, STUDY_FILE)
-    if _active["study_local"] and (out / SQLITE_FILE).exists():
-        with tempfile.TemporaryDirectory() as tmp:
-            copy = Path(tmp) / SQLITE_FILE
-            src, dst = sqlite3.connect(out / SQLITE_FILE), sqlite3.connect(copy)
-            try:
-                src.backup(dst)
-            finally:
-                src.close()
-                dst.close()
-            storage.upload(copy, SQLITE_FILE)
-
-
 def fetch(storage: Storage, out: Path) -> list[str]:
     """Bring a sweep's state files from its storage into an empty local sweep dir; returns what came."""
-    if not storage.exists("sweep.json"):
-        raise FileNotFoundError(f"{storage.where}: no sweep.json there; not the --storage of a sweep")
+    if not storage.exists(SweepDir.PLAN):
+        raise FileNotFoundError(f"{storage.where}: no {SweepDir.PLAN} there; not the --storage of a sweep")
     out.mkdir(parents=True, exist_ok=True)
     got = []
-    for name in (*STATE_FILES, STUDY_FILE, SQLITE_FILE):
+    for name in (*SweepDir.STATE_FILES, SweepDir.STUDY, SweepDir.SQLITE):
         if storage.exists(name):
             storage.download(name, out / name)
             got.append(name)
@@ -149,8 +164,10 @@ class StateMirror(tune.Callback):
     snapshot, so the copy knows at least every trial the snapshot's searcher knows."""
 
     def _now(self) -> None:
+        if _current is None:
+            return
         try:
-            mirror()
+            _current.mirror()
         except OSError as e:      # a storage hiccup must not end the sweep; the next snapshot tries again
             log.warning("mirroring the sweep state to its storage failed (%s); will retry", e)
 

@@ -1,11 +1,10 @@
-"""`mer-search sweep`: a YAML space -> Optuna (in an RDB) -> Ray Tune trials, early-stopped by ASHA.
+"""`mer-search sweep`: a YAML space -> an Optuna study (a journal file by default) -> Ray Tune trials,
+early-stopped by ASHA.
 
-The sweep dir holds: sweep.json (the plan: every setting a resume needs), space.yaml
-(a copy of the space as run), optuna.journal (the study), asha_rungs.json (ASHA's
-records), tune/ (Ray's trial dirs and checkpoints, unless --storage puts them
-elsewhere), trials.parquet (every trial's config and per-epoch metrics) and
-wandb/ (offline runs, one per trial, written as results arrive) and status.json (finished or
-not: a sweep stopped by Ctrl-C or SIGTERM ends with its running trials cut short, resumable).
+`Sweep` owns one sweep's lifetime: Ray's start and shutdown, the environment it sets for Tune, the running
+sweep's state (its dir on this machine, where pickles from another head relocate to) and the ledger of which
+trials ended. What the sweep dir holds: mer_search/dirs.py. A sweep stopped by Ctrl-C or SIGTERM ends with
+its running trials cut short, and resumes.
 """
 
 from __future__ import annotations
@@ -28,18 +27,18 @@ from ray import tune
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
-from data_prep.atomic import check_writable_dir, sha256_file, write_json_atomic
+from data_prep.atomic import check_writable_dir, sha256_file
 from data_prep.errors import PrepError
 from data_prep.reader import data_fingerprint, localize
 from mer_search import signals
-from mer_search.plan import PLAN_FILE, SweepPlan, load_plan
+from mer_search.dirs import SweepDir, nest
+from mer_search.plan import KEEP_CHOICES, SCHEDULERS, SearchSettings, SweepPlan
 from mer_search.errors import UserError
-from mer_search.results import STATUS_FILE
 from mer_search.search import ray_internals, state
 from mer_search.search.callbacks import ProgressLine, TrialLedger
-from mer_search.search.checkpoints import KEEP_CHOICES, CheckpointPruner
-from mer_search.search.schedulers import SCHEDULERS, make_scheduler
-from mer_search.search.space import SEARCH_DEFAULTS, Space, load_space
+from mer_search.search.checkpoints import CheckpointPruner
+from mer_search.search.schedulers import make_scheduler
+from mer_search.search.space import Space, load_space
 from mer_search.search.storage import Storage, StorageError
 from mer_search.search.trainable import trainable
 
@@ -79,7 +78,7 @@ class SweepOptions:
 
 
 def make_sampler(name: str, seed: int, concurrent: int = 1,
-                 startup_trials: int = SEARCH_DEFAULTS["startup_trials"]) -> optuna.samplers.BaseSampler:
+                 startup_trials: int = SearchSettings.startup_trials) -> optuna.samplers.BaseSampler:
     """`concurrent`: trials that run at once. Above 1, TPE lies that each running trial scored as badly as the
     worst so far (Optuna's constant liar), so it does not propose the running trials' neighbourhood again.
     `startup_trials`: TPE's first trials are random (Optuna's default 10, whatever the budget)."""
@@ -94,9 +93,8 @@ def make_sampler(name: str, seed: int, concurrent: int = 1,
 
 
 def sampler_for(plan: SweepPlan) -> optuna.samplers.BaseSampler:
-    """The plan's sampler; a plan written before startup_trials existed gets the default (Optuna's 10)."""
-    startup = plan.search.get("startup_trials", SEARCH_DEFAULTS["startup_trials"])
-    return make_sampler(plan.sampler, plan.seed, concurrency(plan), startup)
+    """The plan's sampler; a plan written before startup_trials existed has the default (Optuna's 10)."""
+    return make_sampler(plan.sampler, plan.seed, concurrency(plan), plan.search.startup_trials)
 
 
 class ResumableOptunaSearch(OptunaSearch):
@@ -144,37 +142,9 @@ def _check_address(address: str) -> None:
                          f"`ray start --head` or check the address") from None
 
 
-def _init_ray(address: str | None, gpus_per_trial: float) -> bool:
-    """Start or join Ray; False when GPUs were asked for and the cluster has none."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # a checkpoint every epoch is the point (resume); Ray's "too many snapshots" warning is noise here
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # snapshot the experiment every 2 s (Ray: >= 10 s), so a killed driver loses little on resume
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")     # our progress line instead of Tune's tables
-    if not ray.is_initialized():
-        if address:
-            _check_address(address)
-        try:
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:
-                ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                         dashboard_host="127.0.0.1")
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            raise SweepError(f"cannot start or reach Ray ({str(e).splitlines()[0][:160]})") from None
-        signals.reclaim()
-    if gpus_per_trial > 0 and ray.cluster_resources().get("GPU", 0) == 0:
-        log.warning("--gpus-per-trial %g, but the Ray cluster has no GPU: trials train on CPUs", gpus_per_trial)
-        return False
-    return True
-
-
 def _check_prepared(space: Space, base: dict, samples: int = 8) -> None:
     """Every model the space can pick must find its inputs in the prepared data (checked once, here)."""
     from mer_search.experiment import check_data
-    from mer_search.search.flat import nest
-
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     seen = set()
     for _ in range(samples):
@@ -192,17 +162,20 @@ def _check_prepared(space: Space, base: dict, samples: int = 8) -> None:
 
 def _new_plan(opts: SweepOptions, out: Path) -> SweepPlan:
     space = load_space(opts.space)
-    search = dict(space.search)
+    search = replace(space.search)
     if opts.max_epochs:
-        search["max_epochs"] = opts.max_epochs
-        search["grace_period"] = min(search["grace_period"], opts.max_epochs)
+        search.max_epochs = opts.max_epochs
+        search.grace_period = min(search.grace_period, opts.max_epochs)
     if opts.startup_trials is not None:
         if opts.startup_trials < 0:
             raise SweepError(f"--startup-trials {opts.startup_trials}: must be >= 0")
-        search["startup_trials"] = opts.startup_trials
-    num_samples = opts.num_samples if opts.num_samples is not None else search["num_samples"]
-    if num_samples < 1:
+        search.startup_trials = opts.startup_trials
+    if opts.num_samples is not None:
+        search.num_samples = opts.num_samples
+    if search.num_samples < 1:
         raise SweepError("--num-samples must be at least 1")
+    if opts.sampler:
+        search.sampler = opts.sampler
     if opts.keep_checkpoints not in KEEP_CHOICES:
         raise SweepError(f"--keep-checkpoints {opts.keep_checkpoints!r}: one of {', '.join(KEEP_CHOICES)}")
     if opts.scheduler not in SCHEDULERS:
@@ -213,22 +186,21 @@ def _new_plan(opts: SweepOptions, out: Path) -> SweepPlan:
     load_manifest(local)   # prepared data missing or unfinished: a clear error now, not in every trial
     # a URI stays a URI (each node copies it once); a path becomes absolute
     prepared = opts.prepared if "://" in str(opts.prepared) else Path(opts.prepared).resolve()
-    if (out / "sweep.json").exists():
+    if SweepDir(out).holds_sweep():
         raise SweepError(f"{out} already holds a sweep; continue it with --resume or pick another --out")
-    base = {**space.fixed, "data.prepared": str(prepared), "train.epochs": search["max_epochs"],
-            "train.patience": 0, "train.metric": search["metric"]}
+    base = {**space.fixed, "data.prepared": str(prepared), "train.epochs": search.max_epochs,
+            "train.patience": 0, "train.metric": search.metric}
     if opts.feature_dirs:
         base["data.feature_dirs"] = {k: str(Path(v).resolve()) for k, v in opts.feature_dirs.items()}
     _check_prepared(space, base)
     if opts.wandb == "online" and not os.environ.get("WANDB_API_KEY"):
         raise SweepError("--wandb online needs WANDB_API_KEY in the environment; or use --wandb offline "
                          "and `mer-search sync` later")
-    if opts.warm_start and not (Path(opts.warm_start) / "sweep.json").exists():
-        raise SweepError(f"--warm-start {opts.warm_start}: not a sweep dir (no sweep.json)")
-    sampler = opts.sampler or search["sampler"]
-    objectives = [[search["metric"], search["mode"]]] + ([[PARAMS_METRIC, "min"]] if sampler == "nsga2" else [])
+    if opts.warm_start and not SweepDir(opts.warm_start).holds_sweep():
+        raise SweepError(f"--warm-start {opts.warm_start}: not a sweep dir (no {SweepDir.PLAN})")
+    objectives = [[search.metric, search.mode]] + ([[PARAMS_METRIC, "min"]] if search.sampler == "nsga2" else [])
     return SweepPlan(space_name=space.name, space_source=str(Path(opts.space).resolve()), sweep_dir=str(out),
-                     search=search, final=space.final, num_samples=num_samples, sampler=sampler,
+                     search=search, final=space.final,
                      scheduler=opts.scheduler, seed=opts.seed, objectives=objectives, base=base,
                      prepared_sha256=sha256_file(local / "manifest.json"), prepared_fingerprint=data_fingerprint(local),
                      study_storage=_study_url(opts.study_storage, out),
@@ -246,10 +218,10 @@ def _study_url(given: str | None, out: Path) -> str:
     return given if "://" in given else str(Path(given).resolve())
 
 
-def _load_plan(out: Path) -> SweepPlan:
-    if not (out / PLAN_FILE).exists():
-        raise SweepError(f"{out}: no {PLAN_FILE}, so nothing to resume; start the sweep without --resume")
-    plan = load_plan(out)
+def _load_plan(out: SweepDir) -> SweepPlan:
+    if not out.holds_sweep():
+        raise SweepError(f"{out.path}: no {SweepDir.PLAN}, so nothing to resume; start the sweep without --resume")
+    plan = out.load_plan()
     prepared = plan.prepared
     try:
         local = localize(prepared)
@@ -267,14 +239,14 @@ def _load_plan(out: Path) -> SweepPlan:
 
 def _warm_start(study: optuna.Study, space: Space, source: str) -> int:
     """Copy an earlier sweep's finished trials (those whose parameters fit this space) into the new study."""
-    src = Path(source)
-    if not (src / "sweep.json").exists():
-        raise SweepError(f"--warm-start {src}: not a sweep dir (no sweep.json)")
-    old = load_plan(src)
+    src = SweepDir(source)
+    if not src.holds_sweep():
+        raise SweepError(f"--warm-start {src.path}: not a sweep dir (no {SweepDir.PLAN})")
+    old = src.load_plan()
     try:
         old_study = optuna.load_study(study_name=old.study_name, storage=state.study_storage(old.study_storage))
     except KeyError:
-        raise SweepError(f"--warm-start {src}: its study {old.study_name} is not in {old.study_storage}") from None
+        raise SweepError(f"--warm-start {src.path}: its study {old.study_name} is not in {old.study_storage}") from None
     dists = space.distributions()
     n = 0
     for t in old_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
@@ -284,80 +256,159 @@ def _warm_start(study: optuna.Study, space: Space, source: str) -> int:
         if len(values) < len(study.directions):
             continue
         study.add_trial(optuna.trial.create_trial(params=t.params, distributions=t.distributions, values=values,
-                                                  user_attrs={"warm_start_from": f"{src.name}#{t.number}"}))
+                                                  user_attrs={"warm_start_from": f"{src.path.name}#{t.number}"}))
         n += 1
-    log.info("warm start: %d finished trials copied from %s", n, src)
+    log.info("warm start: %d finished trials copied from %s", n, src.path)
     return n
 
 
-def run_sweep(opts: SweepOptions) -> pd.DataFrame:
-    """Run (or resume) the whole sweep; returns the per-epoch results table (also in trials.parquet)."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    out = Path(opts.out).resolve()
-    try:
-        check_writable_dir(out)
-    except OSError as e:
-        raise SweepError(f"{out}: sweep dir is not writable ({e.strerror})") from None
-    if opts.resume and opts.resume_from and not (out / "sweep.json").exists():
-        _fetch_state(opts.resume_from, out)
-    if opts.resume:
-        plan = _load_plan(out)
-    else:
-        plan = _new_plan(opts, out)
-        shutil.copyfile(plan.space_source, out / "space.yaml")
-    space = load_space(out / "space.yaml")
-    space.search = plan.search
-    here = state.activate(out, plan)
-    try:
-        storage = Storage(here.storage)
-        storage.check_writable()
-    except StorageError as e:
-        raise SweepError(str(e)) from None
-    state.use_storage(storage)
-    if not opts.resume or here != plan:        # new, or resumed in another dir (a new head): as it is here
-        plan = here
-        plan.save(out / PLAN_FILE)
-    write_json_atomic(out / STATUS_FILE, {"finished": False, "state": "running"})
-    state.mirror()
-    if not _init_ray(opts.address, plan.gpus_per_trial):     # no GPU: the same sweep on CPUs
-        plan = replace(plan, gpus_per_trial=0)
-    _allow_pending(plan)
+# what Tune reads from the environment, set for a sweep's lifetime (a value the user set wins)
+TUNE_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    # a checkpoint every epoch is the point (resume); Ray's "too many snapshots" warning is noise here
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    # snapshot the experiment every 2 s (Ray: >= 10 s), so a killed driver loses little on resume
+    "TUNE_GLOBAL_CHECKPOINT_S": "2",
+    "RAY_AIR_NEW_OUTPUT": "0",      # our progress line instead of Tune's tables
+}
 
-    fn = tune.with_resources(tune.with_parameters(trainable, base=plan.base, seed=plan.seed, work=opts.work),
-                             {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
-    experiment = storage.join("tune")
-    if opts.resume and _has_snapshot(storage, experiment):
-        log.info("resuming %s: finished trials kept, interrupted ones continue from their checkpoints", experiment)
-        tuner = tune.Tuner.restore(experiment, trainable=fn, resume_unfinished=True, resume_errored=True,
-                                   storage_filesystem=storage.fs)
-    else:
-        tuner = _new_tuner(plan, space, out, fn, storage, opts.resume)
-    TrialLedger.last = {"trials": [], "ended": {}}
-    with signals.tune_running():
-        grid = tuner.fit()
-    trials, ended = TrialLedger.last["trials"], TrialLedger.last["ended"]
-    cut_short = sorted(set(trials) - set(ended))
-    finished = not cut_short and len(trials) >= plan.num_samples
-    if opts.resume and finished:
-        _close_lost_suggestions(plan)
-    table = results_table(grid, cut_short)
-    table.to_parquet(out / "trials.parquet", index=False)
-    stop = signals.received()
-    write_json_atomic(out / STATUS_FILE, {
-        "finished": finished, "state": "finished" if finished else "stopped" if stop else "ended early",
-        "planned": plan.num_samples,
-        "trials": len(trials), "cut_short": cut_short,
-        "stopped_by": signal.Signals(stop).name if stop and not finished else None})
-    state.mirror()
-    if not finished:       # the caller says how to resume; nothing downstream may treat this sweep as done
-        log.warning("[sweep] stopped: %d of %d trials ended, %d cut short (resumable)",
-                    len(trials) - len(cut_short), plan.num_samples, len(cut_short))
-        if stop:
-            raise signals.Stopped(stop)
-        raise SweepError(f"Ray Tune ended the sweep early ({len(trials) - len(cut_short)} of {plan.num_samples} "
-                         f"trials ended, {len(cut_short)} cut short) without a stop signal; it is marked "
-                         f"unfinished: `mer-search sweep --resume {out}` continues it")
-    return table
+
+class Sweep:
+    """One sweep, from start (or resume) to its end: `with Sweep(opts) as sweep: table = sweep.run()`.
+
+    It owns what the sweep changes in this process and undoes it on exit: Ray (started or joined here, shut
+    down here; a Ray someone else started is left running), the environment Tune reads, and the running
+    sweep's state (state.activate: its dir, storage, and the trial ledger Tune's run hands back)."""
+
+    def __init__(self, opts: SweepOptions):
+        self.opts = opts
+        self.dir = SweepDir(Path(opts.out).resolve())
+        self.state: state.SweepState | None = None
+        self._owns_ray = False
+        self._saved_env: dict[str, str | None] = {}
+
+    def __enter__(self) -> "Sweep":
+        for key, value in TUNE_ENV.items():
+            self._setenv(key, value)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._owns_ray:
+            ray.shutdown()
+            self._owns_ray = False
+        state.deactivate()
+        for key, old in self._saved_env.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+        self._saved_env.clear()
+
+    def _setenv(self, key: str, value: str) -> None:
+        """Set `key` for this sweep unless the user did; restored on exit."""
+        if key not in os.environ:
+            self._saved_env.setdefault(key, None)
+            os.environ[key] = value
+
+    def _start_ray(self, address: str | None, gpus_per_trial: float) -> bool:
+        """Start or join Ray; False when GPUs were asked for and the cluster has none."""
+        if not ray.is_initialized():
+            if address:
+                _check_address(address)
+            try:
+                if address:
+                    ray.init(address=address, log_to_driver=False)
+                else:
+                    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                             log_to_driver=False, dashboard_host="127.0.0.1")
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise SweepError(f"cannot start or reach Ray ({str(e).splitlines()[0][:160]})") from None
+            self._owns_ray = True
+            signals.reclaim()
+        if gpus_per_trial > 0 and ray.cluster_resources().get("GPU", 0) == 0:
+            log.warning("--gpus-per-trial %g, but the Ray cluster has no GPU: trials train on CPUs", gpus_per_trial)
+            return False
+        return True
+
+    def _allow_pending(self, plan: SweepPlan) -> None:
+        """Ray lets an adaptive searcher keep only one trial pending, so short trials ran one at a time
+        (the next trial's worker was still starting when the last one finished): allow one per free slot."""
+        self._setenv("TUNE_MAX_PENDING_TRIALS_PG", str(concurrency(plan)))
+
+    def run(self) -> pd.DataFrame:
+        """Run (or resume) the whole sweep; returns the per-epoch results table (also in trials.parquet)."""
+        opts, d = self.opts, self.dir
+        out = d.path
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        try:
+            check_writable_dir(out)
+        except OSError as e:
+            raise SweepError(f"{out}: sweep dir is not writable ({e.strerror})") from None
+        if opts.resume and opts.resume_from and not d.holds_sweep():
+            _fetch_state(opts.resume_from, out)
+        if opts.resume:
+            plan = _load_plan(d)
+        else:
+            plan = _new_plan(opts, out)
+            shutil.copyfile(plan.space_source, d.space_path)
+        space = load_space(d.space_path)
+        space.search = plan.search
+        self.state = state.activate(d, plan)
+        here = self.state.plan
+        try:
+            storage = Storage(here.storage)
+            storage.check_writable()
+        except StorageError as e:
+            raise SweepError(str(e)) from None
+        self.state.storage = storage
+        if not opts.resume or here != plan:        # new, or resumed in another dir (a new head): as it is here
+            plan = here
+            d.save_plan(plan)
+        d.write_status(finished=False, state="running")
+        self.state.mirror()
+        if not self._start_ray(opts.address, plan.gpus_per_trial):     # no GPU: the same sweep on CPUs
+            plan = replace(plan, gpus_per_trial=0)
+        self._allow_pending(plan)
+
+        fn = tune.with_resources(tune.with_parameters(trainable, base=plan.base, seed=plan.seed, work=opts.work),
+                                 {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
+        experiment = storage.join(SweepDir.TUNE)
+        if opts.resume and _has_snapshot(storage, experiment):
+            log.info("resuming %s: finished trials kept, interrupted ones continue from their checkpoints",
+                     experiment)
+            tuner = tune.Tuner.restore(experiment, trainable=fn, resume_unfinished=True, resume_errored=True,
+                                       storage_filesystem=storage.fs)
+        else:
+            tuner = _new_tuner(plan, space, out, fn, storage, opts.resume)
+        with signals.tune_running():
+            grid = tuner.fit()
+        trials, ended = self.state.ledger["trials"], self.state.ledger["ended"]
+        cut_short = sorted(set(trials) - set(ended))
+        finished = not cut_short and len(trials) >= plan.num_samples
+        if opts.resume and finished:
+            _close_lost_suggestions(plan)
+        table = results_table(grid, cut_short)
+        d.save_trials(table)
+        stop = signals.received()
+        d.write_status(finished=finished, state="finished" if finished else "stopped" if stop else "ended early",
+                       planned=plan.num_samples, trials=len(trials), cut_short=cut_short,
+                       stopped_by=signal.Signals(stop).name if stop and not finished else None)
+        self.state.mirror()
+        if not finished:       # the caller says how to resume; nothing downstream may treat this sweep as done
+            log.warning("[sweep] stopped: %d of %d trials ended, %d cut short (resumable)",
+                        len(trials) - len(cut_short), plan.num_samples, len(cut_short))
+            if stop:
+                raise signals.Stopped(stop)
+            raise SweepError(f"Ray Tune ended the sweep early ({len(trials) - len(cut_short)} of "
+                             f"{plan.num_samples} trials ended, {len(cut_short)} cut short) without a stop signal; "
+                             f"it is marked unfinished: `mer-search sweep --resume {out}` continues it")
+        return table
+
+
+def run_sweep(opts: SweepOptions) -> pd.DataFrame:
+    """Run (or resume) a sweep in its own lifetime (see Sweep)."""
+    with Sweep(opts) as sweep:
+        return sweep.run()
 
 
 def _has_snapshot(storage: Storage, experiment: str) -> bool:
@@ -405,9 +456,10 @@ def _new_tuner(plan: SweepPlan, space: Space, out: Path, fn, storage: Storage, r
     return tune.Tuner(
         fn,
         tune_config=tune.TuneConfig(metric=metric, mode=mode, search_alg=search,
-                                    scheduler=make_scheduler(plan.scheduler, plan.search, out),
+                                    scheduler=make_scheduler(plan.scheduler, plan.search, SweepDir(out)),
                                     num_samples=plan.num_samples, reuse_actors=True),
-        run_config=tune.RunConfig(name="tune", storage_path=storage.root, storage_filesystem=storage.fs, verbose=0,
+        run_config=tune.RunConfig(name=SweepDir.TUNE, storage_path=storage.root, storage_filesystem=storage.fs,
+                                  verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=plan.max_failures),
                                   # Ray deletes none: its num_to_keep races with its own experiment snapshot
                                   # (a resumed trial found its checkpoint gone); CheckpointPruner deletes only
@@ -450,16 +502,9 @@ def concurrency(plan: SweepPlan) -> int:
     return max(1, int(slots))
 
 
-def _allow_pending(plan: SweepPlan) -> None:
-    """Ray lets an adaptive searcher keep only one trial pending, so short trials ran one at a time
-    (the next trial's worker was still starting when the last one finished): allow one per free slot."""
-    if "TUNE_MAX_PENDING_TRIALS_PG" not in os.environ:
-        os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(concurrency(plan))
-
-
 def results_table(grid, cut_short=()) -> pd.DataFrame:
-    """One row per trial and epoch: trial id, error, whether the sweep's stop cut it short, every sampled
-    parameter, every metric."""
+    """One row per trial and epoch: trial id, error, whether the sweep's stop cut it short, its config (once, as
+    JSON: SweepDir.trials() gives readers a column per parameter), every metric."""
     frames = []
     for result in grid:
         df = result.metrics_dataframe
@@ -469,16 +514,14 @@ def results_table(grid, cut_short=()) -> pd.DataFrame:
         df = df.assign(trial_id=trial_id, error=str(result.error).splitlines()[0][:300] if result.error else "",
                        cut_short=trial_id in cut_short,
                        config_json=json.dumps({k: v for k, v in result.config.items() if "." in k}))
-        for key, value in result.config.items():
-            if "." in key:
-                df[f"config/{key}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
         frames.append(df)
     if not frames:
         return pd.DataFrame()
     table = pd.concat(frames, ignore_index=True)
-    named = ("trial_id", "error", "cut_short", "config_json", "training_iteration", "time_total_s", "data_wait_share", "lr",
+    named = ("trial_id", "error", "cut_short", "config_json", "training_iteration", "time_total_s", "data_wait_share",
+             "lr",
              "node_id", PARAMS_METRIC)
-    keep = [c for c in table.columns if c in named or c.startswith(("config/", "dev_", "train_", "epoch"))]
+    keep = [c for c in table.columns if c in named or c.startswith(("dev_", "train_", "epoch"))]
     table = table[keep].sort_values(["trial_id", "training_iteration"])
     # a trial resumed from a checkpoint can report an epoch twice (the one it was killed in): keep the last
     return table.drop_duplicates(["trial_id", "training_iteration"], keep="last").reset_index(drop=True)

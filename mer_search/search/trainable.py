@@ -10,7 +10,7 @@ from typing import Callable
 
 from ray import tune
 
-from mer_search.search.flat import nest
+from mer_search.dirs import RunDir, nest
 
 
 class TuneReporter:
@@ -46,7 +46,7 @@ def trainable(config: dict, base: dict, seed: int = 0, work: Callable | None = N
             shutil.copytree(d, workdir)
         from mer_search.train import load_checkpoint
 
-        resume = load_checkpoint(workdir / "last.pt")
+        resume = load_checkpoint(RunDir(workdir).last)
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         work(cfg, workdir, TuneReporter(workdir), resume=resume, seed=seed)

@@ -1,0 +1,65 @@
+"""What several test modules share: a resumable sweep's space, reading a sweep's study and ASHA records,
+killing a driver with everything it started. Test modules import from here, never from each other."""
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import optuna
+import psutil
+
+from mer_search.dirs import SweepDir
+
+SPACE = """# mer-search sweep {path} --prepared PREPARED
+search: {{metric: dev_wf1, mode: max, max_epochs: 4, grace_period: 1, reduction_factor: 2, num_samples: 8,
+         sampler: tpe}}
+fixed: {{model.name: speech_lstm, data.batch_size: 4, data.max_frames: 300}}
+params:
+  model.hidden: {{type: int, low: 16, high: 48}}
+  model.dropout: {{type: float, low: 0.0, high: 0.5}}
+  train.lr: {{type: float, low: 1.0e-4, high: 3.0e-2, log: true}}
+"""
+
+
+def sweep_study(where):
+    """A sweep's Optuna study: its default journal file in a sweep dir, or a storage URL."""
+    from mer_search.search.state import study_storage
+
+    storage = study_storage(str(SweepDir(where).study_path) if isinstance(where, Path) else where)
+    return optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
+
+
+def rung_records(out):
+    try:
+        saved = json.loads(SweepDir(out).rungs_path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return {(float(m), tid): v for bracket in saved["brackets"] for m, rec in bracket for tid, v in rec.items()}
+
+
+def assert_each_trial_once(table, trials: int) -> None:
+    """Every planned trial exactly once, each with epochs 1..n and no repeats, none failed."""
+    assert table.trial_id.nunique() == trials
+    for tid, g in table.groupby("trial_id"):
+        assert g.training_iteration.tolist() == list(range(1, len(g) + 1)), tid
+        assert g.error.eq("").all(), tid
+
+
+def kill_tree(proc):
+    """SIGKILL the driver and everything it started (Ray's helpers ignore SIGTERM and outlive the driver)."""
+    family = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+    for pid in family:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+    psutil.wait_procs([p for p in map(_process, family) if p], timeout=10)
+
+
+def _process(pid):
+    try:
+        return psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
