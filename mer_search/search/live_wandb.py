@@ -16,9 +16,6 @@ import json
 import logging
 import os
 import posixpath
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -27,7 +24,7 @@ from ray import tune
 
 from data_prep.atomic import write_json_atomic
 from mer_search.metrics import better
-from mer_search.search import state
+from mer_search.search import state, wandb_internals
 
 log = logging.getLogger(__name__)
 FLUSH_EVERY_S = 2.0      # the offline log on disk lags at most this much (W&B's default, 15 s, hides short trials)
@@ -39,16 +36,7 @@ def run_id(group: str, trial_id: str) -> str:
 
 def steps_on_disk(wandb_dir: Path, rid: str) -> set[int]:
     """The history steps a run's local log files (offline or online) hold, as W&B's reader sees them."""
-    binary = shutil.which("wandb") or str(Path(sys.executable).parent / "wandb")
-    steps = set()
-    for run_dir in wandb_dir.glob(f"*run-*-{rid}"):
-        out = subprocess.run([binary, "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True,
-                             timeout=120).stdout
-        for line in out.splitlines():
-            rec = json.loads(line)
-            if rec.get("type") == "history":
-                steps.add(int(rec["history"]["item"]["_step"]))
-    return steps
+    return set().union(*(wandb_internals.logged_steps(d) for d in wandb_dir.glob(f"*run-*-{rid}")))
 
 
 def _stored_results(trial) -> dict[int, dict]:
@@ -106,9 +94,9 @@ class LiveWandb(tune.Callback):
         run = wandb.init(project="mer-search", group=self.group, name=tid, id=entry["run_id"], resume="allow",
                          job_type="trial", config={**config, "sweep": self.settings}, mode=self.wandb_mode,
                          dir=str(state.current().dir.path), reinit="create_new",
-                         settings=wandb.Settings(x_disable_stats=True, x_disable_meta=True, console="off",
-                                                 disable_git=True, save_code=False, silent=True,
-                                                 x_transaction_log_flush_interval=FLUSH_EVERY_S))
+                         settings=wandb_internals.settings(FLUSH_EVERY_S, x_disable_stats=True, x_disable_meta=True,
+                                                           console="off", disable_git=True, save_code=False,
+                                                           silent=True))
         self.runs[tid] = run
         self._save()
         return run

@@ -26,6 +26,7 @@ from ray import tune
 
 from mer_search.dirs import SweepDir
 from mer_search.plan import SweepPlan
+from mer_search.search import optuna_internals
 from mer_search.search.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ class RelocatableRDBStorage(optuna.storages.RDBStorage):
     in the old sweep dir becomes the one in the new sweep dir, before anything connects to it."""
 
     def __setstate__(self, st: dict) -> None:
-        super().__setstate__({**st, "url": here(st["url"])})
+        super().__setstate__(optuna_internals.moved_rdb_state(st, here))
 
 
 class StateMirror(tune.Callback):

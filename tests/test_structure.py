@@ -1,0 +1,155 @@
+"""The layout's rules, checked on the source: imports run down the layers only, every sweep-dir and run-dir
+file name is spelled in mer_search/dirs.py alone, only `Sweep` shuts Ray down, and the README's tree names
+every module."""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from mer_search.dirs import RunDir, SweepDir
+
+REPO = Path(__file__).resolve().parents[1]
+# each module's layer; a module may import its own layer and those below, never above
+LAYERS = [
+    ("data_prep",),
+    ("mer_search", "mer_search.errors", "mer_search.config_io", "mer_search.metrics", "mer_search.plan",
+     "mer_search.dirs", "mer_search.signals"),
+    ("mer_search.models", "mer_search.data", "mer_search.dialogue_text", "mer_search.encoders"),
+    ("mer_search.train",),
+    ("mer_search.experiment", "mer_search.export", "mer_search.features", "mer_search.predict", "mer_search.plots",
+     "mer_search.wandb_runs"),
+    ("mer_search.search",),
+    ("mer_search.pipeline",),
+    ("mer_search.cli",),
+]
+
+
+def layer(module: str) -> int:
+    """The layer of a module: the one naming it or its nearest parent package."""
+    parts = module.split(".")
+    for n in range(len(parts), 0 if parts[0] == "data_prep" or len(parts) == 1 else 1, -1):
+        name = ".".join(parts[:n])
+        for i, members in enumerate(LAYERS):
+            if name in members:
+                return i
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+
+
+def modules():
+    for path in sorted([*REPO.glob("mer_search/**/*.py"), *REPO.glob("data_prep/**/*.py")]):
+        name = ".".join(path.relative_to(REPO).with_suffix("").parts)
+        yield name.removesuffix(".__init__"), path
+
+
+def imports(path: Path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            package = REPO.joinpath(*node.module.split("."))
+            for alias in node.names:       # `from mer_search import models`: the module it names
+                sub = package / alias.name
+                yield f"{node.module}.{alias.name}" if sub.is_dir() or sub.with_suffix(".py").exists() \
+                    else node.module
+        elif isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+
+
+def test_layer_of_a_module():
+    assert layer("mer_search.search.sweep") == 5 and layer("mer_search.models.speech") == 2
+    assert layer("data_prep.prepare") == 0 and layer("mer_search.cli") == 7
+    with pytest.raises(AssertionError, match="in no layer"):
+        layer("mer_search.somewhere_new")
+
+
+def test_no_import_runs_from_a_lower_layer_to_a_higher_one():
+    upward = []
+    checked = 0
+    for name, path in modules():
+        for target in imports(path):
+            if target.split(".")[0] not in ("mer_search", "data_prep"):
+                continue
+            checked += 1
+            if layer(target) > layer(name):
+                upward.append(f"{name} (layer {layer(name)}) imports {target} (layer {layer(target)})")
+    assert checked > 150          # the walk saw the project's imports
+    assert upward == []
+
+
+def test_data_prep_knows_nothing_of_mer_search():
+    assert [(n, t) for n, p in modules() if n.startswith("data_prep") for t in imports(p)
+            if t.startswith("mer_search")] == []
+
+
+def _strings(path: Path):
+    """Every string constant of a module, f-string parts included, except docstrings."""
+    tree = ast.parse(path.read_text())
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstrings.add(id(first.value))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            yield node.lineno, node.value
+
+
+FILE_NAMES = sorted({v for cls in (SweepDir, RunDir) for k, v in vars(cls).items()
+                     if k.isupper() and isinstance(v, str) and "." in v})
+
+
+def test_sweep_and_run_dir_file_names_are_spelled_in_dirs_py_alone():
+    assert {"sweep.json", "trials.parquet", "asha_rungs.json", "status.json", "best.pt", "last.pt",
+            "summary.json", "optuna.journal"} <= set(FILE_NAMES)
+    found = []
+    for name, path in modules():
+        if name == "mer_search.dirs":
+            continue
+        for line, s in _strings(path):
+            found += [f"{path.relative_to(REPO)}:{line}: {f}" for f in FILE_NAMES if re.search(rf"\b{re.escape(f)}\b", s)]
+    assert found == []
+
+
+def test_the_string_check_sees_literals_but_not_docstrings(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text('"""reads sweep.json"""\n\ndef f():\n    """and sweep.json"""\n    return p / "sweep.json", f"{x}/best.pt"\n')
+    assert sorted(s for _, s in _strings(path)) == ["/best.pt", "sweep.json"]
+
+
+def test_only_sweep_shuts_ray_down():
+    calls = []
+    for name, path in modules():
+        tree = ast.parse(path.read_text())
+        for cls in [None, *[n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]]:
+            body = tree if cls is None else cls
+            for node in ast.walk(body):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                        node.func.attr == "shutdown" and isinstance(node.func.value, ast.Name) and \
+                        node.func.value.id == "ray":
+                    calls.append((name, cls.name if cls else None, node.lineno))
+    outside = {(n, line) for n, c, line in calls if c is None}
+    inside = {(n, line) for n, c, line in calls if c is not None}
+    assert {(n, c) for n, c, line in calls if c is not None} == {("mer_search.search.sweep", "Sweep")}
+    assert outside == inside          # every call found at module level is one of Sweep's
+
+
+def test_the_readme_tree_names_every_module():
+    text = (REPO / "README.md").read_text()
+    tree = text[text.index("## Tree"):text.index("## CLI reference")]
+    missing = [str(p.relative_to(REPO)) for _, p in modules()
+               if p.name != "__init__.py" and not re.search(rf"(?<![\w.]){re.escape(p.name)}\b", tree)]
+    assert missing == []
+
+
+def test_ruff_is_clean():
+    """The lint configuration in pyproject.toml, over the whole tree (ruff comes with the test extras)."""
+    import shutil
+    import subprocess
+    import sys
+
+    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+    if not Path(ruff).exists():
+        pytest.skip("ruff is not installed (./install.sh test installs it)")
+    r = subprocess.run([ruff, "check", "--no-cache", str(REPO)], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stdout + r.stderr
