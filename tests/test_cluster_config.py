@@ -23,9 +23,8 @@ def test_cluster_configs_pass_rays_schema(name):
     cfg = yaml.safe_load((REPO / name).read_text())
     prepared = _validated(cfg)
     assert prepared["cluster_name"].startswith("mer-search")
-    for cmd in cfg["head_start_ray_commands"]:
-        if "ray start --head" in cmd:       # the dashboard never listens beyond the head itself
-            assert "--dashboard-host=127.0.0.1" in cmd
+    heads = [cmd for cmd in cfg["head_start_ray_commands"] if "ray start --head" in cmd]
+    assert heads and all("--dashboard-host=127.0.0.1" in cmd for cmd in heads)   # the dashboard: the head only
     assert any("install.sh" in c for c in cfg["setup_commands"])
     text = (REPO / name).read_text().lower()
     assert "wandb_api_key" not in text and "aws_secret" not in text

@@ -10,6 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from mer_search.cli import main
+from mer_search.dirs import SweepDir
 
 pytestmark = pytest.mark.ray      # the shared sweep fixture runs Ray
 
@@ -19,13 +20,13 @@ def test_export_then_train_round_trip(sweep_dir, tmp_path):
     r = CliRunner().invoke(main, ["export", str(sweep_dir), "--out", str(best)])
     assert r.exit_code == 0, r.output
     exported = yaml.safe_load(best.read_text())
-    table = pd.read_parquet(sweep_dir / "trials.parquet")
+    table = SweepDir(sweep_dir).trials()
     per_trial = table.groupby("trial_id").dev_wf1.max()
     src = exported["source"]
     assert src["trial_id"] == per_trial.idxmax() and src["value"] == pytest.approx(per_trial.max())
     rows = table[table.trial_id == src["trial_id"]]
     assert exported["train"]["epochs"] == int(rows.loc[rows.dev_wf1.idxmax(), "training_iteration"])
-    assert src["prepared_sha256"] == json.loads((sweep_dir / "sweep.json").read_text())["prepared_sha256"]
+    assert src["prepared_sha256"] == SweepDir(sweep_dir).load_plan().prepared_sha256
     assert exported["model"]["emb_dim"] == rows["config/model.emb_dim"].iloc[0]
 
     out = tmp_path / "final"
@@ -61,12 +62,13 @@ def test_export_rank_and_mistakes(sweep_dir, tmp_path):
 
 def test_train_on_train_plus_dev(prepared, tmp_path):
     from mer_search.data import ChainedBatches
-    from mer_search.experiment import _setup
+    from mer_search.experiment import Experiment
 
     cfg = {"data": {"prepared": str(prepared), "batch_size": 8, "train_splits": ["train", "dev"]},
            "model": {"name": "text_mlp", "emb_dim": 16, "hidden": [16]}, "train": {"epochs": 2, "patience": 0}}
-    _, _, _, corpus, tr, dev, _, _ = _setup(cfg, 0)
-    assert dev is None and isinstance(tr, ChainedBatches)
+    exp = Experiment.setup(cfg, 0)
+    corpus, tr = exp.corpus, exp.train_batches
+    assert exp.dev_batches is None and isinstance(tr, ChainedBatches)
     rows = np.concatenate([b["labels"].numpy() for b in tr])
     assert len(rows) == len(corpus.table("train")) + len(corpus.table("dev"))
     path = tmp_path / "c.yaml"

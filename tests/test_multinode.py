@@ -47,7 +47,9 @@ def test_prepare_runs_as_ray_tasks_across_nodes(cluster, synth_corpus, prepared,
     assert r.returncode == 0, r.stderr[-2000:]
     ran = next(line for line in r.stderr.splitlines() if "tasks ran on" in line)
     assert int(ran.split(" on ")[1].split()[0]) >= 2, ran
-    for npy in sorted((prepared / "audio").rglob("shard_*.npy")):
+    shards = sorted((prepared / "audio").rglob("shard_*.npy"))
+    assert shards
+    for npy in shards:
         twin = out / npy.relative_to(prepared)
         assert hashlib.sha256(twin.read_bytes()).digest() == hashlib.sha256(npy.read_bytes()).digest(), npy.name
 

@@ -38,6 +38,7 @@ def test_every_injected_quirk_is_detected(prepared, synth_corpus):
     assert len(found["channels"]) == sum(truth["channels"].values())
     # and the table says what was done
     status = {(r.split, r.dialogue_id, r.utterance_id): r for r in t.itertuples()}
+    assert all(truth[k] for k in ("corrupt", "missing", "short", "long", "final_videos"))    # each loop checks some
     for key in truth["corrupt"]:
         r = status[tuple(key)]
         assert (r.audio_status, r.shard, r.length) == ("undecodable", -1, 0)

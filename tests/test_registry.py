@@ -5,10 +5,10 @@ import os
 import subprocess
 import sys
 
-import pandas as pd
 import pytest
 
 from mer_search import models
+from mer_search.dirs import SweepDir
 
 TOY = '''
 import torch
@@ -111,7 +111,7 @@ def test_a_plugin_model_sweeps(tmp_path, toy_env, prepared):
     r = _cli(["sweep", "toy.yaml", "--prepared", str(prepared), "--out", "sweep", "--wandb", "disabled"], toy_env,
              tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    table = pd.read_parquet(tmp_path / "sweep" / "trials.parquet")
+    table = SweepDir(tmp_path / "sweep").trials()
     assert table.trial_id.nunique() == 2 and table["config/model.dim"].between(4, 16).all()
     assert table.dev_wf1.notna().all() and table.error.eq("").all()
 

@@ -21,7 +21,9 @@ def test_shard_reader_refuses_pickled_arrays(tmp_path):
 
 
 def test_prepared_shards_load_without_pickle(prepared):
-    for npy in (prepared / "audio").rglob("*.npy"):
+    shards = list((prepared / "audio").rglob("*.npy"))
+    assert shards
+    for npy in shards:
         arr = np.load(npy, mmap_mode="r", allow_pickle=False)
         assert arr.dtype == np.float32 and arr.ndim == 2
 

@@ -1,4 +1,4 @@
-"""Real local sweeps: Ray Tune trials sampled by Optuna (study in an RDB), early-stopped by ASHA, results
+"""Real local sweeps: Ray Tune trials sampled by Optuna (study in a journal file), early-stopped by ASHA, results
 in one Parquet table, W&B offline runs written from the driver, a report, warm starts and nsga2."""
 
 import json
@@ -11,12 +11,16 @@ import pandas as pd
 import pytest
 
 from helpers import sweep_study as _study
+from mer_search.dirs import SweepDir
 
 pytestmark = pytest.mark.ray
 
 
 def test_local_sweep_with_asha_and_wandb_offline(sweep_dir):
-    saved = pd.read_parquet(sweep_dir / "trials.parquet")
+    stored = pd.read_parquet(SweepDir(sweep_dir).trials_path)
+    # each trial's config is stored once (JSON); readers get a column per parameter from SweepDir
+    assert "config_json" in stored and not any(c.startswith("config/") for c in stored.columns)
+    saved = SweepDir(sweep_dir).trials()
     assert saved.trial_id.nunique() == 12
     epochs = saved.groupby("trial_id").training_iteration.max()
     assert epochs.max() == 6 and (epochs < 6).sum() >= 3, f"ASHA should stop some trials early: {epochs.tolist()}"
@@ -144,14 +148,15 @@ def test_persistent_asha_restores_its_rungs_when_unpickled(tmp_path):
     """What Tuner.restore does to the scheduler: unpickle the copy saved at the start of the sweep."""
     import ray.cloudpickle as cloudpickle
 
+    from mer_search.plan import SearchSettings
     from mer_search.search.schedulers import make_scheduler
 
     class T:
         def __init__(self, tid):
             self.trial_id = tid
 
-    search = {"max_epochs": 8, "grace_period": 1, "reduction_factor": 2}
-    sched = make_scheduler("asha", search, tmp_path)
+    search = SearchSettings(max_epochs=8, grace_period=1, reduction_factor=2)
+    sched = make_scheduler("asha", search, SweepDir(tmp_path))
     sched.set_search_properties("dev_wf1", "max")
     snapshot = cloudpickle.dumps(sched)           # as in tuner.pkl: taken before any result
     for i, v in enumerate([0.5, 0.6, 0.7]):

@@ -108,10 +108,11 @@ def test_live_wandb_and_bounded_checkpoints_through_a_driver_kill(prepared, tmp_
 
     snapshot = snapshot_positions(pafs.LocalFileSystem(), str(out / "tune"))
     assert snapshot, "Tune had written no snapshot before the kill"
-    for tid, (status, floor) in snapshot.items():
+    resumable = {tid: floor for tid, (status, floor) in snapshot.items() if status != "TERMINATED" and floor}
+    assert resumable, f"no running trial with a checkpoint in the snapshot at the kill: {snapshot}"
+    for tid, floor in resumable.items():
         (trial_dir,) = (out / "tune").glob(f"trainable_{tid}_*")
-        if status != "TERMINATED" and floor:
-            assert (trial_dir / floor).is_dir(), (tid, floor, sorted(p.name for p in trial_dir.iterdir()))
+        assert (trial_dir / floor).is_dir(), (tid, floor, sorted(p.name for p in trial_dir.iterdir()))
 
     r = subprocess.run([sys.executable, "-m", "mer_search.cli", "sweep", "--resume", str(out)], env=env,
                        capture_output=True, text=True, timeout=400)
