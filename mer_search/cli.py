@@ -439,10 +439,10 @@ def spaces_show(name):
         click.echo(f"    {k} = {v!r}")
     click.echo("  params:")
     for k, p in s.params.items():
-        rng = p.get("choices") if p["type"] == "categorical" else (
-            "true|false" if p["type"] == "bool" else f"[{p['low']}, {p['high']}]" + (" log" if p.get("log") else ""))
-        when = f"   when {p['when']}" if p.get("when") else ""
-        click.echo(f"    {k}: {p['type']} {rng}{when}")
+        rng = p.choices if p.type == "categorical" else (
+            "true|false" if p.type == "bool" else f"[{p.low}, {p.high}]" + (" log" if p.log else ""))
+        when = f"   when {p.when}" if p.when else ""
+        click.echo(f"    {k}: {p.type} {rng}{when}")
 
 
 @main.command()

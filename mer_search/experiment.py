@@ -77,16 +77,16 @@ def check_types(cfg: dict, source: str, prefix: str = "") -> None:
 def _check_model_types(model: Any, source: str, where: str) -> None:
     if not isinstance(model, dict):
         raise ConfigError(f"{source}: {where}: expected a mapping with a name, got {model!r}")
-    if model.get("name") not in model_names():
-        return          # build_model names the valid ones
-    types = model_argument_types(model["name"])
-    for key, value in model.items():
-        if key in models.NESTED and isinstance(value, dict):     # a nested model config (utterance, text_model...)
-            _check_model_types(value, source, f"{where}.{key}")
-            continue
-        problem = key in types and type_problem(value, [types[key]])
-        if problem:
-            raise ConfigError(f"{source}: {where}.{key}: {problem}")
+    for path, node in models.walk(model, where):
+        if node.get("name") not in model_names():
+            continue          # build_model names the valid ones
+        types = model_argument_types(node["name"])
+        for key, value in node.items():
+            if key in models.NESTED and isinstance(value, dict):     # walk visits it
+                continue
+            problem = key in types and type_problem(value, [types[key]])
+            if problem:
+                raise ConfigError(f"{source}: {path}.{key}: {problem}")
 
 
 def final_config(cfg: dict, prepared: str | None = None, epochs: int | None = None, train_on: str = "train") -> dict:

@@ -40,7 +40,7 @@ def test_lr_1e_3_in_a_space(tmp_path):
     path.write_text("# mer-search sweep s.yaml\nsearch: {num_samples: 2}\nfixed: {model.name: text_mlp, train.weight_decay: 1e-4}\n"
                     "params:\n  train.lr: {type: float, low: 1e-5, high: 3e-2, log: true}\n")
     space = load_space(path)
-    assert space.params["train.lr"]["low"] == 1e-05 and space.fixed["train.weight_decay"] == 1e-4
+    assert space.params["train.lr"].low == 1e-05 and space.fixed["train.weight_decay"] == 1e-4
 
 
 @pytest.mark.parametrize("section, line, message", [

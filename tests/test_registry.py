@@ -137,3 +137,11 @@ def test_the_class_count_comes_from_labels_json(prepared, tmp_path):
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["model"]["num_classes"] == 8
     assert len(m["dev_per_class"]["f1"]) == 8 and len(m["dev_confusion"]) == 8
+
+
+def test_walk_visits_every_nested_model_once_with_its_path():
+    cfg = {"name": "fusion", "text_model": {"name": "context", "utterance": {"name": "text_mlp"}},
+           "speech_model": {"name": "speech_stats"}}
+    assert [(where, node["name"]) for where, node in models.walk(cfg)] == [
+        ("model", "fusion"), ("model.text_model", "context"), ("model.text_model.utterance", "text_mlp"),
+        ("model.speech_model", "speech_stats")]

@@ -30,7 +30,7 @@ def test_spaces_cover_every_architecture():
     names = set()
     for path in SPACES:
         s = load_space(path)
-        names |= {s.fixed["model.name"]} if "model.name" in s.fixed else set(s.params["model.name"]["choices"])
+        names |= {s.fixed["model.name"]} if "model.name" in s.fixed else set(s.params["model.name"].choices)
         names |= {s.fixed[k] for k in s.fixed if k.endswith(".name")}
     assert names == set(model_names())
     assert {p.stem for p in SPACES} >= {"text_mlp", "text_lstm", "text_transformer", "text_pretrained",

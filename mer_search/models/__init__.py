@@ -14,6 +14,7 @@ MER_SEARCH_MODELS (comma-separated modules), plus a space.
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib
 import inspect
@@ -127,17 +128,18 @@ def build_model(cfg: dict[str, Any]) -> nn.Module:
     return builder(**cfg)
 
 
-def walk(cfg: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """A model config, then every model config nested in it (utterance, text_model, speech_model), depth first."""
-    yield cfg
+def walk(cfg: dict[str, Any], where: str = "model") -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, config) for a model config and every model config nested in it (utterance, text_model,
+    speech_model), parents before children: the one traversal of nested models."""
+    yield where, cfg
     for key in NESTED:
         if isinstance(cfg.get(key), dict):
-            yield from walk(cfg[key])
+            yield from walk(cfg[key], f"{where}.{key}")
 
 
 def prepare_from_data(model: nn.Module, cfg: dict[str, Any], data: TrainData) -> None:
     """Give a built model what it (or a model nested in it) takes from the training data."""
-    for node in walk(cfg):
+    for _, node in walk(cfg):
         hook = spec(node.get("name")).from_data
         if hook is not None:
             hook(model, node, data)
@@ -145,22 +147,21 @@ def prepare_from_data(model: nn.Module, cfg: dict[str, Any], data: TrainData) ->
 
 def check_data(cfg: dict[str, Any], data: TrainData) -> None:
     """Raise unless the training data holds what the model (and those nested in it) will take from it."""
-    for node in walk(cfg):
+    for _, node in walk(cfg):
         check = spec(node.get("name")).check_data
         if check is not None:
             check(node, data)
 
 
 def resolve_sizes(cfg: dict[str, Any], data: DataSizes) -> dict[str, Any]:
-    """The config with every argument its model (and the models nested in it) takes from the data filled in."""
-    cfg = dict(cfg)
-    for key in NESTED:
-        if isinstance(cfg.get(key), dict):
-            cfg[key] = resolve_sizes(cfg[key], data)
-    for arg, fill in spec(cfg.get("name")).sizes.items():
-        value = fill(cfg, data)
-        if value is not None:
-            cfg[arg] = value
+    """The config with every argument its model (and the models nested in it) takes from the data filled in;
+    nested models first, so that a model's size may read its encoder's."""
+    cfg = copy.deepcopy(cfg)
+    for _, node in reversed(list(walk(cfg))):
+        for arg, fill in spec(node.get("name")).sizes.items():
+            value = fill(node, data)
+            if value is not None:
+                node[arg] = value
     return cfg
 
 
@@ -225,4 +226,4 @@ def model_label(cfg: dict[str, Any]) -> str:
 
 def finetuned_encoder(cfg: dict[str, Any]) -> str | None:
     """The encoder a fine-tuned text model (alone or inside a context/fusion model) tokenizes for, if any."""
-    return next(filter(None, (spec(node.get("name")).tokenizer(node) for node in walk(cfg))), None)
+    return next(filter(None, (spec(node.get("name")).tokenizer(node) for _, node in walk(cfg))), None)

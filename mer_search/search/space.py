@@ -48,11 +48,27 @@ class SpaceError(UserError, ValueError):
 
 
 @dataclass
+class Param:
+    """One searched parameter, as a space's `params:` gives it."""
+    type: str                                  # float | int | categorical | bool
+    low: float | None = None                   # float, int
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list | None = None                # categorical
+    when: dict[str, Any] | None = None         # exists only when these keys take these values
+
+    @classmethod
+    def fields(cls) -> tuple[str, ...]:
+        return tuple(cls.__dataclass_fields__)
+
+
+@dataclass
 class Space:
     path: Path
     search: SearchSettings
     fixed: dict[str, Any]
-    params: dict[str, dict]
+    params: dict[str, Param]           # load_space validates the YAML's mappings, then makes them Params
     command: str = ""
     final: dict[str, Any] = field(default_factory=dict)     # what export sets instead (e.g. all of train)
     start: list[dict[str, Any]] = field(default_factory=list)   # tried first by a new sweep
@@ -65,25 +81,22 @@ class Space:
         """Define-by-run: ask the trial for each active parameter; returns the flat config."""
         flat = dict(self.fixed)
         for key, p in self.params.items():
-            if not _active(p.get("when"), flat):
+            if not _active(p.when, flat):
                 continue
-            t = p["type"]
-            if t == "float":
-                flat[key] = trial.suggest_float(key, p["low"], p["high"], log=p.get("log", False),
-                                                step=p.get("step"))
-            elif t == "int":
-                flat[key] = trial.suggest_int(key, p["low"], p["high"], log=p.get("log", False),
-                                              step=p.get("step", 1))
-            elif t == "bool":
+            if p.type == "float":
+                flat[key] = trial.suggest_float(key, p.low, p.high, log=p.log, step=p.step)
+            elif p.type == "int":
+                flat[key] = trial.suggest_int(key, p.low, p.high, log=p.log, step=p.step or 1)
+            elif p.type == "bool":
                 flat[key] = trial.suggest_categorical(key, [False, True])
             else:
-                encoded = [json.dumps(c) for c in p["choices"]]
+                encoded = [json.dumps(c) for c in p.choices]
                 flat[key] = json.loads(trial.suggest_categorical(key, encoded))
         return flat
 
     def encoded(self, point: dict[str, Any]) -> dict[str, Any]:
         """A start point as Optuna stores it (`sample` asks categoricals as JSON strings), for enqueue_trial."""
-        return {k: json.dumps(v) if self.params[k]["type"] == "categorical" else v for k, v in point.items()}
+        return {k: json.dumps(v) if self.params[k].type == "categorical" else v for k, v in point.items()}
 
     def distributions(self) -> dict:
         """key -> the Optuna distribution `sample` asks for (to check that old trials fit this space)."""
@@ -91,14 +104,14 @@ class Space:
 
         out = {}
         for key, p in self.params.items():
-            if p["type"] == "float":
-                out[key] = d.FloatDistribution(p["low"], p["high"], log=p.get("log", False), step=p.get("step"))
-            elif p["type"] == "int":
-                out[key] = d.IntDistribution(p["low"], p["high"], log=p.get("log", False), step=p.get("step", 1))
-            elif p["type"] == "bool":
+            if p.type == "float":
+                out[key] = d.FloatDistribution(p.low, p.high, log=p.log, step=p.step)
+            elif p.type == "int":
+                out[key] = d.IntDistribution(p.low, p.high, log=p.log, step=p.step or 1)
+            elif p.type == "bool":
                 out[key] = d.CategoricalDistribution([False, True])
             else:
-                out[key] = d.CategoricalDistribution([json.dumps(c) for c in p["choices"]])
+                out[key] = d.CategoricalDistribution([json.dumps(c) for c in p.choices])
         return out
 
 
@@ -154,7 +167,9 @@ def _names(fixed: dict, params: dict, key: str) -> set[str]:
     if key in fixed:
         return {fixed[key]}
     p = params.get(key)
-    return set(p.get("choices", [])) if p else set()
+    if isinstance(p, Param):
+        return set(p.choices or [])
+    return set(p.get("choices") or []) if isinstance(p, dict) else set()
 
 
 def _model_names(space: Space) -> set[str]:
@@ -233,7 +248,8 @@ def validate(space: Space) -> None:
         if key not in schema or key.split(".")[-1] in derived_arguments():
             _fail(space, f"final.{key}", "unknown parameter, or one filled from the prepared data")
         _check_type(space, f"final.{key}", value, schema[key])
-    for key, p in space.params.items():
+    parsed: dict[str, Param] = {}
+    for key, raw in space.params.items():
         where = f"params.{key}"
         if key.split(".")[-1] in derived_arguments():
             _fail(space, where, "is filled from the prepared data; it cannot be searched")
@@ -243,35 +259,39 @@ def validate(space: Space) -> None:
             _fail(space, where, f"unknown parameter; valid under {section[:-1]}: {', '.join(valid)}")
         if key in space.fixed:
             _fail(space, where, "is also in fixed; keep one")
-        if not isinstance(p, dict) or p.get("type") not in TYPES:
+        if isinstance(raw, Param):          # validated before (a space built in code)
+            raw = {k: v for k, v in vars(raw).items() if v is not None and v is not False}
+        if not isinstance(raw, dict) or raw.get("type") not in TYPES:
             _fail(space, where, f"needs type: one of {', '.join(TYPES)}")
-        extra = sorted(set(p) - {"type", "low", "high", "log", "step", "choices", "when"})
+        extra = sorted(set(raw) - set(Param.fields()))
         if extra:
             _fail(space, where, f"unknown field(s) {', '.join(extra)}")
-        if p["type"] in ("float", "int"):
-            lo, hi = p.get("low"), p.get("high")
+        p = parsed[key] = Param(**raw)
+        if p.type in ("float", "int"):
+            lo, hi = p.low, p.high
             if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi)):
                 _fail(space, where, "needs numeric low and high")
-            if p["type"] == "int" and not all(isinstance(v, int) for v in (lo, hi)):
+            if p.type == "int" and not all(isinstance(v, int) for v in (lo, hi)):
                 _fail(space, where, "int bounds must be integers")
             if lo >= hi:
                 _fail(space, where, f"low {lo} must be below high {hi}")
-            if p.get("log") and lo <= 0:
+            if p.log and lo <= 0:
                 _fail(space, where, f"log scale needs low > 0 (got {lo})")
-            if p.get("log") and p.get("step"):
+            if p.log and p.step:
                 _fail(space, where, "log and step cannot be combined")
-            if p.get("step") is not None and p["step"] <= 0:
-                _fail(space, where, f"step {p['step']} must be positive")
-        if p["type"] == "categorical":
-            if not isinstance(p.get("choices"), list) or not p["choices"]:
+            if p.step is not None and p.step <= 0:
+                _fail(space, where, f"step {p.step} must be positive")
+        if p.type == "categorical":
+            if not isinstance(p.choices, list) or not p.choices:
                 _fail(space, where, "needs a non-empty list of choices")
-            for c in p["choices"]:
+            for c in p.choices:
                 _check_type(space, where, c, schema[key])
-        for cond in (p.get("when") or {}):
+        for cond in (p.when or {}):
             if cond not in space.fixed and cond not in space.params:
                 _fail(space, f"{where}.when", f"condition on {cond!r}, which is neither a param nor fixed")
             if cond in space.params and list(space.params).index(cond) > list(space.params).index(key):
                 _fail(space, f"{where}.when", f"{cond!r} must come before {key!r} in params")
+    space.params = parsed
     _check_start(space)
 
 
@@ -285,13 +305,13 @@ def _check_start(space: Space) -> None:
             p = space.params.get(key)
             if p is None:
                 _fail(space, f"{where}.{key}", "is not a searched parameter (params)")
-            if p["type"] == "categorical" and value not in p["choices"]:
-                _fail(space, f"{where}.{key}", f"{value!r} is not one of its choices {p['choices']}")
-            if p["type"] == "bool" and not isinstance(value, bool):
+            if p.type == "categorical" and value not in p.choices:
+                _fail(space, f"{where}.{key}", f"{value!r} is not one of its choices {p.choices}")
+            if p.type == "bool" and not isinstance(value, bool):
                 _fail(space, f"{where}.{key}", f"{value!r} is not true/false")
-            if p["type"] in ("float", "int") and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                                  or not p["low"] <= value <= p["high"]):
-                _fail(space, f"{where}.{key}", f"{value!r} is outside [{p['low']}, {p['high']}]")
+            if p.type in ("float", "int") and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                               or not p.low <= value <= p.high):
+                _fail(space, f"{where}.{key}", f"{value!r} is outside [{p.low}, {p.high}]")
 
 
 def _check_type(space: Space, where: str, value: Any, types: list) -> None:
