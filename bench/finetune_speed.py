@@ -65,7 +65,6 @@ def measure(prepared: str, device: str, window: int, fraction: float, batch: int
 def pair(prepared: str, model: str = "text_finetune") -> dict:
     """Two trials at --gpus-per-trial 0.5 (or 1 CPU each without a GPU): did they overlap in time? On a GPU
     machine the trials are told train.device: cuda, so one that Ray gave no GPU fails instead of using the CPU."""
-    import ray
 
     from mer_search.search.sweep import SweepOptions, run_sweep
 
@@ -79,11 +78,8 @@ def pair(prepared: str, model: str = "text_finetune") -> dict:
                      f"train.device: {'cuda' if gpu else 'cpu'}, "
                      f"data.train_fraction: {0.3 if gpu else 0.02}, data.context_window: 3}}\n"
                      f"params: {{train.lr: {{type: float, low: 2.0e-5, high: 1.0e-4, log: true}}}}\n")
-    try:
-        run_sweep(SweepOptions(space=str(space), prepared=prepared, out=out / "sweep", wandb="disabled",
-                               gpus_per_trial=0.5 if gpu else 0, cpus_per_trial=1, scheduler="none"))
-    finally:
-        ray.shutdown()
+    run_sweep(SweepOptions(space=str(space), prepared=prepared, out=out / "sweep", wandb="disabled",
+                           gpus_per_trial=0.5 if gpu else 0, cpus_per_trial=1, scheduler="none"))
     spans = []
     for result in (out / "sweep" / "tune").glob("*/result.json"):
         r = json.loads(result.read_text().splitlines()[-1])

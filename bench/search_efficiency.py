@@ -71,7 +71,6 @@ def seconds_to_reach(df: pd.DataFrame, target: float) -> float:
 
 
 def run(kind: str, seed: int, space: Path, args) -> Path:
-    import ray
 
     from mer_search.search.sweep import SweepOptions, run_sweep
 
@@ -84,8 +83,7 @@ def run(kind: str, seed: int, space: Path, args) -> Path:
         t0 = time.time()
         run_sweep(SweepOptions(space=str(space), prepared=args.prepared, out=out, num_samples=args.num_samples,
                                sampler=sampler, scheduler=scheduler or "none", seed=seed, wandb="disabled",
-                               startup_trials=args.startup_trials))
-        ray.shutdown()
+                               startup_trials=args.startup_trials))       # the sweep shuts its Ray down
         print(f"  {kind} seed {seed}: {time.time() - t0:.0f} s", flush=True)
     return out
 
