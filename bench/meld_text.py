@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mer_search.cli import _config_path  # noqa: E402
-from mer_search.experiment import load_config, run_seeds  # noqa: E402
+
+from mer_search.experiment import find_config, load_config, run_seeds  # noqa: E402
 from mer_search.train import NullReporter  # noqa: E402
 
 DEFAULT = ("text_mlp,text_lstm,text_transformer,text_pretrained,context_two_stage,context_joint,"
@@ -37,7 +37,7 @@ def main() -> None:
     print("| config | dev wF1 (mean +- std) | dev acc | best epochs | params | wall |")
     print("|---|---|---|---|---|---|")
     for name in args.configs.split(","):
-        cfg = load_config(_config_path(name))
+        cfg = load_config(find_config(name))
         cfg["data"]["prepared"] = args.prepared
         t0 = time.time()
         s = run_seeds(cfg, Path(args.out) / name, args.seeds, reporter=NullReporter())
