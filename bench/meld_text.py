@@ -18,7 +18,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
 from mer_search.experiment import find_config, load_config, run_seeds  # noqa: E402
 from mer_search.train import NullReporter  # noqa: E402
 
