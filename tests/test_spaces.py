@@ -7,7 +7,7 @@ import pytest
 
 from mer_search.models import build_model, model_names, resolve_sizes
 from mer_search.dirs import nest
-from mer_search.search.space import SpaceError, all_spaces, load_space
+from mer_search.search.space import Space, SpaceError, all_spaces, load_space
 
 REPO = Path(__file__).resolve().parents[1]
 SPACES = all_spaces(REPO / "spaces")
@@ -157,3 +157,22 @@ def test_cli_validate_and_show(tmp_path, monkeypatch):
     bad = _write(tmp_path, "fixed: {model.name: text_mlp}\nparams: {model.emb_dim: {type: int, low: 9, high: 3}}\n")
     r = CliRunner().invoke(main, ["spaces", "validate", str(bad)])
     assert r.exit_code == 1 and "low 9 must be below high 3" in r.stderr
+
+
+def test_a_space_pickled_by_an_older_version_samples_after_a_resume():
+    """Tune pickles the searcher with the space's sample function; an older mer-search kept params and search
+    settings as plain mappings. Unpickled by this one (a sweep resumed after an upgrade), it samples the same."""
+    import copy
+    import pickle
+
+    space = load_space(REPO / "spaces" / "text_any.yaml")
+    old = copy.copy(space.__dict__)
+    old["params"] = {k: {f: v for f, v in vars(p).items() if v is not None} for k, p in space.params.items()}
+    old["search"] = space.search.to_dict()
+    revived = Space.__new__(Space)
+    revived.__setstate__(old)
+    again = pickle.loads(pickle.dumps(revived))
+    assert again.params == space.params and again.search == space.search
+    a = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    b = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    assert [space.sample(a.ask()) for _ in range(5)] == [again.sample(b.ask()) for _ in range(5)]

@@ -77,6 +77,14 @@ class Space:
     def __post_init__(self) -> None:
         self.name = self.path.stem
 
+    def __setstate__(self, st: dict) -> None:
+        """Unpickled from a searcher Tune saved (a resumed sweep), possibly by an older mer-search whose
+        params and search settings were plain mappings: read them as they meant."""
+        if isinstance(st.get("search"), dict):
+            st["search"] = SearchSettings.from_dict(st["search"])
+        st["params"] = {k: Param(**p) if isinstance(p, dict) else p for k, p in st.get("params", {}).items()}
+        self.__dict__.update(st)
+
     def sample(self, trial) -> dict[str, Any]:
         """Define-by-run: ask the trial for each active parameter; returns the flat config."""
         flat = dict(self.fixed)
