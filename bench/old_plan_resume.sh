@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A sweep started by an older mer-search (default: 0ca425f, the last commit before the typed, versioned plan),
-# SIGKILLed mid-run, then resumed by this checkout's mer-search:
+# A sweep started by an older mer-search (default: 0ca425f, the last commit before the typed, versioned plan;
+# bfb481c: the last before SweepDir, SearchSettings and Param),
+# SIGKILLed mid-run, then resumed, exported and reported by this checkout's mer-search:
 #     bash bench/old_plan_resume.sh [COMMIT]      (about a minute; works in /tmp/oldcheck)
 set -u
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,3 +43,5 @@ t = pd.read_parquet("sweep/trials.parquet")
 print("trials", t.trial_id.nunique(), "epochs in order:", all(g.training_iteration.tolist() == list(range(1, len(g) + 1)) for _, g in t.groupby("trial_id")), "errors:", int(t.error.astype(bool).sum()))
 print("plan version now", json.load(open("sweep/sweep.json")).get("version"))
 P
+$REPO/.venv/bin/mer-search export sweep --out best.yaml; echo "export rc=$?"
+$REPO/.venv/bin/mer-search report sweep --rows 3 | tail -4; echo "report rc=${PIPESTATUS[0]}"
