@@ -225,15 +225,18 @@ class Pipeline:
         manifest = self.prepare(progress)
         if on_prepared:
             on_prepared(manifest)
-        for stage in self.stages():
-            if stage.space is not None:
-                self.sweep(stage)
-                self.export(stage)
-            else:
-                self.fixed_config(stage)
-            self.final(stage)
-            if stage.produces_features:
-                self.features(stage)
+        from mer_search.search.sweep import Sweep
+
+        with Sweep.ray_kept():      # one Ray for every stage's sweep, started by the first that runs
+            for stage in self.stages():
+                if stage.space is not None:
+                    self.sweep(stage)
+                    self.export(stage)
+                else:
+                    self.fixed_config(stage)
+                self.final(stage)
+                if stage.produces_features:
+                    self.features(stage)
         table = self.summary()
         (self.out / "summary.md").write_text(table)
         return table

@@ -100,3 +100,18 @@ def test_a_space_cannot_fix_or_search_train_seed(tmp_path):
         path.write_text(body)
         with pytest.raises(SpaceError, match="train.seed: the sweep's --seed seeds every trial"):
             load_space(path)
+
+
+def test_sweeps_inside_ray_kept_share_one_ray_shut_down_at_the_end(tmp_path, monkeypatch):
+    fake = FakeRay(False)
+    monkeypatch.setattr(sweep, "ray", fake)
+    monkeypatch.setattr(sweep.signals, "reclaim", lambda: None)
+    with Sweep.ray_kept():
+        for _ in range(3):                   # the pipeline's stages
+            with Sweep(_opts(tmp_path)) as s:
+                s._start_ray(None, 0)
+            assert fake.running
+    assert (fake.inits, fake.shutdowns, fake.running) == (1, 1, False)
+    with Sweep.ray_kept():                   # nothing needed Ray (every stage done before): none started
+        pass
+    assert (fake.inits, fake.shutdowns) == (1, 1)

@@ -9,6 +9,7 @@ its running trials cut short, and resumes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -287,15 +288,31 @@ class Sweep:
         self._owns_ray = False
         self._saved_env: dict[str, str | None] = {}
 
+    _keeping = 0        # open ray_kept() scopes: a sweep inside one leaves the Ray it started running
+
+    @classmethod
+    @contextlib.contextmanager
+    def ray_kept(cls):
+        """Several sweeps (the pipeline's stages) share one Ray: the first that needs it starts it, and it is
+        shut down when this scope ends, if it was not running when the scope began."""
+        was_running = ray.is_initialized()
+        cls._keeping += 1
+        try:
+            yield
+        finally:
+            cls._keeping -= 1
+            if not was_running and not cls._keeping and ray.is_initialized():
+                ray.shutdown()
+
     def __enter__(self) -> "Sweep":
         for key, value in TUNE_ENV.items():
             self._setenv(key, value)
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._owns_ray:
+        if self._owns_ray and not Sweep._keeping:
             ray.shutdown()
-            self._owns_ray = False
+        self._owns_ray = False
         state.deactivate()
         for key, old in self._saved_env.items():
             if old is None:
