@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -73,11 +74,29 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.tmp(?P<pid>\d+)$")     # write_atomic's: .NAME.tmpPID
+
+
 def remove_stale_tmp(root: Path) -> int:
-    """Delete temporaries left by a killed run; returns how many."""
+    """Delete the temporaries write_atomic left when its process was killed; returns how many. Only names it
+    writes (.NAME.tmpPID), and only those of processes that are gone: a user's `.vimrc.tmpl` stays, and so
+    does a live writer's temp file."""
     n = 0
     for p in root.rglob(".*.tmp*"):
-        if p.is_file():
+        m = TEMP_NAME.match(p.name)
+        if m and p.is_file() and not _alive(int(m["pid"])):
             p.unlink()
             n += 1
     return n
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:        # someone else's process
+        return True
+    return True

@@ -6,6 +6,7 @@ any other sentence-transformers model must be given as a local directory.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -36,22 +37,44 @@ def model_path(name: str) -> Path:
     return path
 
 
+def _texts_hash(texts: list[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        b = str(t).encode()
+        h.update(len(b).to_bytes(8, "little") + b)      # length-prefixed: ["ab", "c"] != ["a", "bc"]
+    return h.hexdigest()
+
+
+def _encoder_id(name: str) -> str:
+    """The encoder as its files are: name, and the size and mtime of each file of its folder."""
+    folder = model_path(name)
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    h = hashlib.sha256(name.encode())
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
 def slug(name: str) -> str:
     return Path(name).name if name != DEFAULT else DEFAULT
 
 
 def embed_splits(prepared: Path, splits: list[str], name: str = DEFAULT, batch_size: int = 128) -> dict:
-    """Encode each split's cleaned text; skips splits already done for the same rows. Returns an index."""
+    """Encode each split's cleaned text; skips a split already encoded from the same texts by the same encoder
+    (a hash of both: the same row count with a changed text is encoded again). Returns an index."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     out = Path(prepared) / "embeddings" / slug(name)
     index_path = out / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {"model": name, "splits": {}}
     encoder = None
+    encoder_id = _encoder_id(name)
     for split in splits:
         texts = pd.read_parquet(Path(prepared) / f"{split}.parquet", columns=["text"])["text"].tolist()
-        done = index["splits"].get(split)
-        if done and done["rows"] == len(texts) and (out / f"{split}.npy").exists():
+        key = {"rows": len(texts), "texts_sha256": _texts_hash(texts), "encoder": encoder_id}
+        done = index["splits"].get(split) or {}
+        if all(done.get(k) == v for k, v in key.items()) and (out / f"{split}.npy").exists():
             continue
         if encoder is None:
             from sentence_transformers import SentenceTransformer
@@ -61,6 +84,6 @@ def embed_splits(prepared: Path, splits: list[str], name: str = DEFAULT, batch_s
         vec = encoder.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
                              show_progress_bar=False).astype(np.float32)
         write_npy_atomic(out / f"{split}.npy", vec)
-        index["splits"][split] = {"rows": len(texts), "dim": int(vec.shape[1])}
+        index["splits"][split] = {**key, "dim": int(vec.shape[1])}
         write_json_atomic(index_path, index)
     return index

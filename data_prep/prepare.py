@@ -40,7 +40,8 @@ from data_prep.text import OTHER_SPEAKER, TextParams, build_vocab, clean_text, e
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
-OUTPUTS = ("manifest.json", "vocab.json", "labels.json", "quirks.csv", "audio",
+# every output prepare derives from the inputs: --overwrite removes them all, so nothing stale is reused
+OUTPUTS = ("manifest.json", "vocab.json", "labels.json", "quirks.csv", "audio", "functionals", "embeddings",
            *(f"{s}.parquet" for s in meld.SPLITS))
 
 
@@ -167,7 +168,8 @@ def _plan_shards(opts: PrepareOptions, split: str, df: pd.DataFrame, quirks: Qui
     items = [(int(d), int(u), str(idx.paths[(d, u)]) if (d, u) in idx.paths else None)
              for d, u in zip(df["dialogue_id"], df["utterance_id"])]
     audio = asdict(opts.audio)
-    return [ShardTask(str(opts.out), split, i // opts.shard_size, audio, items[i: i + opts.shard_size])
+    return [ShardTask(str(opts.out), split, i // opts.shard_size, audio, items[i: i + opts.shard_size],
+                      str(Path(opts.meld_root).resolve()))
             for i in range(0, len(items), opts.shard_size)]
 
 

@@ -9,6 +9,7 @@ the .npy's sha256. A shard without a valid sidecar is redone.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,20 @@ class ShardTask:
     index: int
     audio: dict                                   # AudioParams as a dict (plain data crosses processes)
     items: list[tuple[int, int, str | None]]      # (dialogue_id, utterance_id, absolute clip path or None)
+    root: str = ""                                # --meld-root: clips are identified by their path under it
+
+    def clips(self) -> list[list | None]:
+        """Each clip as it is now: path under the root, size, mtime (None: no clip). A shard is reused only
+        for the same clips: another root, or a clip replaced in place, recomputes it."""
+        out = []
+        for _, _, path in self.items:
+            try:
+                st = os.stat(path) if path else None
+            except OSError:
+                st = None
+            out.append([os.path.relpath(path, self.root) if self.root else path, st.st_size, st.st_mtime_ns]
+                       if st else None)
+        return out
 
     @property
     def stem(self) -> Path:
@@ -44,6 +59,8 @@ def shard_is_done(task: ShardTask) -> dict | None:
         return None
     keys = [(e["dialogue_id"], e["utterance_id"]) for e in meta.get("entries", [])]
     if keys != [(d, u) for d, u, _ in task.items] or meta.get("audio") != task.audio:
+        return None
+    if "clips" in meta and meta["clips"] != task.clips():      # shards from before clip identities: trusted
         return None
     if npy.stat().st_size != meta["bytes"] or sha256_file(npy) != meta["sha256"]:
         return None
@@ -101,7 +118,8 @@ def process_shard(task: ShardTask) -> dict:
     npy = task.stem.with_suffix(".npy")
     nbytes, digest = write_npy_atomic(npy, frames.astype(np.float32, copy=False))
     meta = {"split": task.split, "index": task.index, "file": npy.name, "bytes": nbytes,
-            "sha256": digest, "frames": int(frames.shape[0]), "audio": task.audio, "entries": entries}
+            "sha256": digest, "frames": int(frames.shape[0]), "audio": task.audio, "entries": entries,
+            "clips": task.clips()}
     if params.functionals != "none":
         # one row per entry; zeros where there is no usable speech (missing, undecodable, short)
         dim = functionals_dim(params.functionals)

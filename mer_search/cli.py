@@ -283,7 +283,7 @@ def predict(checkpoint, csv_path, meld_root, split, out):
                                        f"postgresql://...) [default: SWEEP_DIR/{SweepDir.STUDY}].")
 @click.option("--storage", help="Trial results and checkpoints: a dir or a URI (s3://, gs://, file://) "
                                 "[default: the sweep dir].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--keep-checkpoints", type=click.Choice(KEEP_CHOICES), default="best", show_default=True,
               help="Per ended trial: its best epoch's checkpoint, none, or all (every epoch's, never deleted). "
                    "Running trials keep their last two and their best.")
@@ -449,7 +449,7 @@ def spaces_show(name):
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the generated corpus.")
 @click.option("--dialogues", type=click.IntRange(min=6), default=20, show_default=True,
               help="Dialogues across train/dev/test (70/15/15).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--mode", type=click.Choice(["speech", "tones"]), default="speech", show_default=True,
               help="speech: speech-like voices, emotion cues that overlap, noise and levels (hard like real "
                    "speech); tones: the first corpus's fixed tone patterns (easy; reproduces old results).")
@@ -508,7 +508,7 @@ def _run_pipeline(opts) -> None:
 @click.option("--address", help="Ray cluster address for the sweeps (default: a local Ray).")
 @click.option("--wandb", "wandb_mode", type=click.Choice(["offline", "online", "disabled"]), default="offline",
               show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 def pipeline(meld_root, out, budget, workers, text_only, text_space, cpus_per_trial, gpus_per_trial, address,
              wandb_mode, seed):
     """The whole study: prepare; text and speech sweeps, export, final training, features; context and
@@ -526,7 +526,7 @@ def pipeline(meld_root, out, budget, workers, text_only, text_space, cpus_per_tr
 @click.option("--dialogues", type=click.IntRange(min=6), default=40, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=min(2, os.cpu_count() or 1), show_default=True)
 @click.option("--budget", type=click.Choice(tuple(BUDGETS)), default="tiny", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 def demo(out, dialogues, workers, budget, seed):
     """The main job on an embedded default: a synthetic corpus through the whole pipeline, in minutes."""
     from data_prep.synth import SynthConfig, synthesize

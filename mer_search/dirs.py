@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from data_prep.atomic import write_json_atomic
+from data_prep.locks import DirLock
 from mer_search.plan import SweepDirError, SweepPlan
 
 CONFIG_PREFIX = "config/"          # a trial's parameters as table columns (config/model.emb_dim ...)
@@ -94,6 +95,10 @@ class SweepDir:
         return next((n for n in (self.STUDY, self.SQLITE) if (self.path / n).exists()), None)
 
     # -- the plan ------------------------------------------------------------------------------------------
+    def lock(self) -> DirLock:
+        """One driver at a time (held for its lifetime; a killed driver frees it)."""
+        return DirLock(self.path, "sweep dir")
+
     def holds_sweep(self) -> bool:
         return self.plan_path.exists()
 
@@ -111,9 +116,12 @@ class SweepDir:
 
     # -- status --------------------------------------------------------------------------------------------
     def status(self) -> dict:
-        """Whether the sweep ran its whole budget, and if not, which trials its stop cut short."""
+        """Whether the sweep ran its whole budget, and if not, which trials its stop cut short. A status file
+        that does not parse (cut by a full disk) says unfinished: the sweep is resumed, not trusted."""
         if self.status_path.exists():
-            return json.loads(self.status_path.read_text())
+            status = read_json(self.status_path)
+            return status if isinstance(status, dict) and "finished" in status else \
+                {"finished": False, "state": "unreadable status"}
         # sweep dirs from before status.json: trials.parquet was written only by a finished sweep
         return {"finished": self.trials_path.exists(), "state": "unknown"}
 
@@ -161,6 +169,9 @@ class RunDir:
     def __truediv__(self, name: str) -> Path:
         return self.path / name
 
+    def lock(self) -> DirLock:
+        return DirLock(self.path, "run dir")
+
     def seed(self, seed: int) -> "RunDir":
         return RunDir(self.path / f"seed_{seed}")
 
@@ -189,7 +200,9 @@ class RunDir:
         return self.path / self.SUMMARY
 
     def finished(self) -> bool:
-        return self.summary.exists()
+        """The summary is written last; one that does not parse (cut short) does not count."""
+        summary = read_json(self.summary)
+        return isinstance(summary, dict) and "per_seed" in summary
 
     def utterance_stage(self) -> "RunDir":
         return RunDir(self.path / self.UTTERANCE)
@@ -197,6 +210,15 @@ class RunDir:
     @property
     def features(self) -> Path:
         return self.path / self.FEATURES
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's content, or None when it is missing or does not parse (a marker cut short by a full
+    disk or a killed writer is not trusted)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, ValueError, UnicodeDecodeError):
+        return None
 
 
 def nest(flat: dict[str, Any]) -> dict:

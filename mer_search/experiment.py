@@ -20,15 +20,15 @@ import yaml
 from torch import nn
 
 from data_prep.atomic import write_atomic, write_json_atomic
-from mer_search.data import CLASS_BALANCE, Batches, ChainedBatches, Corpus, DataConfig, SplitData
+from mer_search.data import CLASS_BALANCE, DATA_RANGES, Batches, ChainedBatches, Corpus, DataConfig, SplitData
 from mer_search.dirs import RunDir
 from mer_search.config_io import field_types, load_yaml, type_problem
 from mer_search.errors import ConfigError
 from mer_search import models
 from mer_search.models import (build_model, finetuned_encoder, model_argument_types, model_names, needs_dialogues,
                                required_inputs)
-from mer_search.train import (CheckpointWriter, ConsoleReporter, Reporter, TrainConfig, confusion, fit, per_class,
-                              pin_threads, predict, score)
+from mer_search.train import (TRAIN_RANGES, CheckpointWriter, ConsoleReporter, Reporter, TrainConfig, confusion, fit,
+                              per_class, pin_threads, predict, score)
 
 log = logging.getLogger(__name__)
 SECTIONS = ("data", "model", "train", "utterance_stage", "source")
@@ -60,13 +60,14 @@ def load_config(path: str | Path) -> dict:
 def check_types(cfg: dict, source: str, prefix: str = "") -> None:
     """Every value a config sets has the type its field or builder argument declares; a wrong one is one
     ConfigError naming the source, the key, the expected type and the value. Unknown keys are parse's to name."""
-    for section, cls in (("data", DataConfig), ("train", TrainConfig)):
+    for section, cls, ranges in (("data", DataConfig, DATA_RANGES), ("train", TrainConfig, TRAIN_RANGES)):
         values = _legacy_data(cfg.get(section)) if section == "data" else cfg.get(section)
         if values is not None and not isinstance(values, dict):
             raise ConfigError(f"{source}: {prefix}{section}: expected a mapping, got {values!r}")
         types = field_types(cls)
         for key, value in (values or {}).items():
-            problem = key in types and type_problem(value, [types[key]])
+            problem = key in types and (type_problem(value, [types[key]]) or
+                                        (key in ranges and ranges[key].problem(value)))
             if problem:
                 raise ConfigError(f"{source}: {prefix}{section}.{key}: {problem}")
     _check_model_types(cfg.get("model"), source, f"{prefix}model")
@@ -280,7 +281,13 @@ def run_seeds(cfg: dict, out: str | Path, seeds: int, reporter: Reporter | None 
     """Several seeds, from the config's train.seed on; the summary gives mean and std of every metric."""
     run_dir = RunDir(out)
     start = first_seed(cfg)
-    per_seed = [run(cfg, run_dir.seed(s).path, s, reporter, splits) for s in range(start, start + seeds)]
+    with run_dir.lock():
+        per_seed = [run(cfg, run_dir.seed(s).path, s, reporter, splits) for s in range(start, start + seeds)]
+        return _summarize(per_seed, run_dir)
+
+
+def _summarize(per_seed: list[dict], run_dir: RunDir) -> dict:
+    seeds = len(per_seed)
     keys = [k for k in per_seed[0] if k.startswith(("dev_", "test_")) and "_f1_" not in k
             and isinstance(per_seed[0][k], float)]
     summary = {"seeds": seeds, "per_seed": per_seed,

@@ -13,6 +13,7 @@ import pandas as pd
 
 from data_prep.atomic import write_json_atomic, write_npy_atomic
 from mer_search.data import Corpus
+from mer_search.dirs import read_json
 from mer_search.errors import ConfigError
 from mer_search.experiment import make_batches, parse
 from mer_search.models import build_model
@@ -38,7 +39,8 @@ class FeatureDir:
         return self.path / self.MANIFEST
 
     def finished(self) -> bool:
-        return self.manifest.exists()
+        manifest = read_json(self.manifest)
+        return isinstance(manifest, dict) and "dim" in manifest
 
 
 def extract_features(checkpoint: str | Path, out: str | Path, splits: tuple[str, ...] | None = None) -> Path:

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import yaml
 
-from mer_search.dirs import RunDir, SweepDir
+from data_prep.atomic import write_atomic
+from mer_search.dirs import RunDir, SweepDir, read_json
 from mer_search.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -143,8 +144,8 @@ class Pipeline:
         """Prepare the corpus (prepare itself skips finished work, so a rerun only reads); returns its manifest."""
         from data_prep.prepare import prepare
 
-        manifest = self.prepared / "manifest.json"
-        self._skip("prepare", manifest.exists() and json.loads(manifest.read_text()).get("complete"))
+        manifest = read_json(self.prepared / "manifest.json")
+        self._skip("prepare", isinstance(manifest, dict) and manifest.get("complete"))
         t0 = time.time()
         manifest = prepare(self.prepare_options(), progress=progress)
         self.timings["prepare"] = time.time() - t0
@@ -172,22 +173,19 @@ class Pipeline:
         from mer_search.export import export_config
 
         path = self.config_path(stage.name)
-        if self._skip(f"export {stage.name}", path.exists()):
+        if self._skip(f"export {stage.name}", _readable_config(path)):
             return
-        cfg = export_config(self.sweep_dir(stage.name))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        _write_config(path, export_config(self.sweep_dir(stage.name)))
 
     def fixed_config(self, stage: Stage) -> None:
         """A stage that is not searched (the speech floor): its shipped config, on this pipeline's data."""
         path = self.config_path(stage.name)
-        if not path.exists():
+        if not _readable_config(path):
             from mer_search.experiment import load_config
 
             cfg = load_config(stage.config)
             cfg["data"]["prepared"] = str(self.prepared)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+            _write_config(path, cfg)
 
     def final(self, stage: Stage) -> None:
         from mer_search.experiment import load_config, run_seeds
@@ -221,7 +219,12 @@ class Pipeline:
     def run(self, progress=None, on_prepared=None) -> str:
         """Every stage in order; returns the summary table as Markdown (also written to summary.md).
         `progress` makes prepare's progress bar; `on_prepared(manifest)` hears when the data is ready."""
-        self.out.mkdir(parents=True, exist_ok=True)
+        from data_prep.locks import DirLock
+
+        with DirLock(self.out, "pipeline output dir"):       # one pipeline per --out
+            return self._run(progress, on_prepared)
+
+    def _run(self, progress, on_prepared) -> str:
         manifest = self.prepare(progress)
         if on_prepared:
             on_prepared(manifest)
@@ -296,6 +299,30 @@ def available_splits(meld_root: str | Path) -> tuple[str, ...]:
     from data_prep import meld
 
     return tuple(s for s in meld.SPLITS if s != "test" or (Path(meld_root) / meld.CSV_NAMES["test"]).exists())
+
+
+WHOLE = "# end of config (a file without this line was cut short and is written again)\n"
+
+
+def _write_config(path: Path, cfg: dict) -> None:
+    write_atomic(path, lambda p: p.write_text(yaml.safe_dump(cfg, sort_keys=False) + WHOLE))
+
+
+def _readable_config(path: Path) -> bool:
+    """A stage's config is trusted only whole (its last line) and loading: one cut short is written again
+    (a config that lost its last keys would still parse, and train with defaults)."""
+    if not path.exists():
+        return False
+    from mer_search.experiment import load_config
+
+    try:
+        if not path.read_text().endswith(WHOLE):
+            raise ConfigError("cut short")
+        load_config(path)
+        return True
+    except (ConfigError, UnicodeDecodeError) as e:
+        log.warning("[pipeline] %s is not a whole config (%s): written again", path, e)
+        return False
 
 
 def _has_audio(prepared: Path) -> bool:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mer_search.config_io import COUNT, NATURAL, POSITIVE, Range
 from mer_search.dirs import RunDir
 from mer_search.errors import ConfigError
 from mer_search.metrics import better, mode_of
@@ -47,6 +48,13 @@ class TrainConfig:
     threads: int = 0                   # torch CPU threads of a final training: 0 = the CPUs it may run on
     amp: bool = True                   # mixed precision on CUDA (bf16 where supported, else fp16 + scaling)
     class_weights: list[float] | None = None
+
+
+# where each numeric setting makes sense (checked with the types: `FILE: train.lr: -0.01 must be > 0`)
+TRAIN_RANGES = {"epochs": COUNT, "lr": POSITIVE, "weight_decay": NATURAL, "warmup_ratio": Range(0, 1, high_open=True),
+                "schedule_epochs": NATURAL, "head_lr": POSITIVE, "layer_decay": Range(0, 1, low_open=True),
+                "label_smoothing": Range(0, 1, high_open=True), "grad_accum": COUNT, "grad_clip": NATURAL,
+                "patience": NATURAL, "seed": NATURAL, "threads": NATURAL}
 
 
 class Reporter(Protocol):
@@ -355,7 +363,7 @@ class CheckpointWriter:
         if best:
             files[run.best] = weights
         for path, payload in files.items():
-            tmp = path.with_name(f".{path.name}.tmp")
+            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
             torch.save(payload, tmp)
             tmp.replace(path)
 

@@ -31,13 +31,13 @@ from typing import Any
 
 import yaml
 
-from mer_search.data import DataConfig
+from mer_search.data import DATA_RANGES, DataConfig
 from mer_search.errors import UserError
 from mer_search.metrics import MODES, SELECTABLE
 from mer_search.config_io import field_types, loads, type_problem
 from mer_search.models import NESTED, derived_arguments, model_argument_types, model_names
 from mer_search.plan import SAMPLERS, SearchSettings
-from mer_search.train import TrainConfig
+from mer_search.train import TRAIN_RANGES, TrainConfig
 
 TYPES = ("float", "int", "categorical", "bool")
 METRICS = SELECTABLE
@@ -289,6 +289,10 @@ def validate(space: Space) -> None:
                 _fail(space, where, "log and step cannot be combined")
             if p.step is not None and p.step <= 0:
                 _fail(space, where, f"step {p.step} must be positive")
+            rng = _range(key)
+            for bound in (lo, hi):
+                if rng and rng.problem(bound):
+                    _fail(space, where, f"bound {rng.problem(bound)}")
         if p.type == "categorical":
             if not isinstance(p.choices, list) or not p.choices:
                 _fail(space, where, "needs a non-empty list of choices")
@@ -322,9 +326,18 @@ def _check_start(space: Space) -> None:
                 _fail(space, f"{where}.{key}", f"{value!r} is outside [{p.low}, {p.high}]")
 
 
+def _range(key: str):
+    """The range a data./train. setting must lie in (utterance_stage. ones too), or None."""
+    *_, section, name = key.split(".")
+    return {"data": DATA_RANGES, "train": TRAIN_RANGES}.get(section, {}).get(name)
+
+
 def _check_type(space: Space, where: str, value: Any, types: list) -> None:
-    """A fixed value or choice must have the type the config field or builder argument declares."""
-    problem = type_problem(value, types)
+    """A fixed value or choice must have the type the config field or builder argument declares, and lie in
+    its range."""
+    key = where.split(".", 1)[1] if where.startswith(("fixed.", "final.", "params.")) else where
+    rng = _range(key)
+    problem = type_problem(value, types) or (rng.problem(value) if rng else None)
     if problem:
         _fail(space, where, problem)
 

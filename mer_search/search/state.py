@@ -16,6 +16,7 @@ them) to this one (`here`). Only `Sweep` (sweep.py) activates and deactivates it
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import tempfile
 from dataclasses import replace
@@ -145,6 +146,37 @@ class RelocatableJournalStorage(optuna.storages.JournalStorage):
 
     def __reduce__(self):
         return _reopen_journal, (self.path,)
+
+
+def repair_journal(path: Path) -> int:
+    """Cut a torn last line (a driver killed inside an append) before anything appends after it: glued to
+    the next entry it would lose that entry, and the one after would make the study unreadable. Returns the
+    bytes cut. Only the driver calls it, holding the sweep dir's lock: no one else appends meanwhile (a
+    reader, such as `mer-search report` during a sweep, must not cut the line being written)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return 0
+    if size == 0:
+        return 0
+    with open(path, "rb+") as f:
+        f.seek(max(0, size - 1))
+        if f.read(1) == b"\n":
+            return 0
+        tail = min(size, 1 << 20)
+        f.seek(size - tail)
+        block = f.read(tail)
+        while b"\n" not in block and tail < size:      # a torn line longer than the block: read further back
+            tail = min(size, tail * 2)
+            f.seek(size - tail)
+            block = f.read(tail)
+        keep = size - tail + block.rfind(b"\n") + 1 if b"\n" in block else 0
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    log.warning("%s: its last line was torn (a driver killed mid-write): %d bytes cut, the study reads on",
+                path, size - keep)
+    return size - keep
 
 
 def _reopen_journal(path: str) -> RelocatableJournalStorage:

@@ -175,6 +175,8 @@ def _new_plan(opts: SweepOptions, out: Path) -> SweepPlan:
         search.num_samples = opts.num_samples
     if search.num_samples < 1:
         raise SweepError("--num-samples must be at least 1")
+    if opts.seed < 0:
+        raise SweepError(f"--seed {opts.seed}: must be >= 0")
     if opts.sampler:
         search.sampler = opts.sampler
     if opts.keep_checkpoints not in KEEP_CHOICES:
@@ -287,6 +289,7 @@ class Sweep:
         self.state: state.SweepState | None = None
         self._owns_ray = False
         self._saved_env: dict[str, str | None] = {}
+        self._lock = self.dir.lock()
 
     _keeping = 0        # open ray_kept() scopes: a sweep inside one leaves the Ray it started running
 
@@ -314,6 +317,7 @@ class Sweep:
             ray.shutdown()
         self._owns_ray = False
         state.deactivate()
+        self._lock.release()
         for key, old in self._saved_env.items():
             if old is None:
                 os.environ.pop(key, None)
@@ -361,6 +365,7 @@ class Sweep:
             check_writable_dir(out)
         except OSError as e:
             raise SweepError(f"{out}: sweep dir is not writable ({e.strerror})") from None
+        self._lock.acquire()          # a second driver on this dir stops here, before it reads or writes
         if opts.resume and opts.resume_from and not d.holds_sweep():
             _fetch_state(opts.resume_from, out)
         if opts.resume:
@@ -378,6 +383,8 @@ class Sweep:
         except StorageError as e:
             raise SweepError(str(e)) from None
         self.state.storage = storage
+        if self.state.study_local and "://" not in here.study_storage:      # its own journal: a torn last
+            state.repair_journal(Path(here.study_storage))                  # line is cut before any append
         if not opts.resume or here != plan:        # new, or resumed in another dir (a new head): as it is here
             plan = here
             d.save_plan(plan)
