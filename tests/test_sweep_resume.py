@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from helpers import SPACE, assert_each_trial_once, kill_tree, rung_records, sweep_study
+from mer_search.dirs import SweepDir
 
 pytestmark = pytest.mark.ray
 
@@ -48,3 +49,31 @@ def test_driver_sigkill_then_resume_accounts_for_every_trial(prepared, tmp_path)
     assert (states == "COMPLETE").sum() == 8, states.value_counts().to_dict()
     assert not (states == "RUNNING").any()
     assert "8 trials" in r.stdout
+
+
+def test_a_second_driver_on_a_running_sweep_is_refused_and_the_first_finishes(prepared, tmp_path):
+    """Two drivers on one sweep dir (say a resume typed twice): the second exits 1 naming the first, which
+    runs its whole budget, every trial and epoch once. (A SIGKILLed driver frees the dir: the test above.)"""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    space = tmp_path / "tiny.yaml"
+    space.write_text("search: {max_epochs: 3, grace_period: 3, num_samples: 4, sampler: random}\n"
+                     "fixed: {model.name: text_mlp, data.batch_size: 16}\n"
+                     "params:\n  train.lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n")
+    out = tmp_path / "sweep"
+    first = subprocess.Popen([sys.executable, "-m", "mer_search.cli", "sweep", str(space), "--prepared",
+                              str(prepared), "--out", str(out), "--wandb", "disabled"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):
+            if SweepDir(out).holds_sweep() or first.poll() is not None:
+                break
+            time.sleep(0.1)
+        second = subprocess.run([sys.executable, "-m", "mer_search.cli", "sweep", "--resume", str(out)], env=env,
+                                capture_output=True, text=True, timeout=300)
+        _, err = first.communicate(timeout=600)
+    finally:
+        if first.poll() is None:
+            kill_tree(first)
+    assert second.returncode == 1 and f"in use by pid {first.pid} on " in second.stderr, second.stderr[-2000:]
+    assert first.returncode == 0, err[-3000:]
+    assert_each_trial_once(SweepDir(out).trials(), 4)
