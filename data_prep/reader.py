@@ -14,11 +14,29 @@ LOGMEL_FLOOR = -30.0     # log-mel below this (digital silence is -100) is floor
 TRAIN_STATS = "audio/train_stats.json"   # per-band log-mel mean/std over train's clips, written by prepare
 
 
-def cache_base() -> Path:
-    """Where node-local copies and caches go: $MER_SEARCH_CACHE, else the temp dir's mer-search-data."""
+def private_tmp(name: str) -> Path:
+    """DIR/name in this user's own dir under the temp dir (mode 0700), refused when that dir is a link, owned
+    by another user or open to others: in a shared /tmp, a planted link or a fake completion marker is not
+    trusted."""
+    import stat
     import tempfile
 
-    return Path(os.environ.get("MER_SEARCH_CACHE", Path(tempfile.gettempdir()) / "mer-search-data"))
+    base = Path(tempfile.gettempdir()) / f"mer-search-{os.getuid()}"
+    try:
+        base.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(base)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise PrepError(f"{base}: not a private dir of this user (a link, another owner, or open to others); "
+                        f"remove it, or set MER_SEARCH_CACHE to a dir of your own")
+    return base / name
+
+
+def cache_base() -> Path:
+    """Where node-local copies and caches go: $MER_SEARCH_CACHE, else this user's private temp dir."""
+    given = os.environ.get("MER_SEARCH_CACHE")
+    return Path(given) if given else private_tmp("data")
 
 
 def localize(prepared: Path | str) -> Path:

@@ -30,6 +30,15 @@ def test_cluster_configs_pass_rays_schema(name):
     assert "wandb_api_key" not in text and "aws_secret" not in text
 
 
+def test_the_local_cluster_starts_every_node_with_token_auth():
+    """Machines on a LAN: without Ray's token auth anyone reaching the head's ports runs code on every node."""
+    cfg = yaml.safe_load((REPO / "cluster.local.yaml").read_text())
+    starts = [c for c in cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"] if "ray start" in c]
+    assert len(starts) == 2 and all("RAY_AUTH_MODE=token ray start" in c for c in starts)
+    assert any(k.endswith("/.ray/auth_token") for k in cfg["file_mounts"])
+    assert any("RAY_AUTH_MODE=token" in c for c in cfg["setup_commands"])
+
+
 def test_aws_cluster_shape_and_firewall():
     cfg = yaml.safe_load((REPO / "cluster.yaml").read_text())
     types = cfg["available_node_types"]

@@ -226,3 +226,42 @@ def test_a_shard_is_reused_only_for_the_same_clips(synth_corpus, tmp_path):
     again = {p.name: p.stat().st_mtime_ns for p in sorted((out / "audio" / "dev").glob("shard_*.json"))}
     assert again[sides[0].name] != stamps[sides[0].name]                        # its shard was recomputed
     assert all(again[n] == stamps[n] for n in stamps if n != sides[0].name)      # the others reused
+
+
+def test_temp_dirs_are_this_users_own_and_a_planted_link_is_refused(tmp_path, monkeypatch):
+    import stat
+    import tempfile
+
+    from data_prep.errors import PrepError
+    from data_prep.reader import cache_base, private_tmp
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("MER_SEARCH_CACHE", raising=False)
+    base = tmp_path / f"mer-search-{os.getuid()}"
+    assert cache_base() == base / "data" and private_tmp("trials") == base / "trials"
+    assert stat.S_IMODE(base.stat().st_mode) == 0o700
+    base.rmdir()
+    (tmp_path / "elsewhere").mkdir()
+    base.symlink_to(tmp_path / "elsewhere")                 # planted by someone else in a shared /tmp
+    with pytest.raises(PrepError, match="not a private dir of this user"):
+        private_tmp("trials")
+    base.unlink()
+    base.mkdir(mode=0o777)
+    base.chmod(0o777)
+    with pytest.raises(PrepError, match="open to others"):
+        cache_base()
+    monkeypatch.setenv("MER_SEARCH_CACHE", str(tmp_path / "mine"))
+    assert cache_base() == tmp_path / "mine"
+
+
+def test_a_password_in_the_study_url_is_refused_and_never_written_or_echoed(prepared, tmp_path):
+    space = tmp_path / "s.yaml"
+    space.write_text("search: {num_samples: 2, max_epochs: 1}\nfixed: {model.name: text_mlp}\n"
+                     "params:\n  train.lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n")
+    out = tmp_path / "sweep"
+    r = CliRunner().invoke(main, ["sweep", str(space), "--prepared", str(prepared), "--out", str(out),
+                                  "--study-storage", "postgresql://me:s3cret-pw@db.example/optuna"])
+    assert r.exit_code == 1 and "postgresql://me:***@db.example/optuna" in r.stderr and "PGPASSWORD" in r.stderr
+    assert "s3cret-pw" not in r.output + r.stderr
+    assert not SweepDir(out).holds_sweep()
+    assert not any("s3cret-pw" in p.read_text(errors="ignore") for p in out.rglob("*") if p.is_file())

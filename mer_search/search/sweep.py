@@ -218,7 +218,21 @@ def _study_url(given: str | None, out: Path) -> str:
     """--study-storage as the plan keeps it: a SQLAlchemy URL as given, a journal file as an absolute path."""
     if not given:
         return state.local_study_url(out)
-    return given if "://" in given else str(Path(given).resolve())
+    if "://" not in given:
+        return str(Path(given).resolve())
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(given)
+    except Exception:          # sqlalchemy's ArgumentError; its message would echo the URL
+        raise SweepError("--study-storage: not a SQLAlchemy URL (e.g. postgresql://user@host/db) nor a file path") \
+            from None
+    if url.password:
+        raise SweepError(f"--study-storage {url.render_as_string(hide_password=True)}: a password in the URL would "
+                         f"be kept in the sweep plan, its --storage mirror and Tune's saved state; give the URL "
+                         f"without it, and the password to the driver: PGPASSWORD or ~/.pgpass (postgresql), "
+                         f"MYSQL_PWD (mysql)")
+    return given
 
 
 def _load_plan(out: SweepDir) -> SweepPlan:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 from ray import tune
 
+from data_prep.reader import private_tmp
 from mer_search.dirs import RunDir, nest
 
 
@@ -37,7 +37,7 @@ def trainable(config: dict, base: dict, seed: int = 0, work: Callable | None = N
         pin_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))      # Ray sets it to the trial's CPUs
     cfg = nest({**base, **{k: v for k, v in config.items() if "." in k}})
     # fit writes last.pt/best.pt here; each report copies them into Tune's storage
-    workdir = Path(tempfile.gettempdir()) / "mer-search-trials" / tune.get_context().get_trial_id()
+    workdir = private_tmp("trials") / tune.get_context().get_trial_id()
     shutil.rmtree(workdir, ignore_errors=True)
     resume = None
     ckpt = tune.get_checkpoint()
