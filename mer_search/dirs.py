@@ -32,6 +32,7 @@ class SweepDir:
     STATUS = "status.json"         # {"finished": bool, ...}: written when a sweep starts and when it ends
     TRIALS = "trials.parquet"
     WANDB_STEPS = "wandb_steps.json"
+    LEASE = "driver_lease.json"    # in a --storage elsewhere: which head drives the sweep (state.py)
     STUDY = "optuna.journal"       # the default study: Optuna's journal file (bench/study_storage.py: why)
     SQLITE = "optuna.db"           # sweeps before it, or --study-storage sqlite:///SWEEP_DIR/optuna.db
     TUNE = "tune"

@@ -6,6 +6,7 @@ import signal
 from pathlib import Path
 import subprocess
 import sys
+import time
 
 import optuna
 import pytest
@@ -265,3 +266,54 @@ def test_a_password_in_the_study_url_is_refused_and_never_written_or_echoed(prep
     assert "s3cret-pw" not in r.output + r.stderr
     assert not SweepDir(out).holds_sweep()
     assert not any("s3cret-pw" in p.read_text(errors="ignore") for p in out.rglob("*") if p.is_file())
+
+
+def _state_with_storage(tmp_path, bucket):
+    from mer_search.plan import SearchSettings, SweepPlan
+    from mer_search.search import state
+    from mer_search.search.storage import Storage
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir(exist_ok=True)
+    plan = SweepPlan(space_name="s", space_source="s.yaml", sweep_dir=str(sweep), search=SearchSettings(),
+                     scheduler="asha", seed=0, objectives=[["dev_wf1", "max"]], base={"data.prepared": "/p"},
+                     prepared_sha256="0" * 64, study_storage=state.local_study_url(sweep), study_name="s",
+                     storage=f"file://{bucket}")
+    running = state.SweepState(SweepDir(sweep), plan)
+    running.storage = Storage(f"file://{bucket}")
+    running.storage.check_writable()
+    return running
+
+
+def test_heads_sharing_a_storage_take_turns_by_its_lease(tmp_path, monkeypatch, caplog):
+    """Two heads resuming one --storage: the second is refused while the first renews its lease; a lease left
+    by a driver that is gone (here: its process exited; elsewhere: not renewed for a minute) is taken over."""
+    import json as _json
+
+    from mer_search.search import state
+    from mer_search.search.storage import StorageError
+
+    monkeypatch.setattr(state, "LEASE_SETTLE_S", 0.0)
+    bucket = tmp_path / "bucket"
+    first = _state_with_storage(tmp_path, bucket)
+    first.take_lease()
+    lease = bucket / SweepDir.LEASE
+    assert _json.loads(lease.read_text())["pid"] == os.getpid()
+    other = {"owner": "head-b pid 7 (x)", "host": "head-b", "pid": 7, "renewed": time.time() - 5}
+    lease.write_text(_json.dumps(other))                  # a live driver on another machine
+    second = _state_with_storage(tmp_path, bucket)
+    with pytest.raises(StorageError, match=r"driven by head-b pid 7 \(x\), which renewed its lease 5 s ago"):
+        second.take_lease()
+    lease.write_text(_json.dumps({**other, "renewed": time.time() - state.LEASE_TTL_S - 1}))
+    second.take_lease()                                   # stale: taken over, with a warning
+    assert "taking over the lease of head-b pid 7 (x) (not renewed for" in caplog.text
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    import socket
+
+    lease.write_text(_json.dumps({**other, "host": socket.gethostname(), "pid": dead.pid, "renewed": time.time()}))
+    third = _state_with_storage(tmp_path, bucket)
+    third.take_lease()                                    # fresh, but its process on this host has exited
+    assert "its process has exited" in caplog.text
+    third.release_lease()
+    assert not lease.exists()

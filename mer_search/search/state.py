@@ -15,10 +15,14 @@ them) to this one (`here`). Only `Sweep` (sweep.py) activates and deactivates it
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import socket
 import sqlite3
 import tempfile
+import time
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,6 +37,11 @@ from mer_search.search.storage import Storage
 log = logging.getLogger(__name__)
 
 
+LEASE_TTL_S = 60.0         # a lease not renewed for this long belongs to a driver that is gone
+LEASE_RENEW_S = 10.0
+LEASE_SETTLE_S = 1.0       # after writing a lease, read it back this much later: two heads that raced see it
+
+
 class SweepState:
     """The running sweep: its dir here, the dirs it ran in before, its storage, and what the trial ledger
     saw when Tune's run ended (which trials ended; the driver reads it after Tuner.fit)."""
@@ -44,6 +53,8 @@ class SweepState:
         self.moved = sorted(set(before), key=len, reverse=True)
         self.storage: Storage | None = None
         self.ledger: dict = {"trials": [], "ended": {}}
+        self.lease_owner: str | None = None
+        self._renewed = 0.0
         url = self.here(plan.study_storage)
         self.study_local = url in (local_study_url(self.dir.path), f"sqlite:///{self.dir.sqlite_path}")
         # the plan as it is on this machine: the sweep dir, and paths inside it (a study, a storage dir) moved
@@ -59,6 +70,52 @@ class SweepState:
                     new = out if prefix == old else f"sqlite:///{out}"
                     return new + path[len(prefix):]
         return path
+
+    # -- the driver's lease on a --storage elsewhere -----------------------------------------------------
+    # The sweep dir's lock keeps a second driver off one machine; heads that share a --storage (a lost head
+    # resumed elsewhere) see each other only there: a lease file renewed while the driver runs.
+    def _shared(self) -> bool:
+        return self.storage is not None and not self.storage.is_local_dir(self.dir.path)
+
+    def take_lease(self) -> None:
+        """Hold the storage's lease, or raise naming the live driver that holds it; a stale one is taken over."""
+        if not self._shared():
+            return
+        from mer_search.search.storage import StorageError
+
+        owner = f"{socket.gethostname()} pid {os.getpid()} ({uuid.uuid4().hex[:6]})"
+        held = _lease(self.storage)
+        if held:
+            age = time.time() - held["renewed"]
+            here_and_dead = held.get("host") == socket.gethostname() and not _alive(held.get("pid", -1))
+            if age < LEASE_TTL_S and not here_and_dead:
+                raise StorageError(f"--storage {self.storage.where}: driven by {held['owner']}, which renewed its "
+                                   f"lease {age:.0f} s ago; if that head is gone, resume in {LEASE_TTL_S - age:.0f} s")
+            log.warning("--storage %s: taking over the lease of %s (%s: that driver is gone)", self.storage.where,
+                        held["owner"], "its process has exited" if here_and_dead else f"not renewed for {age:.0f} s")
+        self.lease_owner = owner
+        self.renew_lease(force=True)
+        time.sleep(LEASE_SETTLE_S)
+        again = _lease(self.storage)
+        if not again or again["owner"] != owner:
+            self.lease_owner = None
+            raise StorageError(f"--storage {self.storage.where}: {again['owner'] if again else 'another driver'} "
+                               f"took the lease at the same moment; only one driver may run a sweep")
+
+    def renew_lease(self, force: bool = False) -> None:
+        due = force or time.time() - self._renewed >= LEASE_RENEW_S
+        if self.lease_owner is None or not self._shared() or not due:
+            return
+        self._renewed = time.time()
+        self.storage.write_bytes(SweepDir.LEASE, json.dumps({"owner": self.lease_owner, "host": socket.gethostname(),
+                                                              "pid": os.getpid(), "renewed": self._renewed}).encode())
+
+    def release_lease(self) -> None:
+        if self.lease_owner is not None and self._shared():
+            held = _lease(self.storage)
+            if held and held["owner"] == self.lease_owner:
+                self.storage.delete(SweepDir.LEASE)
+        self.lease_owner = None
 
     def mirror(self) -> None:
         """Upload the sweep's state files (and its local study) to its storage, when that is elsewhere."""
@@ -97,7 +154,33 @@ def activate(sweep_dir: SweepDir | Path, plan: SweepPlan) -> SweepState:
 
 def deactivate() -> None:
     global _current
+    if _current is not None:
+        try:
+            _current.release_lease()
+        except OSError as e:        # a storage hiccup: the lease then goes stale by itself
+            log.warning("could not release the driver's lease (%s); it expires in %.0f s", e, LEASE_TTL_S)
     _current = None
+
+
+def _alive(pid: int) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:        # another user's process
+        return True
+    return True
+
+
+def _lease(storage: Storage) -> dict | None:
+    raw = storage.read_bytes(SweepDir.LEASE)
+    try:
+        held = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return held if isinstance(held, dict) and {"owner", "renewed"} <= set(held) else None
 
 
 def current() -> SweepState | None:
@@ -200,6 +283,7 @@ class StateMirror(tune.Callback):
         if _current is None:
             return
         try:
+            _current.renew_lease()
             _current.mirror()
         except OSError as e:      # a storage hiccup must not end the sweep; the next snapshot tries again
             log.warning("mirroring the sweep state to its storage failed (%s); will retry", e)

@@ -55,6 +55,27 @@ class Storage:
             f.write(Path(local).read_bytes())
         fs.move(tmp, dest)
 
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Atomically, like upload."""
+        fs, dest = self._fs(), posixpath.join(self.root, name)
+        tmp = f"{dest}.tmp-{uuid.uuid4().hex[:8]}"
+        with fs.open_output_stream(tmp) as f:
+            f.write(data)
+        fs.move(tmp, dest)
+
+    def read_bytes(self, name: str) -> bytes | None:
+        try:
+            with self._fs().open_input_stream(posixpath.join(self.root, name)) as f:
+                return f.read()
+        except (FileNotFoundError, OSError):
+            return None
+
+    def delete(self, name: str) -> None:
+        try:
+            self._fs().delete_file(posixpath.join(self.root, name))
+        except (FileNotFoundError, OSError):
+            pass
+
     def exists(self, name: str) -> bool:
         return self._fs().get_file_info(posixpath.join(self.root, name)).type == pafs.FileType.File
 

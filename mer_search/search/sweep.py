@@ -397,6 +397,10 @@ class Sweep:
         except StorageError as e:
             raise SweepError(str(e)) from None
         self.state.storage = storage
+        try:
+            self.state.take_lease()         # a --storage elsewhere: one driver across heads too
+        except StorageError as e:
+            raise SweepError(str(e)) from None
         if self.state.study_local and "://" not in here.study_storage:      # its own journal: a torn last
             state.repair_journal(Path(here.study_storage))                  # line is cut before any append
         if not opts.resume or here != plan:        # new, or resumed in another dir (a new head): as it is here
