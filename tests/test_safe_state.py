@@ -317,3 +317,30 @@ def test_heads_sharing_a_storage_take_turns_by_its_lease(tmp_path, monkeypatch, 
     assert "its process has exited" in caplog.text
     third.release_lease()
     assert not lease.exists()
+
+
+def test_a_full_disk_while_writing_a_stage_marker_leaves_no_marker_and_the_stage_reruns(prepared, tmp_path,
+                                                                                       monkeypatch):
+    import errno
+
+    from data_prep import atomic
+    from mer_search.experiment import run_seeds
+
+    cfg = {"data": {"prepared": str(prepared), "batch_size": 16}, "model": {"name": "text_mlp", "emb_dim": 8},
+           "train": {"epochs": 1}}
+    real_fsync = os.fsync
+
+    def full(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").rsplit("/", 1)[-1].startswith(".summary.json.tmp"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    run = RunDir(tmp_path / "run")
+    with pytest.raises(OSError, match="No space left"):
+        run_seeds(cfg, run.path, 1)
+    assert not run.finished() and not run.summary.exists()
+    assert [p.name for p in run.path.iterdir() if p.name.startswith(".summary")] == []     # no temp left behind
+    monkeypatch.setattr(atomic.os, "fsync", real_fsync)
+    summary = run_seeds(cfg, run.path, 1)                  # the rerun does the stage and marks it whole
+    assert run.finished() and summary["seeds"] == 1 and len(summary["per_seed"]) == 1
