@@ -4,7 +4,8 @@ Each run starts a head (0 CPUs) and 3 worker nodes (1 CPU each) as `ray start` p
 runs the same deterministic sweep (random sampler, fixed seed, no early stopping, CPU
 training seeded per epoch) through the CLI with --address, and injects faults at random
 moments (after a random number of reported epochs): a worker node killed (and a fresh one
-started in its place), a trial process killed, the driver killed (then `--resume`), and the
+started in its place), a trial process killed, the driver killed (then `--resume`), a second
+driver started on the running sweep (`--resume` of its dir: it must be refused, naming the first), and the
 head lost: the driver killed, the whole Ray cluster stopped and started afresh, the local sweep
 dir deleted, and the sweep resumed from its --storage URI alone into a new dir.
 Prints trials planned / completed / failed after retries / lost (must be 0), and whether
@@ -72,11 +73,11 @@ def sweep_cmd(space: Path, prepared: Path, out: Path, store: Path, address: str,
 
 def run(space: Path, prepared: Path, out: Path, tmp: Path, faults: list[tuple[str, int]], rng) -> dict:
     from local_cluster import LocalCluster
-    from test_sweep_resume import _kill_tree
+    from helpers import kill_tree
 
     store = out.with_name(out.name + "_storage")
     cluster = LocalCluster(workers=3, tmp=tmp / "c0")
-    done_faults = []
+    done_faults, second_refused = [], []
 
     def start(resume=None):
         return subprocess.Popen(sweep_cmd(space, prepared, out, store, cluster.address, resume), env=cluster.env,
@@ -105,12 +106,19 @@ def run(space: Path, prepared: Path, out: Path, tmp: Path, faults: list[tuple[st
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     continue
+            elif kind == "second":      # a second driver on the same sweep dir, while the first runs
+                r = subprocess.run(sweep_cmd(space, prepared, out, store, cluster.address, "dir"), env=cluster.env,
+                                   capture_output=True, text=True, timeout=300)
+                refused = r.returncode == 1 and f"in use by pid {proc.pid}" in r.stderr
+                second_refused.append(refused)
+                if not refused:
+                    print(f"  second driver NOT refused (exit {r.returncode}): {r.stderr[-500:]}", flush=True)
             elif kind == "driver":
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 proc = start("dir")
             elif kind == "head":        # the head machine is gone: its driver, its Ray, its disk
-                _kill_tree(proc)
+                kill_tree(proc)
                 cluster.stop()
                 shutil.rmtree(out)
                 out = out.with_name(out.name + "_new_head")
@@ -123,7 +131,7 @@ def run(space: Path, prepared: Path, out: Path, tmp: Path, faults: list[tuple[st
     table = pd.read_parquet(out / "trials.parquet") if (out / "trials.parquet").exists() else pd.DataFrame()
     if (store / "tune").exists():
         assert not list(store.glob("*.tmp-*")), "a half-written state file left in the storage"
-    return {"rc": rc, "table": table, "faults": done_faults}
+    return {"rc": rc, "table": table, "faults": done_faults, "second_refused": second_refused}
 
 
 def summarize(res: dict, planned: int, epochs: int) -> dict:
@@ -159,19 +167,22 @@ def main() -> None:
     rows = []
     for i in range(args.runs):
         rng = random.Random(args.seed * 1000 + i)
-        kinds = ["node", "trial", "driver", "head"]
+        kinds = ["node", "trial", "driver", "second", "head"]
         rng.shuffle(kinds)
         points = sorted(rng.sample(range(2, total - 4), len(kinds)))
         res = run(space, tmp / "prepared", tmp / f"chaos_{i}", tmp / f"ray{i + 1}", list(zip(kinds, points)), rng)
         s = summarize(res, args.trials, args.epochs)
         rows.append({"run": i, "faults": " ".join(res["faults"]), "exit": res["rc"], "planned": args.trials, **s,
+                     "second_driver_refused": all(res["second_refused"]) if res["second_refused"] else None,
                      "best_equals_fault_free": abs(s["best"] - ref["best"]) < 1e-12})
         print(pd.DataFrame([rows[-1]]).to_string(index=False), flush=True)
     df = pd.DataFrame(rows)
     print("\nall runs:")
     print(df.to_string(index=False))
     print(f"\n{len(df)} chaos runs, {args.trials} trials each: lost {int(df.lost.sum())} (must be 0), "
-          f"failed after retries {int(df.failed.sum())}, every trial's epochs 1..n once and in order in "
+          f"failed after retries {int(df.failed.sum())}, a second driver refused in "
+          f"{int((df.second_driver_refused == True).sum())}/{int(df.second_driver_refused.notna().sum())}, "  # noqa: E712
+          f"every trial's epochs 1..n once and in order in "
           f"{int(df.epochs_in_order.sum())}/{len(df)}, "
           f"best equal to fault-free in {int(df.best_equals_fault_free.sum())}/{len(df)}")
 
