@@ -107,6 +107,9 @@ def run(space: Path, prepared: Path, out: Path, tmp: Path, faults: list[tuple[st
                 except ProcessLookupError:
                     continue
             elif kind == "second":      # a second driver on the same sweep dir, while the first runs
+                holds = time.time()
+                while proc.poll() is None and time.time() - holds < 120 and _lock_pid(out) != proc.pid:
+                    time.sleep(0.1)         # the first has taken the dir (after a restart it may still start)
                 r = subprocess.run(sweep_cmd(space, prepared, out, store, cluster.address, "dir"), env=cluster.env,
                                    capture_output=True, text=True, timeout=300)
                 refused = r.returncode == 1 and f"in use by pid {proc.pid}" in r.stderr
@@ -132,6 +135,16 @@ def run(space: Path, prepared: Path, out: Path, tmp: Path, faults: list[tuple[st
     if (store / "tune").exists():
         assert not list(store.glob("*.tmp-*")), "a half-written state file left in the storage"
     return {"rc": rc, "table": table, "faults": done_faults, "second_refused": second_refused}
+
+
+def _lock_pid(out: Path) -> int | None:
+    """The pid the sweep dir's lock file names (data_prep/locks.py), if any."""
+    try:
+        from data_prep.locks import DirLock
+
+        return json.loads((out / DirLock.NAME).read_text())["pid"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def summarize(res: dict, planned: int, epochs: int) -> dict:

@@ -344,3 +344,14 @@ def test_a_full_disk_while_writing_a_stage_marker_leaves_no_marker_and_the_stage
     monkeypatch.setattr(atomic.os, "fsync", real_fsync)
     summary = run_seeds(cfg, run.path, 1)                  # the rerun does the stage and marks it whole
     assert run.finished() and summary["seeds"] == 1 and len(summary["per_seed"]) == 1
+
+
+@pytest.mark.parametrize("model,message", [
+    ("dropout: 1.5", "model 'text_mlp': dropout probability has to be between 0 and 1, but got 1.5"),
+    ("emb_dim: -3", "model 'text_mlp': Trying to create tensor with negative dimension -3"),
+])
+def test_a_model_argument_out_of_range_is_one_line(model, message, tmp_path, prepared):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"data: {{prepared: {prepared}}}\nmodel: {{name: text_mlp, {model}}}\ntrain: {{epochs: 1}}\n")
+    r = CliRunner().invoke(main, ["train", str(path), "--out", str(tmp_path / "run"), "--wandb", "disabled"])
+    assert r.exit_code == 1 and r.stderr.startswith(f"error: {message}") and len(r.stderr.splitlines()) == 1

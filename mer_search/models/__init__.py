@@ -125,7 +125,10 @@ def build_model(cfg: dict[str, Any]) -> nn.Module:
     if unknown:
         raise ConfigError(f"model {name!r} has no argument(s) {', '.join(unknown)}; "
                           f"valid: {', '.join(params)}")
-    return builder(**cfg)
+    try:
+        return builder(**cfg)
+    except (ValueError, RuntimeError) as e:     # an argument out of range, as torch says (dropout 1.5, dim -3)
+        raise ConfigError(f"model {name!r}: {str(e).splitlines()[0]}") from None
 
 
 def walk(cfg: dict[str, Any], where: str = "model") -> Iterator[tuple[str, dict[str, Any]]]:
