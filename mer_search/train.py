@@ -6,10 +6,12 @@ The search plugs in its own reporter; the CLI uses the console one.
 from __future__ import annotations
 
 import copy
+import errno
 import logging
 import math
 import os
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -364,8 +366,19 @@ class CheckpointWriter:
             files[run.best] = weights
         for path, payload in files.items():
             tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-            torch.save(payload, tmp)
-            tmp.replace(path)
+            try:
+                torch.save(payload, tmp)
+                tmp.replace(path)
+            except RuntimeError as e:       # torch's zip writer reports a full disk as a RuntimeError
+                if shutil.disk_usage(self.dir).free >= FULL_DISK_BYTES:
+                    raise
+                raise OSError(errno.ENOSPC, f"No space left on device writing a checkpoint ({e})".splitlines()[0],
+                              str(path)) from None
+            finally:
+                tmp.unlink(missing_ok=True)
+
+
+FULL_DISK_BYTES = 64 << 20     # a save that fails with less free than this: the disk is full
 
 
 def _to_cpu(obj):
