@@ -84,15 +84,16 @@ def remove_stale_tmp(root: Path) -> int:
     n = 0
     for p in root.rglob(".*.tmp*"):
         m = TEMP_NAME.match(p.name)
-        if m and p.is_file() and not _alive(int(m["pid"])):
+        if m and p.is_file() and not pid_alive(int(m["pid"])):
             p.unlink()
             n += 1
     return n
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this pid runs on this machine (another user's counts)."""
+    if not isinstance(pid, int) or pid <= 0:       # 0 and -1 would name process groups, not a process
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from data_prep.atomic import write_json_atomic
+from data_prep.atomic import write_atomic, write_json_atomic
 from data_prep.locks import DirLock
 from mer_search.plan import SweepDirError, SweepPlan
 
@@ -43,9 +43,6 @@ class SweepDir:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-
-    def __truediv__(self, name: str) -> Path:
-        return self.path / name
 
     def __repr__(self) -> str:
         return f"SweepDir({str(self.path)!r})"
@@ -131,7 +128,7 @@ class SweepDir:
 
     # -- trials --------------------------------------------------------------------------------------------
     def save_trials(self, table: pd.DataFrame) -> None:
-        table.to_parquet(self.trials_path, index=False)
+        write_atomic(self.trials_path, lambda p: table.to_parquet(p, index=False))
 
     def trials(self) -> pd.DataFrame:
         """Every trial's per-epoch results, with its parameters as config/ columns."""
@@ -146,10 +143,6 @@ class SweepDir:
 
     def load(self) -> tuple[SweepPlan, pd.DataFrame]:
         return self.load_plan(), self.trials()
-
-    def ranked(self) -> pd.DataFrame:
-        plan, table = self.load()
-        return ranked(table, plan)
 
 
 class RunDir:
@@ -166,9 +159,6 @@ class RunDir:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-
-    def __truediv__(self, name: str) -> Path:
-        return self.path / name
 
     def lock(self) -> DirLock:
         return DirLock(self.path, "run dir")
@@ -259,8 +249,8 @@ def with_config_columns(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def ranked(table: pd.DataFrame, plan: SweepPlan) -> pd.DataFrame:
-    """One row per trial, best first: best metric, its epoch, epochs run, outcome, parameter count, params."""
-    table = with_config_columns(table)
+    """One row per trial, best first: best metric, its epoch, epochs run, outcome, parameter count, params.
+    `table` as SweepDir.trials() gives it (a column per parameter)."""
     metric, max_t = plan.metric, plan.max_epochs
     rows = []
     for tid, g in table.groupby("trial_id", sort=False):

@@ -29,6 +29,7 @@ from pathlib import Path
 import optuna
 from ray import tune
 
+from data_prep.atomic import pid_alive
 from mer_search.dirs import SweepDir
 from mer_search.plan import SweepPlan
 from mer_search.search import optuna_internals
@@ -87,7 +88,7 @@ class SweepState:
         held = _lease(self.storage)
         if held:
             age = time.time() - held["renewed"]
-            here_and_dead = held.get("host") == socket.gethostname() and not _alive(held.get("pid", -1))
+            here_and_dead = held.get("host") == socket.gethostname() and not pid_alive(held.get("pid", -1))
             if age < LEASE_TTL_S and not here_and_dead:
                 raise StorageError(f"--storage {self.storage.where}: driven by {held['owner']}, which renewed its "
                                    f"lease {age:.0f} s ago; if that head is gone, resume in {LEASE_TTL_S - age:.0f} s")
@@ -119,9 +120,9 @@ class SweepState:
 
     def mirror(self) -> None:
         """Upload the sweep's state files (and its local study) to its storage, when that is elsewhere."""
-        out, storage = self.dir.path, self.storage
-        if storage is None or storage.is_local_dir(out):
+        if not self._shared():
             return
+        out, storage = self.dir.path, self.storage
         for name in SweepDir.STATE_FILES:
             if (out / name).exists():
                 storage.upload(out / name, name)
@@ -160,18 +161,6 @@ def deactivate() -> None:
         except OSError as e:        # a storage hiccup: the lease then goes stale by itself
             log.warning("could not release the driver's lease (%s); it expires in %.0f s", e, LEASE_TTL_S)
     _current = None
-
-
-def _alive(pid: int) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:        # another user's process
-        return True
-    return True
 
 
 def _lease(storage: Storage) -> dict | None:
