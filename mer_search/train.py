@@ -50,37 +50,87 @@ class TrainConfig:
     threads: int = 0                   # torch CPU threads of a final training: 0 = the CPUs it may run on
     amp: bool = True                   # mixed precision on CUDA (bf16 where supported, else fp16 + scaling)
     class_weights: list[float] | None = None
+    evals_per_epoch: int = 1           # dev evaluations (and reports) an epoch: >1 lets a search judge a trial
+                                       # part-way through a long epoch; only epoch ends select and checkpoint
 
 
 # where each numeric setting makes sense (checked with the types: `FILE: train.lr: -0.01 must be > 0`)
 TRAIN_RANGES = {"epochs": COUNT, "lr": POSITIVE, "weight_decay": NATURAL, "warmup_ratio": Range(0, 1, high_open=True),
                 "schedule_epochs": NATURAL, "head_lr": POSITIVE, "layer_decay": Range(0, 1, low_open=True),
                 "label_smoothing": Range(0, 1, high_open=True), "grad_accum": COUNT, "grad_clip": NATURAL,
-                "patience": NATURAL, "seed": NATURAL, "threads": NATURAL}
+                "patience": NATURAL, "seed": NATURAL, "threads": NATURAL, "evals_per_epoch": COUNT}
 
 
 class Reporter(Protocol):
-    def report(self, epoch: int, metrics: dict[str, float]) -> None: ...
+    """`epoch` is training progress: whole at an epoch's end, fractional (1.25) at an evaluation inside one."""
+    def report(self, epoch: float, metrics: dict[str, float]) -> None: ...
 
 
 class NullReporter:
-    def report(self, epoch: int, metrics: dict[str, float]) -> None:
+    def report(self, epoch: float, metrics: dict[str, float]) -> None:
         pass
 
 
 class ConsoleReporter:
-    def report(self, epoch: int, metrics: dict[str, float]) -> None:
+    def report(self, epoch: float, metrics: dict[str, float]) -> None:
+        at = f"{epoch:5.2f}" if epoch != int(epoch) else f"{int(epoch):3d}"
         if "dev_loss" not in metrics:      # trained on dev too: nothing held out to show
-            log.info("epoch %3d  train loss %.4f  (%.1f s)", epoch, metrics["train_loss"], metrics["epoch_s"])
+            log.info("epoch %s  train loss %.4f  (%.1f s)", at, metrics["train_loss"], metrics["epoch_s"])
             return
-        log.info("epoch %3d  train loss %.4f  dev loss %.4f  dev acc %.4f  dev wF1 %.4f  (%.1f s)", epoch,
+        log.info("epoch %s  train loss %.4f  dev loss %.4f  dev acc %.4f  dev wF1 %.4f  (%.1f s)", at,
                  metrics["train_loss"], metrics["dev_loss"], metrics["dev_acc"], metrics["dev_wf1"],
                  metrics["epoch_s"])
+
+
+class EpochProgress:
+    """Progress inside a long epoch (a fine-tuning epoch takes minutes on a CPU): a bar on a terminal, and a
+    log line every ~10 % of the batches elsewhere (trial logs, CI), with utterances/s and the time left."""
+
+    def __init__(self, epoch: int, batches: int, min_epoch_s: float = 20.0):
+        import sys
+
+        self.epoch, self.batches, self.done, self.utts = epoch, batches, 0, 0
+        self.t0 = time.perf_counter()
+        self.next_line = max(1, batches // 10)
+        self.min_epoch_s = min_epoch_s       # short epochs (most models) stay quiet
+        self.bar = None
+        if batches > 1 and sys.stderr.isatty() and log.isEnabledFor(logging.INFO):
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=batches, desc=f"epoch {epoch}", unit="batch", leave=False, dynamic_ncols=True)
+
+    def step(self, utterances: int) -> None:
+        self.done += 1
+        self.utts += utterances
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(f"{self.rate():.0f} utt/s", refresh=False)
+            return
+        if self.done >= self.next_line and self.done < self.batches:
+            self.next_line += max(1, self.batches // 10)
+            elapsed = time.perf_counter() - self.t0
+            eta = elapsed / self.done * (self.batches - self.done)
+            if elapsed + eta >= self.min_epoch_s:
+                log.info("epoch %d: %d/%d batches (%d%%), %.0f utt/s, %s left", self.epoch, self.done,
+                         self.batches, 100 * self.done // self.batches, self.rate(), _clock(eta))
+
+    def rate(self) -> float:
+        return self.utts / max(time.perf_counter() - self.t0, 1e-9)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s" if m else f"{s}s"
 
 
 @dataclass
 class History:
     epochs: list[dict] = field(default_factory=list)
+    inside: list[dict] = field(default_factory=list)      # evaluations inside epochs (evals_per_epoch > 1)
     best_epoch: int = 0
     best: dict = field(default_factory=dict)
 
@@ -284,7 +334,10 @@ def fit(model: nn.Module, train: Iterable[dict], dev: Iterable[dict] | None, cfg
         t_fetch = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         pending = 0
-        for batch in train:
+        n_batches = len(train) if hasattr(train, "__len__") else 0
+        evals_at = _evals_inside(n_batches, cfg.evals_per_epoch) if dev is not None else {}
+        progress = EpochProgress(epoch, n_batches)
+        for i, batch in enumerate(train, 1):
             wait += time.perf_counter() - t_fetch
             b = to_device(batch, device)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
@@ -296,7 +349,17 @@ def fit(model: nn.Module, train: Iterable[dict], dev: Iterable[dict] | None, cfg
                 pending = 0
             total += float(loss.detach()) * len(batch["labels"])
             count += len(batch["labels"])
+            progress.step(len(batch["labels"]))
+            if i in evals_at:       # part-way: reported, not selected on (the epoch's end does that)
+                at = epoch - 1 + evals_at[i]
+                inside = {"epoch": at, "train_loss": total / max(count, 1),
+                          **evaluate(model, dev, "dev", nn.CrossEntropyLoss()),
+                          "epoch_s": time.perf_counter() - t0, "lr": opt.param_groups[0]["lr"]}
+                model.train()
+                history.inside.append(inside)
+                reporter.report(at, inside)
             t_fetch = time.perf_counter()
+        progress.close()
         if pending:         # the epoch's last, partial accumulation
             _step(model, opt, scaler, sched if per_step else None, cfg.grad_clip)
         train_s = time.perf_counter() - t0
@@ -332,6 +395,13 @@ def fit(model: nn.Module, train: Iterable[dict], dev: Iterable[dict] | None, cfg
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
+
+
+def _evals_inside(n_batches: int, per_epoch: int) -> dict[int, float]:
+    """{batch number: epoch fraction} of the evaluations inside an epoch (its end is always one)."""
+    if per_epoch <= 1 or n_batches < per_epoch:
+        return {}
+    return {round(k * n_batches / per_epoch): k / per_epoch for k in range(1, per_epoch)}
 
 
 def _step(model: nn.Module, opt, scaler, sched, grad_clip: float) -> None:

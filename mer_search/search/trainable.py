@@ -22,9 +22,11 @@ class TuneReporter:
         self.workdir = workdir
         self.node_id = ray.get_runtime_context().get_node_id()     # where each epoch ran (faults, placement)
 
-    def report(self, epoch: int, metrics: dict) -> None:
+    def report(self, epoch: float, metrics: dict) -> None:
+        """Inside an epoch (evals_per_epoch > 1) there is no new checkpoint: a retried trial restarts that epoch."""
+        done = float(epoch).is_integer()
         tune.report({**{k: float(v) for k, v in metrics.items()}, "node_id": self.node_id},
-                    checkpoint=tune.Checkpoint.from_directory(str(self.workdir)))
+                    checkpoint=tune.Checkpoint.from_directory(str(self.workdir)) if done else None)
 
 
 def trainable(config: dict, base: dict, seed: int = 0, work: Callable | None = None) -> None:
