@@ -77,7 +77,7 @@ def run_once(cfg: dict, path: Path, fraction: float | None, epochs: int) -> dict
     from mer_search.train import fit
 
     fit(exp.model, exp.train_batches, exp.dev_batches, exp.train, timeline)
-    result = {"config": cfg, "evals": timeline.rows, "n_train": len(exp.train_batches.data)}
+    result = {"config": cfg, "evals": timeline.rows, "n_train": int(len(exp.train_batches.data.rows))}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))
     tmp.replace(path)
