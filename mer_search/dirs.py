@@ -7,7 +7,8 @@ A sweep dir holds: sweep.json (the plan: every setting a resume needs), space.ya
 optuna.journal (the study; optuna.db in sweeps made before it), asha_rungs.json (ASHA's records), tune/
 (Ray's trial dirs and checkpoints, unless --storage puts them elsewhere), trials.parquet (every trial's
 config and per-epoch metrics), status.json (finished or not), wandb/ and wandb_steps.json (live W&B runs
-and how far each got) and report/ (`mer-search report`).
+and how far each got), report/ (`mer-search report`) and refit/ (`export --refit`: one run dir per trial
+trained again, and refit.json).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class SweepDir:
     TUNE = "tune"
     WANDB = "wandb"
     REPORT = "report"
+    REFIT = "refit"                # export --refit: the top trials trained again at full fidelity
+    REFIT_RESULT = "refit.json"    # ... and which of them the export chose, on dev
     # what a lost head needs back from the sweep's --storage (the study files are handled apart)
     STATE_FILES = (PLAN, SPACE, RUNGS, STATUS, TRIALS, WANDB_STEPS)
 
@@ -83,6 +86,17 @@ class SweepDir:
     @property
     def study_path(self) -> Path:
         return self.path / self.STUDY
+
+    @property
+    def refit_dir(self) -> Path:
+        return self.path / self.REFIT
+
+    @property
+    def refit_result_path(self) -> Path:
+        return self.refit_dir / self.REFIT_RESULT
+
+    def refit_run(self, trial_id: str) -> "RunDir":
+        return RunDir(self.refit_dir / str(trial_id))
 
     @property
     def sqlite_path(self) -> Path:
@@ -248,23 +262,29 @@ def with_config_columns(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([table, configs], axis=1)
 
 
+def _epochs(reports: int, per_epoch: int) -> int | float:
+    return reports if per_epoch == 1 else round(reports / per_epoch, 3)
+
+
 def ranked(table: pd.DataFrame, plan: SweepPlan) -> pd.DataFrame:
     """One row per trial, best first: best metric, its epoch, epochs run, outcome, parameter count, params.
     `table` as SweepDir.trials() gives it (a column per parameter)."""
-    metric, max_t = plan.metric, plan.max_epochs
+    metric, max_t, per_epoch = plan.metric, plan.search.max_reports, plan.reports_per_epoch
     rows = []
     for tid, g in table.groupby("trial_id", sort=False):
         g = g[g[metric].notna()]
         if g.empty:
             continue
         i = g[metric].idxmin() if plan.lower_is_better else g[metric].idxmax()
-        epochs = int(g.training_iteration.max())
+        reports = int(g.training_iteration.max())
         if "cut_short" in g and g.cut_short.any():
             outcome = "cut short"
         else:
-            outcome = "failed" if g.error.astype(bool).any() else ("stopped" if epochs < max_t else "complete")
-        row = {"trial_id": tid, metric: float(g.loc[i, metric]), "best_epoch": int(g.loc[i, "training_iteration"]),
-               "epochs": epochs, "outcome": outcome}
+            outcome = "failed" if g.error.astype(bool).any() else ("stopped" if reports < max_t else "complete")
+        # epochs of training (fractional where the sweep reported inside epochs)
+        row = {"trial_id": tid, metric: float(g.loc[i, metric]),
+               "best_epoch": _epochs(int(g.loc[i, "training_iteration"]), per_epoch),
+               "epochs": _epochs(reports, per_epoch), "outcome": outcome}
         if "n_params" in g:
             row["n_params"] = int(g["n_params"].iloc[-1])
         row.update({c[len(CONFIG_PREFIX):]: g[c].iloc[0] for c in g.columns if c.startswith(CONFIG_PREFIX)})

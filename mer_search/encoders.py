@@ -1,5 +1,6 @@
-"""Where a pretrained transformer comes from: the offline MiniLM folder, any local folder, or (if the user
-names one on a machine that reaches it) a Hugging Face hub model. Both the model and its tokenizer load here,
+"""Where a pretrained transformer comes from: the offline MiniLM folder, an encoder assembled into the cache
+(all-mpnet-base-v2: encoder_cache.py), any local folder, or (if the user names one on a machine that reaches
+it) a Hugging Face hub model. Both the model and its tokenizer load here,
 so a missing or broken folder fails the same clear way wherever it is used."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from data_prep.embeddings import DEFAULT as DEFAULT_ENCODER  # the same offline MiniLM the frozen embeddings use
 from data_prep.embeddings import model_path
 from data_prep.errors import PrepError
+from mer_search.encoder_cache import ENCODERS, installed_path
 from mer_search.errors import UserError
 
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "spiece.model",
@@ -30,6 +32,8 @@ def encoder_source(name: str) -> str:
             return str(model_path(name))
         except PrepError as e:
             raise EncoderError(f"encoder {e}") from None
+    if name in ENCODERS:         # assembled once into the cache (`mer-search encoders install NAME`)
+        return str(installed_path(name))
     path = Path(name).expanduser()
     if path.exists() or name.startswith((".", "/", "~")):
         if not path.is_dir() or not (path / "config.json").exists():

@@ -5,6 +5,7 @@ Pandas only: `export` and `pipeline` use it without importing Ray or Optuna.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from mer_search.dirs import SweepDir, nest, ranked, trial_config
@@ -28,7 +29,7 @@ def export_config(sweep_dir: str | Path, rank: int = 1, allow_unfinished: bool =
     best = r.loc[rank]
     metric = plan.metric
     flat = {**plan.base, **trial_config(table, best.trial_id), **plan.final}
-    flat["train.epochs"] = int(best.best_epoch)
+    flat["train.epochs"] = math.ceil(best.best_epoch)     # peaked inside an epoch: train to that epoch's end
     flat["train.patience"] = 0
     # a schedule keeps the shape the trial had (planned over the sweep's epochs), stopped where dev peaked
     if flat.get("train.schedule") in ("cosine", "linear") and not flat.get("train.schedule_epochs"):
@@ -36,6 +37,11 @@ def export_config(sweep_dir: str | Path, rank: int = 1, allow_unfinished: bool =
     cfg = nest(flat)
     cfg["source"] = {"sweep": str(d.path), "space": plan.space_name, "trial_id": str(best.trial_id), "rank": rank,
                      "sweep_finished": bool(status["finished"]),
-                     "metric": metric, "value": float(best[metric]), "best_epoch": int(best.best_epoch),
-                     "epochs_run": int(best.epochs), "prepared_sha256": plan.prepared_sha256}
+                     "metric": metric, "value": float(best[metric]), "best_epoch": _number(best.best_epoch),
+                     "epochs_run": _number(best.epochs), "prepared_sha256": plan.prepared_sha256}
     return cfg
+
+
+def _number(x) -> int | float:
+    """An epoch count for the YAML: whole epochs as ints, part-way points as floats (1.5)."""
+    return int(x) if float(x).is_integer() else float(x)

@@ -31,11 +31,17 @@ from mer_search.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-# trials per sweep, epochs per trial (ASHA's max_t), seeds of each final training
-BUDGETS = {"tiny": {"num_samples": 4, "max_epochs": 8, "seeds": 2},
-           "small": {"num_samples": 10, "max_epochs": 10, "seeds": 3},
-           "medium": {"num_samples": 30, "max_epochs": 20, "seeds": 3},
-           "large": {"num_samples": None, "max_epochs": None, "seeds": 5}}   # None: the space's own
+# trials per sweep, epochs per trial (ASHA's max_t), top trials refitted at full fidelity before export,
+# seeds of each final training
+BUDGETS = {"tiny": {"num_samples": 4, "max_epochs": 8, "refit": 1, "seeds": 2},
+           "small": {"num_samples": 10, "max_epochs": 10, "refit": 2, "seeds": 3},
+           "medium": {"num_samples": 30, "max_epochs": 20, "refit": 3, "seeds": 3},
+           "large": {"num_samples": None, "max_epochs": None, "refit": 3, "seeds": 5}}   # None: the space's own
+AUTO = "auto"
+# fine-tuning MiniLM with the dialogue in its input (window 3, 128 tokens) trains ~16 utterances a second per
+# CPU core (33/s on 2 cores: bench/RESULTS.md, "Fidelity"); what `auto` expects a CPU text stage to cost
+FINETUNE_UTT_PER_CORE_S = 16.0
+SWEEP_SHARE = 0.5      # of a stage's share of --time-budget, what its sweep may spend (the rest: refit, seeds)
 # the floor every speech row is held against (per-band log-mel mean + std into a linear layer), not searched:
 # trained to convergence whatever the budget, so the rows above it are not flattered by an undertrained floor
 SPEECH_FLOOR = Path(__file__).resolve().parent / "configs" / "speech_stats.yaml"
@@ -54,7 +60,10 @@ class PipelineOptions:
     wandb: str = "offline"
     seed: int = 0
     with_test: bool = True            # score test when it is prepared
-    text_space: str = "text_any"      # the text stage's space: a name under spaces/ or a file (text_finetune: GPUs)
+    text_space: str = AUTO            # the text stage's space: a name under spaces/ or a file, or auto (text_finetune
+                                      # where trials get GPUs or the time budget covers it on CPUs, else text_any)
+    time_budget_s: float | None = None    # the whole pipeline's; each stage's sweep stops at its share
+    refit: int | None = None          # top trials refitted before export (None: the budget's)
     prepare_extra: dict = field(default_factory=dict)
 
 
@@ -97,18 +106,113 @@ def stages(text_only: bool, text_space: str = "text_any") -> list[Stage]:
     return s
 
 
+def visible_gpus(address: str | None) -> float:
+    """GPUs the sweeps' trials can get (asked for with --gpus-per-trial): the cluster's with --address (joining
+    Ray, kept for the sweeps), else this machine's."""
+    if address:
+        from mer_search.search.sweep import Sweep
+
+        return Sweep.cluster_gpus(address)
+    import torch
+
+    return float(torch.cuda.device_count())
+
+
+def finetune_estimate_s(n_train: int, cpus: int, budget: dict, space: Path) -> float:
+    """What a text_finetune stage would take on `cpus` CPU cores: its sweep (ASHA runs ~1.2 epochs a trial
+    at reduction factor 2), the refits and the final seeds (the space's epochs each)."""
+    from mer_search.config_io import load_yaml
+
+    search = load_yaml(space).get("search") or {}
+    epochs = int(search.get("max_epochs", 3))
+    trials = budget["num_samples"] or int(search.get("num_samples", 10))
+    epoch_s = n_train / (FINETUNE_UTT_PER_CORE_S * max(1, cpus))
+    return epoch_s * (1.2 * trials + (budget["refit"] + budget["seeds"]) * epochs)
+
+
+def choose_text_space(gpus: float, time_budget_s: float | None, estimate_s: float) -> tuple[str, str]:
+    """`--text-space auto`: fine-tuning where the hardware affords it, the minutes-on-a-CPU space otherwise."""
+    if gpus > 0:
+        return "text_finetune", f"auto: trials get GPUs ({gpus:g} visible, --gpus-per-trial)"
+    hours = estimate_s / 3600
+    if time_budget_s is not None and time_budget_s >= 1.5 * estimate_s:
+        return "text_finetune", (f"auto: no GPU, but --time-budget {_clock(time_budget_s)} covers fine-tuning on "
+                                 f"these CPUs (~{hours:.1f} h estimated for the text stage)")
+    return "text_any", (f"auto: no GPU, and fine-tuning would take ~{hours:.1f} h on these CPUs (give "
+                        f"--time-budget of at least {_clock(1.5 * estimate_s)}, or --text-space text_finetune)")
+
+
+def parse_duration(text: str) -> float:
+    """'2h', '90m', '1h30m', '45s' or plain seconds -> seconds."""
+    import re
+
+    t = str(text).strip().lower()
+    m = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?", t)
+    if not t or not m or not any(m.groups()):
+        raise ConfigError(f"--time-budget {text!r}: give a duration like 2h, 90m, 1h30m or 600s")
+    h, mins, secs = (float(g) if g else 0.0 for g in m.groups())
+    total = h * 3600 + mins * 60 + secs
+    if total <= 0:
+        raise ConfigError(f"--time-budget {text!r}: must be longer than zero")
+    return total
+
+
+def _clock(seconds: float) -> str:
+    h, rest = divmod(int(round(seconds)), 3600)
+    return f"{h}h{rest // 60:02d}m" if h else f"{rest // 60}m"
+
+
 class Pipeline:
     def __init__(self, opts: PipelineOptions):
         if opts.budget not in BUDGETS:
             raise ConfigError(f"--budget {opts.budget!r}: one of {', '.join(BUDGETS)}")
         self.opts, self.out = opts, Path(opts.out)
-        self.budget = BUDGETS[opts.budget]
-        space_path(opts.text_space)            # a wrong name fails now, not after the prepare step
+        self.budget = dict(BUDGETS[opts.budget])
+        if opts.refit is not None:
+            self.budget["refit"] = opts.refit
+        if opts.text_space != AUTO:
+            space_path(opts.text_space)            # a wrong name fails now, not after the prepare step
         self.prepared = self.out / "prepared"
         self.timings: dict[str, float] = {}
+        self.why: dict[str, str] = {}          # stage -> why it used its space (the summary says)
+        self._text_space: str | None = None
+        self.t0 = time.time()
+
+    def text_space(self) -> str:
+        """The text stage's space: as given; with auto, the one its sweep already started with, else chosen."""
+        if self._text_space is None:
+            d = SweepDir(self.sweep_dir("text"))
+            if self.opts.text_space != AUTO:
+                self._text_space, self.why["text"] = self.opts.text_space, "--text-space"
+            elif d.holds_sweep():
+                self._text_space = d.load_plan().space_source
+                self.why["text"] = "auto, chosen when its sweep started"
+            else:
+                import os
+
+                import pandas as pd
+
+                n_train = len(pd.read_parquet(self.prepared / "train.parquet", columns=["emotion"]))
+                estimate = finetune_estimate_s(n_train, os.cpu_count() or 1, self.budget, space_path("text_finetune"))
+                self._text_space, self.why["text"] = choose_text_space(
+                    visible_gpus(self.opts.address) if self.opts.gpus_per_trial > 0 else 0.0,
+                    self.opts.time_budget_s, estimate)
+            log.info("[pipeline] text space: %s (%s)", Path(self._text_space).stem, self.why["text"])
+        return self._text_space
 
     def stages(self) -> list[Stage]:
-        return stages(self.opts.text_only or not _has_audio(self.prepared), self.opts.text_space)
+        return stages(self.opts.text_only or not _has_audio(self.prepared), self.text_space())
+
+    def sweep_budget_s(self, stage: Stage) -> float | None:
+        """This stage's sweep's share of what is left of --time-budget: the searched stages still to run split
+        it (a fine-tuning stage counts four), and a sweep may spend half its stage's share."""
+        if self.opts.time_budget_s is None:
+            return None
+        left = self.opts.time_budget_s - (time.time() - self.t0)
+        todo = [s for s in self.stages() if s.space is not None and not RunDir(self.final_dir(s.name)).finished()]
+        weight = {s.name: 4.0 if "finetune" in Path(s.space).stem else 1.0 for s in todo}
+        share = left * weight.get(stage.name, 1.0) / max(sum(weight.values()), 1.0) * SWEEP_SHARE
+        return max(share, 60.0)      # a spent budget still lets each sweep run its first trial a while
 
     # -- paths ---------------------------------------------------------------------------------------------
     def sweep_dir(self, stage: str) -> Path:
@@ -164,18 +268,34 @@ class Pipeline:
                                    cpus_per_trial=self.opts.cpus_per_trial,
                                    gpus_per_trial=self.opts.gpus_per_trial, address=self.opts.address,
                                    seed=self.opts.seed, wandb=self.opts.wandb,
-                                   feature_dirs={k: str(self.features_dir(v)) for k, v in stage.consumes.items()}))
+                                   feature_dirs={k: str(self.features_dir(v)) for k, v in stage.consumes.items()},
+                                   time_budget_s=self.sweep_budget_s(stage)))
             self.timings[f"sweep {stage.name}"] = time.time() - t0
         if not (d.report_dir / "index.html").exists():
             write_report(d.path)
 
     def export(self, stage: Stage) -> None:
+        """The best trial's config; with refit (the budget's), the best on dev of the top K trained again at
+        full fidelity."""
         from mer_search.export import export_config
+        from mer_search.refit import refit_config
 
         path = self.config_path(stage.name)
         if self._skip(f"export {stage.name}", _readable_config(path)):
             return
-        _write_config(path, export_config(self.sweep_dir(stage.name)))
+        k = self.budget["refit"]
+        if k:
+            t0 = time.time()
+            quiet = logging.getLogger("mer_search.experiment")
+            level, _ = quiet.level, quiet.setLevel(logging.WARNING)     # no config dump per refit
+            try:
+                cfg = refit_config(self.sweep_dir(stage.name), k, seed=self.opts.seed, reporter=_Quiet())
+            finally:
+                quiet.setLevel(level)
+            self.timings[f"refit {stage.name}"] = time.time() - t0
+        else:
+            cfg = export_config(self.sweep_dir(stage.name))
+        _write_config(path, cfg)
 
     def fixed_config(self, stage: Stage) -> None:
         """A stage that is not searched (the speech floor): its shipped config, on this pipeline's data."""
@@ -266,10 +386,31 @@ class Pipeline:
         header = ["model", "architecture", "dev wF1", "dev acc", "test wF1", "test acc"]
         seeds = self.budget["seeds"]
         lines = [f"Budget {self.opts.budget}: {self.budget['num_samples'] or 'the space'} trials per sweep, "
-                 f"{self.budget['max_epochs'] or 'the space'} epochs max, final models over {seeds} seeds "
-                 f"(mean +- std).", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                 f"{self.budget['max_epochs'] or 'the space'} epochs max, the top {self.budget['refit']} refitted "
+                 f"before export, final models over {seeds} seeds (mean +- std).", "",
+                 "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + ["", "Spaces:"] + self.space_lines()) + "\n"
+
+    def space_lines(self) -> list[str]:
+        """Which space each searched stage used and why; how its sweep ended; what the refit chose."""
+        out = []
+        for stage in self.stages():
+            if stage.space is None:
+                continue
+            d = SweepDir(self.sweep_dir(stage.name))
+            line = f"- {stage.name}: {Path(stage.space).stem} ({self.why.get(stage.name, 'the pipeline default')})"
+            status = d.status() if d.holds_sweep() else {}
+            if status.get("state") == "time budget spent":
+                line += f"; its sweep stopped at its share of --time-budget after {status.get('trials')} of " \
+                        f"{status.get('planned')} trials"
+            refit = read_json(d.refit_result_path)
+            if isinstance(refit, dict) and "refit" in refit:
+                r = refit["refit"]
+                line += (f"; refit of the top {r['k']}: sweep rank {r['chosen_rank']} chosen, dev "
+                         + ", ".join(f"{t['refit_value']:.3f}" for t in r["trials"]))
+            out.append(line)
+        return out
 
 
 def majority_row(prepared: Path) -> list[str]:

@@ -37,12 +37,23 @@ class SearchSettings:
     """A space's `search:` section; in a plan, as the sweep runs it (its overrides applied)."""
     metric: str = "dev_wf1"
     mode: str = "max"
-    max_epochs: int = 20              # ASHA's max_t: epochs of a trial that is never stopped
-    grace_period: int = 2             # epochs before ASHA may stop a trial
+    max_epochs: int = 20              # epochs of a trial that is never stopped
+    grace_period: float = 2           # epochs before ASHA may stop a trial (a fraction, with reports_per_epoch > 1)
+    reports_per_epoch: int = 1        # dev evaluations an epoch: the scheduler's unit (fine-tuning: judge a trial
+                                      # part-way through its first long epoch, on all of train)
     reduction_factor: float = 3
     num_samples: int = 20             # trials
     sampler: str = "tpe"
     startup_trials: int = 10          # TPE's random start (Optuna's default; bench/search_efficiency.py: a quarter)
+
+    @property
+    def max_reports(self) -> int:
+        """ASHA's max_t: the reports (training_iteration) of a trial that is never stopped."""
+        return int(self.max_epochs) * int(self.reports_per_epoch)
+
+    @property
+    def grace_reports(self) -> int:
+        return max(1, round(float(self.grace_period) * int(self.reports_per_epoch)))
 
     @classmethod
     def names(cls) -> list[str]:
@@ -97,6 +108,10 @@ class SweepPlan:
     @property
     def max_epochs(self) -> int:
         return int(self.search.max_epochs)
+
+    @property
+    def reports_per_epoch(self) -> int:
+        return int(self.search.reports_per_epoch)
 
     @property
     def num_samples(self) -> int:

@@ -73,3 +73,20 @@ class TrialLedger(tune.Callback):
 
     def set_state(self, saved: dict) -> None:
         self.ended = dict(saved.get("ended", {}))
+
+
+class TimeBudget(tune.Stopper):
+    """Ends the Tune run once the running sweep's --time-budget is spent: no new trials, running ones stop
+    with what they reported. The deadline is read from the running sweep, not pickled with the experiment,
+    so a resumed sweep gets its own invocation's budget."""
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return spent()
+
+
+def spent() -> bool:
+    cur = state.current()
+    return cur is not None and cur.deadline is not None and time.time() >= cur.deadline

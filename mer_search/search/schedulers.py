@@ -69,17 +69,17 @@ class PersistentASHA(AsyncHyperBandScheduler):
 
 
 def make_scheduler(name: str, search: SearchSettings, sweep_dir: SweepDir):
-    """search: the space's search settings (max_epochs, grace_period, reduction_factor); ASHA keeps its records
-    in the sweep dir."""
+    """search: the space's search settings (max_epochs, grace_period, reduction_factor, reports_per_epoch: its
+    unit is one report, training_iteration); ASHA keeps its records in the sweep dir."""
     if name == "asha":
         return PersistentASHA(sweep_dir.rungs_path, time_attr="training_iteration",
-                              max_t=search.max_epochs, grace_period=search.grace_period,
+                              max_t=search.max_reports, grace_period=search.grace_reports,
                               reduction_factor=search.reduction_factor)
     if name == "hyperband":
-        return HyperBandScheduler(time_attr="training_iteration", max_t=search.max_epochs,
+        return HyperBandScheduler(time_attr="training_iteration", max_t=search.max_reports,
                                   reduction_factor=search.reduction_factor)
     if name == "median":
-        return MedianStoppingRule(time_attr="training_iteration", grace_period=search.grace_period)
+        return MedianStoppingRule(time_attr="training_iteration", grace_period=search.grace_reports)
     if name == "none":
         return FIFOScheduler()
     raise ConfigError(f"unknown scheduler {name!r}; valid: {', '.join(SCHEDULERS)}")

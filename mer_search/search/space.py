@@ -225,10 +225,15 @@ def validate(space: Space) -> None:
                                     f"use {MODES[s.metric]} or leave mode out")
     if s.sampler not in SAMPLERS:
         _fail(space, "search.sampler", f"unknown sampler {s.sampler!r}; valid: {', '.join(SAMPLERS)}")
-    for k in ("max_epochs", "num_samples", "grace_period"):
+    for k in ("max_epochs", "num_samples", "reports_per_epoch"):
         value = getattr(s, k)
-        if not isinstance(value, int) or value < 1:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             _fail(space, f"search.{k}", f"{value!r} must be a positive integer")
+    grace = s.grace_period
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace * s.reports_per_epoch < 1 \
+            or abs(grace * s.reports_per_epoch - round(grace * s.reports_per_epoch)) > 1e-6:
+        _fail(space, "search.grace_period", f"{grace!r} must be a whole number of reports: a positive integer, "
+                                            f"or a multiple of 1/reports_per_epoch ({s.reports_per_epoch})")
     if not isinstance(s.startup_trials, int) or isinstance(s.startup_trials, bool) or s.startup_trials < 0:
         _fail(space, "search.startup_trials", f"{s.startup_trials!r} must be a whole number >= 0")
     if not isinstance(s.reduction_factor, (int, float)) or s.reduction_factor < 2:

@@ -56,6 +56,7 @@ class SweepState:
         self.ledger: dict = {"trials": [], "ended": {}}
         self.lease_owner: str | None = None
         self._renewed = 0.0
+        self.deadline: float | None = None        # --time-budget: when this driver ends the sweep (time.time())
         url = self.here(plan.study_storage)
         self.study_local = url in (local_study_url(self.dir.path), f"sqlite:///{self.dir.sqlite_path}")
         # the plan as it is on this machine: the sweep dir, and paths inside it (a study, a storage dir) moved

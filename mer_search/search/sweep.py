@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import socket
+import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,7 +37,7 @@ from mer_search.dirs import SweepDir, nest
 from mer_search.plan import KEEP_CHOICES, SCHEDULERS, SearchSettings, SweepPlan
 from mer_search.errors import UserError
 from mer_search.search import ray_internals, state
-from mer_search.search.callbacks import ProgressLine, TrialLedger
+from mer_search.search.callbacks import ProgressLine, TimeBudget, TrialLedger, spent
 from mer_search.search.checkpoints import CheckpointPruner
 from mer_search.search.schedulers import make_scheduler
 from mer_search.search.space import Space, load_space
@@ -76,6 +77,7 @@ class SweepOptions:
     resume_from: str | None = None          # a --storage URI to rebuild the sweep dir from (a lost head)
     keep_checkpoints: str = "best"          # per ended trial: its best epoch's checkpoint, or none
     work: Callable | None = None            # what each trial runs (default train_trial); benchmarks pass a no-op
+    time_budget_s: float | None = None      # end the sweep after this long (this invocation), keeping what ran
 
 
 def make_sampler(name: str, seed: int, concurrent: int = 1,
@@ -193,6 +195,8 @@ def _new_plan(opts: SweepOptions, out: Path) -> SweepPlan:
         raise SweepError(f"{out} already holds a sweep; continue it with --resume or pick another --out")
     base = {**space.fixed, "data.prepared": str(prepared), "train.epochs": search.max_epochs,
             "train.patience": 0, "train.metric": search.metric}
+    if search.reports_per_epoch > 1:       # the scheduler judges trials part-way through an epoch
+        base["train.evals_per_epoch"] = search.reports_per_epoch
     if opts.feature_dirs:
         base["data.feature_dirs"] = {k: str(Path(v).resolve()) for k, v in opts.feature_dirs.items()}
     _check_prepared(space, base)
@@ -321,6 +325,18 @@ class Sweep:
             if not was_running and not cls._keeping and ray.is_initialized():
                 ray.shutdown()
 
+    @classmethod
+    def cluster_gpus(cls, address: str) -> float:
+        """The GPUs of the Ray cluster at `address` (joined here; inside ray_kept() the sweeps reuse it)."""
+        if not ray.is_initialized():
+            _check_address(address)
+            try:
+                ray.init(address=address, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise SweepError(f"cannot reach Ray at {address} ({str(e).splitlines()[0][:160]})") from None
+            signals.reclaim()
+        return float(ray.cluster_resources().get("GPU", 0))
+
     def __enter__(self) -> "Sweep":
         for key, value in TUNE_ENV.items():
             self._setenv(key, value)
@@ -390,6 +406,10 @@ class Sweep:
         space = load_space(d.space_path)
         space.search = plan.search
         self.state = state.activate(d, plan)
+        if opts.time_budget_s is not None:
+            if opts.time_budget_s <= 0:
+                raise SweepError(f"time budget {opts.time_budget_s:g} s: must be positive")
+            self.state.deadline = time.time() + opts.time_budget_s
         here = self.state.plan
         try:
             storage = Storage(here.storage)
@@ -427,12 +447,18 @@ class Sweep:
         trials, ended = self.state.ledger["trials"], self.state.ledger["ended"]
         cut_short = sorted(set(trials) - set(ended))
         finished = not cut_short and len(trials) >= plan.num_samples
+        out_of_time = not finished and not signals.received() and spent()
+        if out_of_time:       # the budget ended it: done with what ran (the cut-short trials' reports count)
+            log.warning("[sweep] time budget spent: %d of %d trials ran, %d stopped part-way; the sweep ends "
+                        "with what they reported", len(trials), plan.num_samples, len(cut_short))
+            finished = True
         if opts.resume and finished:
             _close_lost_suggestions(plan)
         table = results_table(grid, cut_short)
         d.save_trials(table)
         stop = signals.received()
-        d.write_status(finished=finished, state="finished" if finished else "stopped" if stop else "ended early",
+        d.write_status(finished=finished, state="time budget spent" if out_of_time else "finished" if finished
+                       else "stopped" if stop else "ended early",
                        planned=plan.num_samples, trials=len(trials), cut_short=cut_short,
                        stopped_by=signal.Signals(stop).name if stop and not finished else None)
         self.state.mirror()
@@ -501,14 +527,14 @@ def _new_tuner(plan: SweepPlan, space: Space, out: Path, fn, storage: Storage, r
                                     scheduler=make_scheduler(plan.scheduler, plan.search, SweepDir(out)),
                                     num_samples=plan.num_samples, reuse_actors=True),
         run_config=tune.RunConfig(name=SweepDir.TUNE, storage_path=storage.root, storage_filesystem=storage.fs,
-                                  verbose=0,
+                                  verbose=0, stop=TimeBudget(),
                                   failure_config=tune.FailureConfig(max_failures=plan.max_failures),
                                   # Ray deletes none: its num_to_keep races with its own experiment snapshot
                                   # (a resumed trial found its checkpoint gone); CheckpointPruner deletes only
                                   # what the persisted snapshot no longer needs
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
                                   callbacks=[ProgressLine(metric, mode, plan.num_samples,
-                                                          plan.max_epochs), TrialLedger(),
+                                                          plan.search.max_reports), TrialLedger(),
                                              CheckpointPruner(metric, mode, plan.keep_checkpoints),
                                              state.StateMirror(), *_wandb_callback(plan)]))
 
@@ -520,7 +546,7 @@ def _wandb_callback(plan: SweepPlan) -> list:
 
     settings = {k: getattr(plan, k) for k in ("space_name", "sampler", "scheduler", "num_samples", "seed")}
     settings.update(metric=plan.metric, max_epochs=plan.max_epochs)
-    return [LiveWandb(plan.study_name, settings, *plan.objectives[0], plan.max_epochs,
+    return [LiveWandb(plan.study_name, settings, *plan.objectives[0], plan.search.max_reports,
                       plan.wandb)]
 
 
