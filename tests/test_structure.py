@@ -15,11 +15,11 @@ REPO = Path(__file__).resolve().parents[1]
 LAYERS = [
     ("data_prep",),
     ("mer_search", "mer_search.errors", "mer_search.config_io", "mer_search.metrics", "mer_search.plan",
-     "mer_search.dirs", "mer_search.signals"),
+     "mer_search.dirs", "mer_search.signals", "mer_search.encoder_cache"),
     ("mer_search.models", "mer_search.data", "mer_search.dialogue_text", "mer_search.encoders"),
     ("mer_search.train",),
     ("mer_search.experiment", "mer_search.export", "mer_search.features", "mer_search.predict", "mer_search.plots",
-     "mer_search.wandb_runs"),
+     "mer_search.wandb_runs", "mer_search.refit"),
     ("mer_search.search",),
     ("mer_search.pipeline",),
     ("mer_search.cli",),

@@ -78,13 +78,18 @@ class TrialLedger(tune.Callback):
 class TimeBudget(tune.Stopper):
     """Ends the Tune run once the running sweep's --time-budget is spent: no new trials, running ones stop
     with what they reported. The deadline is read from the running sweep, not pickled with the experiment,
-    so a resumed sweep gets its own invocation's budget."""
+    so a resumed sweep gets its own invocation's budget. It waits for a first result: a sweep that ends with
+    none leaves its stage nothing to go on with."""
+
+    def __init__(self):
+        self.results = 0
 
     def __call__(self, trial_id: str, result: dict) -> bool:
+        self.results += 1
         return False
 
     def stop_all(self) -> bool:
-        return spent()
+        return self.results > 0 and spent()
 
 
 def spent() -> bool:

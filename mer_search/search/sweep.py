@@ -501,19 +501,26 @@ def _fetch_state(uri: str, out: Path) -> None:
     log.info("rebuilt the sweep dir %s from %s (%s)", out, uri, ", ".join(got))
 
 
+def seed_study(study: optuna.Study, space: Space, plan: SweepPlan, resuming: bool) -> None:
+    """What a new study holds before the first suggestion: an earlier sweep's finished trials (--warm-start),
+    then the space's start points, asked for first, in order (parameters a point leaves out are sampled).
+    A resumed study has them already, asked or still waiting: nothing is added twice."""
+    fresh = not study.trials
+    if plan.warm_start and not resuming:
+        _warm_start(study, space, plan.warm_start)
+    if space.start and fresh:
+        for point in space.start:
+            study.enqueue_trial(space.encoded(point))
+        log.info("the space's %d start points are tried first", len(space.start))
+
+
 def _new_tuner(plan: SweepPlan, space: Space, out: Path, fn, storage: Storage, resuming: bool) -> tune.Tuner:
     (metric, mode), *rest = plan.objectives
     directions = ["maximize" if m == "max" else "minimize" for _, m in plan.objectives]
     study_store = state.study_storage(plan.study_storage)      # one object: the study and the searcher share it
     study = optuna.create_study(study_name=plan.study_name, storage=study_store, directions=directions,
                                 load_if_exists=True)
-    fresh = not study.trials            # a resumed study has its start points already (asked or waiting)
-    if plan.warm_start and not resuming:
-        _warm_start(study, space, plan.warm_start)
-    if space.start and fresh:
-        for point in space.start:          # asked for first, in order; parameters a point leaves out are sampled
-            study.enqueue_trial(space.encoded(point))
-        log.info("the space's %d start points are tried first", len(space.start))
+    seed_study(study, space, plan, resuming)
     metrics, modes = [m for m, _ in plan.objectives], [m for _, m in plan.objectives]
     search = ResumableOptunaSearch(
         space=space.sample, metric=metrics if rest else metric, mode=modes if rest else mode,
