@@ -262,6 +262,11 @@ def with_config_columns(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([table, configs], axis=1)
 
 
+def epochs_at(g: pd.DataFrame) -> pd.Series:
+    """Epochs of training at each of a trial's reports (fractional where the sweep reported inside epochs)."""
+    return g["epoch"] if "epoch" in g and g["epoch"].notna().all() else g.training_iteration
+
+
 def _epochs(reports: int, per_epoch: int) -> int | float:
     return reports if per_epoch == 1 else round(reports / per_epoch, 3)
 

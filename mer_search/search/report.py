@@ -18,7 +18,7 @@ import pandas as pd
 
 from mer_search.plan import SweepPlan
 from mer_search.search import report_html
-from mer_search.dirs import SweepDir, ranked
+from mer_search.dirs import SweepDir, epochs_at, ranked
 from mer_search.plan import SweepDirError
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def _plots(r: pd.DataFrame, table: pd.DataFrame, plan: SweepPlan, out: Path, top
     fig, ax = plt.subplots(figsize=(7, 4))
     for tid in r.trial_id.head(top_k):
         g = table[table.trial_id == tid]
-        ax.plot(g.training_iteration, g[metric], marker="o", ms=3, label=str(tid))
+        ax.plot(epochs_at(g), g[metric], marker="o", ms=3, label=str(tid))
     ax.set(xlabel="epoch", ylabel=metric, title=f"top {min(top_k, len(r))} trials")
     ax.legend(fontsize=7)
     paths["curves"] = _save(fig, out / "curves.png")

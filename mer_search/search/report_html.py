@@ -12,6 +12,8 @@ import html
 
 import pandas as pd
 
+from mer_search.dirs import epochs_at
+
 SORT_JS = """
 document.querySelectorAll("table.ranked th").forEach((th, col) => th.addEventListener("click", () => {
   const body = th.closest("table").tBodies[0];
@@ -61,7 +63,7 @@ def curves(r: pd.DataFrame, table: pd.DataFrame, metric: str, top_k: int):
     fig = go.Figure()
     for rank, tid in zip(r.index, r.trial_id):
         g = table[table.trial_id == tid]
-        fig.add_trace(go.Scatter(x=g.training_iteration, y=g[metric], mode="lines+markers", name=f"{rank}. {tid}",
+        fig.add_trace(go.Scatter(x=epochs_at(g), y=g[metric], mode="lines+markers", name=f"{rank}. {tid}",
                                  visible=True if rank <= top_k else "legendonly"))
     fig.update_layout(title=f"learning curves: the top {min(top_k, len(r))} shown, click a trial in the legend "
                             f"to show or hide it", xaxis_title="epoch", yaxis_title=metric)
