@@ -554,8 +554,8 @@ def _run_pipeline(opts) -> None:
 @click.option("--text-space", default="auto", show_default=True,
               help="The text stage's space (a name under spaces/ or a file), or auto: text_finetune (MiniLM "
                    "fine-tuned with the dialogue in its input) when trials get GPUs or --time-budget covers it on "
-                   "these CPUs (~2-3 h on 2 cores at --budget small), else text_any (from-scratch models and an MLP "
-                   "on frozen MiniLM embeddings, minutes on a CPU). The summary says which and why.")
+                   "these CPUs (~2 h for MELD on 2 cores at --budget small), else text_any (from-scratch models "
+                   "and an MLP on frozen MiniLM embeddings, minutes on a CPU). The summary says which and why.")
 @click.option("--time-budget", help="Wall time for the whole pipeline (2h, 90m, 1h30m): each searched stage's "
                                     "sweep stops at its share and the stage goes on with the trials that ran.")
 @click.option("--refit", type=click.IntRange(min=0),

@@ -38,9 +38,10 @@ BUDGETS = {"tiny": {"num_samples": 4, "max_epochs": 8, "refit": 1, "seeds": 2},
            "medium": {"num_samples": 30, "max_epochs": 20, "refit": 3, "seeds": 3},
            "large": {"num_samples": None, "max_epochs": None, "refit": 3, "seeds": 5}}   # None: the space's own
 AUTO = "auto"
-# fine-tuning MiniLM with the dialogue in its input (window 3, 128 tokens) trains ~16 utterances a second per
-# CPU core (33/s on 2 cores: bench/RESULTS.md, "Fidelity"); what `auto` expects a CPU text stage to cost
-FINETUNE_UTT_PER_CORE_S = 16.0
+# fine-tuning MiniLM with the dialogue in its input (window 3, 128 tokens) trains ~20 utterances a second per
+# CPU core (41-44/s on 2 cores: bench/RESULTS.md, "Fine-tuned MiniLM"); what `auto` expects a CPU text stage
+# to cost
+FINETUNE_UTT_PER_CORE_S = 20.0
 SWEEP_SHARE = 0.5      # of a stage's share of --time-budget, what its sweep may spend (the rest: refit, seeds)
 # the floor every speech row is held against (per-band log-mel mean + std into a linear layer), not searched:
 # trained to convergence whatever the budget, so the rows above it are not flattered by an undertrained floor
