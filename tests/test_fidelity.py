@@ -240,3 +240,30 @@ def test_a_time_budget_ends_the_sweep_with_what_ran(prepared, tmp_path, monkeypa
     assert 1 <= status["trials"] < 200 and not table.empty
     cfg = export_config(out)               # the stage goes on with what ran
     assert cfg["model"]["name"] == "text_mlp" and isinstance(pd.read_parquet(out / "trials.parquet"), pd.DataFrame)
+
+
+def test_a_long_epoch_logs_its_progress_every_tenth(caplog, monkeypatch):
+    """Off a terminal: a line every ~10 % of the batches with utterances/s and the time left; short epochs
+    stay quiet."""
+    from mer_search import train
+
+    now = [0.0]
+    monkeypatch.setattr(train.time, "perf_counter", lambda: now[0])
+    with caplog.at_level("INFO", logger="mer_search.train"):
+        progress = train.EpochProgress(epoch=2, batches=100)
+        for _ in range(100):
+            now[0] += 3.0                      # 3 s a batch of 32: a 5-minute epoch
+            progress.step(32)
+        progress.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 9 and lines[0] == "epoch 2: 10/100 batches (10%), 11 utt/s, 4m30s left"
+    assert lines[4] == "epoch 2: 50/100 batches (50%), 11 utt/s, 2m30s left"
+    assert lines[-1] == "epoch 2: 90/100 batches (90%), 11 utt/s, 30s left"
+    caplog.clear()
+    now[0] = 0.0
+    with caplog.at_level("INFO", logger="mer_search.train"):
+        progress = train.EpochProgress(epoch=1, batches=100)
+        for _ in range(100):
+            now[0] += 0.01                     # a 1-second epoch stays quiet
+            progress.step(32)
+    assert not caplog.records
