@@ -242,8 +242,10 @@ class Experiment:
 
 
 def run(cfg: dict, out: str | Path, seed: int = 0, reporter: Reporter | None = None,
-        splits: tuple[str, ...] = ("dev",)) -> dict:
-    """Train one config with one seed into the run dir `out`; returns the final metrics."""
+        splits: tuple[str, ...] = ("dev",), reuse: bool = False) -> dict:
+    """Train one config with one seed into the run dir `out`; returns the final metrics. `reuse`: a run dir
+    that holds this very training already (same config and seed, finished) is kept, and scored on any split
+    it lacks, instead of trained again (the pipeline's refit of its exported config is its seed 0)."""
     run_dir = RunDir(out)
     run_dir.path.mkdir(parents=True, exist_ok=True)
     cfg = copy.deepcopy(cfg)
@@ -258,6 +260,10 @@ def run(cfg: dict, out: str | Path, seed: int = 0, reporter: Reporter | None = N
         key = cfg["data"].pop("feature_key", "features")
         cfg["data"]["feature_dirs"][key] = str(feats)
     exp = Experiment.setup(cfg, seed)
+    if reuse and not cfg.get("utterance_stage"):
+        done = _trained_before(run_dir, exp, seed, splits)
+        if done is not None:
+            return done
     log.info("training on %d CPU thread(s) (train.threads)", pin_threads(exp.train.threads))
     write_atomic(run_dir.config, lambda p: p.write_text(yaml.safe_dump(exp.config, sort_keys=False)))
     log.info("config:\n%s", yaml.safe_dump(exp.config, sort_keys=False))
@@ -266,6 +272,30 @@ def run(cfg: dict, out: str | Path, seed: int = 0, reporter: Reporter | None = N
     write_json_atomic(run_dir.history, history.epochs)
     write_json_atomic(run_dir.metrics, metrics)
     return metrics
+
+
+def _trained_before(run_dir: RunDir, exp: Experiment, seed: int, splits: tuple[str, ...]) -> dict | None:
+    """The metrics of a finished run of exactly this config and seed in `run_dir` (scored on the splits it
+    lacks), or None."""
+    from mer_search.dirs import read_json
+    from mer_search.train import load_checkpoint
+
+    done = read_json(run_dir.metrics)
+    if not (isinstance(done, dict) and done.get("seed") == seed and run_dir.best.exists()
+            and run_dir.config.exists()):
+        return None
+    def trained(config: dict) -> dict:        # what decides the training (an export's `source` does not)
+        return {k: v for k, v in config.items() if k != "source"}
+
+    if trained(yaml.safe_load(run_dir.config.read_text())) != trained(yaml.safe_load(yaml.safe_dump(exp.config))):
+        return None
+    missing = tuple(s for s in splits if f"{s}_wf1" not in done)
+    if missing:
+        exp.model.load_state_dict(load_checkpoint(run_dir.best)["state_dict"])
+        done.update(exp.evaluate(missing))
+        write_json_atomic(run_dir.metrics, done)
+    log.info("seed %d: this training is in %s already (same config and seed): kept", seed, run_dir.path)
+    return done
 
 
 def first_seed(cfg: dict) -> int:
@@ -277,12 +307,12 @@ def first_seed(cfg: dict) -> int:
 
 
 def run_seeds(cfg: dict, out: str | Path, seeds: int, reporter: Reporter | None = None,
-              splits: tuple[str, ...] = ("dev",)) -> dict:
+              splits: tuple[str, ...] = ("dev",), reuse: bool = False) -> dict:
     """Several seeds, from the config's train.seed on; the summary gives mean and std of every metric."""
     run_dir = RunDir(out)
     start = first_seed(cfg)
     with run_dir.lock():
-        per_seed = [run(cfg, run_dir.seed(s).path, s, reporter, splits) for s in range(start, start + seeds)]
+        per_seed = [run(cfg, run_dir.seed(s).path, s, reporter, splits, reuse) for s in range(start, start + seeds)]
         return _summarize(per_seed, run_dir)
 
 

@@ -318,8 +318,9 @@ class Pipeline:
         quiet = logging.getLogger("mer_search.experiment")
         level, _ = quiet.level, quiet.setLevel(logging.WARNING)     # no config dump per seed
         cfg = load_config(self.config_path(stage.name))
+        self._seed_from_refit(stage, cfg, RunDir(d))
         try:
-            summary = run_seeds(cfg, d, self.budget["seeds"], reporter=_Quiet(),
+            summary = run_seeds(cfg, d, self.budget["seeds"], reporter=_Quiet(), reuse=True,
                                 splits=("dev", "test") if self.opts.with_test else ("dev",))
         finally:
             quiet.setLevel(level)
@@ -328,6 +329,21 @@ class Pipeline:
 
             log_final(summary, cfg, d, stage.name, self.opts.wandb)
         self.timings[f"final {stage.name}"] = time.time() - t0
+
+    def _seed_from_refit(self, stage: Stage, cfg: dict, final: RunDir) -> None:
+        """The refit that chose the exported config trained it on all of train with this seed already: where
+        its config is the final one (dev peaked at its last epoch), it is the final training's first seed
+        (checked config for config by run(reuse=True), which trains it again otherwise)."""
+        import shutil
+
+        from mer_search.experiment import first_seed
+
+        refit = (cfg.get("source") or {}).get("refit")
+        if not refit or refit.get("seed") != first_seed(cfg) or final.seed(refit["seed"]).path.exists():
+            return
+        chosen = SweepDir(self.sweep_dir(stage.name)).refit_run(cfg["source"]["trial_id"])
+        if chosen.metrics.exists() and chosen.best.exists():
+            shutil.copytree(chosen.path, final.seed(refit["seed"]).path)
 
     def features(self, stage: Stage) -> None:
         from mer_search.features import FeatureDir, extract_features

@@ -216,6 +216,23 @@ def test_sweep_reports_inside_epochs_starts_from_its_point_and_refits(prepared, 
     assert [d.refit_run(t).metrics.stat().st_mtime_ns for t in runs] == stamps
     assert json.loads(d.refit_result_path.read_text())["refit"] == refit
 
+    # the chosen refit is the final training's seed 0 where its config is the final one: kept, scored on test
+    import shutil
+
+    from mer_search.experiment import run
+
+    chosen_run = d.refit_run(cfg["source"]["trial_id"])
+    final = tmp_path / "final_seed0"
+    shutil.copytree(chosen_run.path, final)
+    cfg["train"]["epochs"] = plan.max_epochs           # as trained in the refit (peaked at its last epoch)
+    stamp = (final / "best.pt").stat().st_mtime_ns
+    m = run(cfg, final, seed=0, splits=("dev", "test"), reuse=True)
+    assert (final / "best.pt").stat().st_mtime_ns == stamp and m["dev_wf1"] == chosen["refit_value"]
+    assert "test_wf1" in m and "test_wf1" in json.loads((final / "metrics.json").read_text())
+    cfg["train"]["lr"] = cfg["train"]["lr"] * 0.5      # another training: trained again, not kept
+    run(cfg, final, seed=0, splits=("dev",), reuse=True)
+    assert (final / "best.pt").stat().st_mtime_ns != stamp
+
 
 @pytest.mark.ray
 def test_a_time_budget_ends_the_sweep_with_what_ran(prepared, tmp_path, monkeypatch):
