@@ -294,9 +294,11 @@ def predict(checkpoint, csv_path, meld_root, split, out):
 @click.option("--features", help="Feature dir for two-stage context spaces (`mer-search features` output).")
 @click.option("--features-text", help="Text feature dir for fusion spaces.")
 @click.option("--features-speech", help="Speech feature dir for fusion spaces.")
+@click.option("--time-budget", help="End the sweep after this long (2h, 90m, 600s), with the trials that reported "
+                                    "(status: time budget spent; export takes it as finished).")
 def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs, sampler, startup_trials, scheduler,
           cpus_per_trial, gpus_per_trial, max_concurrent, address, study_storage, storage, seed, keep_checkpoints,
-          max_failures, wandb_mode, features, features_text, features_speech):
+          max_failures, wandb_mode, features, features_text, features_speech, time_budget):
     """Run a search space: Ray Tune trials sampled by Optuna, early-stopped by ASHA.
 
     SPACE is a file (spaces/text_mlp.yaml) or a name (text_mlp). With --resume SWEEP_DIR,
@@ -326,6 +328,10 @@ def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs,
                             storage=storage, seed=seed, max_epochs=max_epochs, startup_trials=startup_trials,
                             max_failures=max_failures, keep_checkpoints=keep_checkpoints, wandb=wandb_mode,
                             feature_dirs=dirs, warm_start=str(warm_start) if warm_start else None)
+    if time_budget:
+        from mer_search.pipeline import parse_duration
+
+        opts.time_budget_s = parse_duration(time_budget)
     from mer_search import signals
 
     try:
