@@ -15,6 +15,7 @@ import torch
 from mer_search.experiment import Experiment, find_config, load_config
 from mer_search.search.space import find_space, load_space
 from mer_search.train import fit
+from helpers import sweep_study
 
 
 class Collect:
@@ -189,8 +190,11 @@ def test_sweep_reports_inside_epochs_starts_from_its_point_and_refits(prepared, 
         ray.shutdown()
     d = SweepDir(out)
     plan, table = d.load()
-    first = table[table.trial_id == sorted(table.trial_id.unique())[0]]
+    study = sweep_study(out)                # the study's first trial is the start point, and it ran
+    assert study.trials[0].params == {"model.emb_dim": 17, "train.lr": 0.01}
+    first = table[table.trial_id == study.trials[0].user_attrs["ray_trial_id"]]
     assert first["config/model.emb_dim"].iloc[0] == 17 and first["config/train.lr"].iloc[0] == 0.01
+    assert sum(t.params == study.trials[0].params for t in study.trials) == 1
     assert table.training_iteration.max() == 4          # 2 epochs, 2 reports each
     r = ranked(table, plan)
     assert set(r.epochs) <= {0.5, 1.0, 1.5, 2.0} and 2.0 in set(r.epochs)
