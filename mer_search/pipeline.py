@@ -119,16 +119,32 @@ def visible_gpus(address: str | None) -> float:
     return float(torch.cuda.device_count())
 
 
+def asha_epochs_per_trial(grace: float, reduction_factor: float, max_epochs: float) -> float:
+    """The epochs ASHA lets a trial run on average: all reach the first rung, 1/rf of them the next ..."""
+    milestones, m = [], float(grace)
+    while m < max_epochs:
+        milestones.append(m)
+        m *= reduction_factor
+    cost, prev, reached = 0.0, 0.0, 1.0
+    for m in [*milestones, float(max_epochs)]:
+        cost += reached * (m - prev)
+        prev, reached = m, reached / reduction_factor
+    return cost
+
+
 def finetune_estimate_s(n_train: int, cpus: int, budget: dict, space: Path) -> float:
-    """What a text_finetune stage would take on `cpus` CPU cores: its sweep (ASHA runs ~1.2 epochs a trial
-    at reduction factor 2), the refits and the final seeds (the space's epochs each)."""
+    """What a text_finetune stage would take on `cpus` CPU cores: its sweep (ASHA's average epochs a trial, on
+    the space's share of train), the refits and the final seeds (the space's epochs each, all of train)."""
     from mer_search.config_io import load_yaml
 
-    search = load_yaml(space).get("search") or {}
+    raw = load_yaml(space)
+    search = raw.get("search") or {}
     epochs = int(search.get("max_epochs", 3))
     trials = budget["num_samples"] or int(search.get("num_samples", 10))
+    share = float((raw.get("fixed") or {}).get("data.train_fraction", 1.0))
+    per_trial = share * asha_epochs_per_trial(search.get("grace_period", 1), search.get("reduction_factor", 2), epochs)
     epoch_s = n_train / (FINETUNE_UTT_PER_CORE_S * max(1, cpus))
-    return epoch_s * (1.2 * trials + (budget["refit"] + budget["seeds"]) * epochs)
+    return epoch_s * (per_trial * trials + (budget["refit"] + budget["seeds"]) * epochs)
 
 
 def choose_text_space(gpus: float, time_budget_s: float | None, estimate_s: float) -> tuple[str, str]:

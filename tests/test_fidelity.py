@@ -118,9 +118,12 @@ def test_time_budgets_parse_and_auto_picks_by_hardware(tmp_path, monkeypatch):
     assert name == "text_any" and "~2.5 h on these CPUs" in why and "--time-budget of at least 3h45m" in why
     assert p.choose_text_space(0, 4 * 3600, 9000)[0] == "text_finetune"
     assert p.choose_text_space(0, 3600, 9000)[0] == "text_any"
-    # MELD's 9,989 train utterances on 2 cores at --budget small: ~2.4 h of fine-tuning, so auto takes text_any
+    # MELD's 9,989 train utterances on 2 cores at --budget small: hours of fine-tuning, so auto takes text_any
     est = p.finetune_estimate_s(9989, 2, p.BUDGETS["small"], find_space("text_finetune"))
-    assert 1.5 * 3600 < est < 4 * 3600
+    assert 3600 < est < 4 * 3600
+    assert p.asha_epochs_per_trial(1, 2, 3) == 1.75          # rungs at 1 and 2 epochs, the top at 3
+    assert p.asha_epochs_per_trial(3, 3, 30) == pytest.approx(3 + 6 / 3 + 18 / 9 + 3 / 27)
+    assert p.asha_epochs_per_trial(0.5, 2, 3) == 0.5 + 0.5 / 2 + 1 / 4 + 1 / 8
 
 
 def test_auto_text_space_on_a_gpu_cluster_and_on_cpus(prepared, tmp_path, monkeypatch):
