@@ -291,3 +291,31 @@ def test_a_long_epoch_logs_its_progress_every_tenth(caplog, monkeypatch):
             now[0] += 0.01                     # a 1-second epoch stays quiet
             progress.step(32)
     assert not caplog.records
+
+
+def test_export_refit_on_the_command_line(tmp_path, monkeypatch):
+    """`export --refit K` writes the refit's choice with a header saying so; --rank with it is refused."""
+    import yaml
+    from click.testing import CliRunner
+
+    from mer_search import refit as refit_module
+    from mer_search.cli import main
+
+    seen = {}
+
+    def fake(sweep_dir, k, allow_unfinished=False):
+        seen.update(k=k, allow=allow_unfinished)
+        return {"model": {"name": "text_mlp"}, "train": {"epochs": 3},
+                "source": {"sweep": str(sweep_dir), "trial_id": "t2", "rank": 2, "metric": "dev_wf1", "value": 0.5,
+                           "best_epoch": 1.5, "refit": {"k": k, "metric": "dev_wf1", "chosen_rank": 2, "seed": 0,
+                                                         "trials": [{"refit_value": 0.55}, {"refit_value": 0.57}]}}}
+
+    monkeypatch.setattr(refit_module, "refit_config", fake)
+    out = tmp_path / "best.yaml"
+    r = CliRunner().invoke(main, ["export", str(tmp_path), "--refit", "2", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert seen == {"k": 2, "allow": False}
+    assert "refit best of the top 2, dev dev_wf1 0.5700; rank 2" in out.read_text().splitlines()[1]
+    assert yaml.safe_load(out.read_text())["train"]["epochs"] == 3 and "3 epochs" in r.output
+    r = CliRunner().invoke(main, ["export", str(tmp_path), "--refit", "2", "--rank", "3"])
+    assert r.exit_code == 1 and "--refit picks among the top trials itself" in r.output
