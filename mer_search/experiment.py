@@ -245,7 +245,8 @@ def run(cfg: dict, out: str | Path, seed: int = 0, reporter: Reporter | None = N
         splits: tuple[str, ...] = ("dev",), reuse: bool = False) -> dict:
     """Train one config with one seed into the run dir `out`; returns the final metrics. `reuse`: a run dir
     that holds this very training already (same config and seed, finished) is kept, and scored on any split
-    it lacks, instead of trained again (the pipeline's refit of its exported config is its seed 0)."""
+    it lacks, instead of trained again (the pipeline's refit of its exported config is its seed 0). A two-stage
+    config reuses its utterance stage the same way, and itself only where that stage is older than it."""
     run_dir = RunDir(out)
     run_dir.path.mkdir(parents=True, exist_ok=True)
     cfg = copy.deepcopy(cfg)
@@ -254,13 +255,13 @@ def run(cfg: dict, out: str | Path, seed: int = 0, reporter: Reporter | None = N
 
         stage = copy.deepcopy(cfg["utterance_stage"])
         stage.setdefault("data", {}).setdefault("prepared", cfg.get("data", {}).get("prepared", ""))
-        run(stage, run_dir.utterance_stage().path, seed, reporter=None)
+        run(stage, run_dir.utterance_stage().path, seed, reporter=None, reuse=reuse)
         feats = extract_features(run_dir.utterance_stage().best, run_dir.features)
         cfg.setdefault("data", {}).setdefault("feature_dirs", {})
         key = cfg["data"].pop("feature_key", "features")
         cfg["data"]["feature_dirs"][key] = str(feats)
     exp = Experiment.setup(cfg, seed)
-    if reuse and not cfg.get("utterance_stage"):
+    if reuse:
         done = _trained_before(run_dir, exp, seed, splits)
         if done is not None:
             return done
@@ -283,6 +284,9 @@ def _trained_before(run_dir: RunDir, exp: Experiment, seed: int, splits: tuple[s
     done = read_json(run_dir.metrics)
     if not (isinstance(done, dict) and done.get("seed") == seed and run_dir.best.exists()
             and run_dir.config.exists()):
+        return None
+    stage = run_dir.utterance_stage().best      # trained again after this run finished: its features changed
+    if stage.exists() and stage.stat().st_mtime > run_dir.metrics.stat().st_mtime:
         return None
     def trained(config: dict) -> dict:        # what decides the training (an export's `source` does not)
         return {k: v for k, v in config.items() if k != "source"}

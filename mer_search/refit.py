@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from data_prep.atomic import write_json_atomic
-from mer_search.dirs import SweepDir, ranked, read_json
+from mer_search.dirs import SweepDir, ranked
 from mer_search.errors import ConfigError
 from mer_search.export import export_config
 from mer_search.metrics import better
@@ -54,14 +54,9 @@ def _refit(d: SweepDir, plan, rank: int, k: int, seed: int, allow_unfinished: bo
     cfg = export_config(d.path, rank, allow_unfinished=allow_unfinished)
     src = cfg.pop("source")
     cfg["train"]["epochs"] = plan.max_epochs       # all of them (the schedule's plan); dev picks the best
-    run_dir = d.refit_run(src["trial_id"])
-    metrics = read_json(run_dir.metrics)
-    if isinstance(metrics, dict) and metric in metrics and metrics.get("seed") == seed:
-        log.info("refit %d/%d: trial %s done before: %s %.4f", rank, k, src["trial_id"], metric, metrics[metric])
-    else:
-        log.info("refit %d/%d: trial %s (sweep: %s %.4f at epoch %s), %d epochs on all of train", rank, k,
-                 src["trial_id"], metric, src["value"], src["best_epoch"], plan.max_epochs)
-        metrics = run(cfg, run_dir.path, seed, reporter)
+    log.info("refit %d/%d: trial %s (sweep: %s %.4f at epoch %s), %d epochs on all of train", rank, k,
+             src["trial_id"], metric, src["value"], src["best_epoch"], plan.max_epochs)
+    metrics = run(cfg, d.refit_run(src["trial_id"]).path, seed, reporter, reuse=True)   # a rerun keeps it
     return {"rank": rank, "trial_id": src["trial_id"], "sweep_value": src["value"],
             "refit_value": float(metrics[metric]), "refit_best_epoch": int(metrics["best_epoch"]),
             "config": cfg, "source": src}

@@ -11,6 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from mer_search.cli import main
+from mer_search.dirs import RunDir
 from mer_search.experiment import run
 from mer_search.features import extract_features
 from resume_check import crash_and_resume
@@ -70,6 +71,21 @@ def test_run_dir_and_reproducibility(prepared, tmp_path):
     assert {"train_loss", "dev_loss", "dev_acc", "dev_wf1", "dev_mf1", "dev_f1_0", "data_wait_share"} <= set(hist[0])
     ck = torch.load(tmp_path / "a" / "best.pt", weights_only=True)
     assert ck["config"]["model"]["vocab_size"] > 10 and ck["epoch"] == a["best_epoch"]
+
+
+def test_a_two_stage_rerun_with_reuse_keeps_both_stages(prepared, tmp_path):
+    """The refit and the final seeds reuse a finished two-stage run; a stage trained again since is not kept."""
+    fast = {"epochs": 2, "lr": 1e-2, "patience": 0}
+    two = {"data": {"prepared": str(prepared), "batch_size": 4}, "train": fast, "model": {"name": "context", "hidden": 8},
+           "utterance_stage": {"data": {"prepared": str(prepared), "batch_size": 16}, "train": fast,
+                               "model": {"name": "text_mlp", "emb_dim": 8, "hidden": [16]}}}
+    first = run(two, tmp_path / "two", seed=0, reuse=True)
+    stamps = {p: (tmp_path / "two" / p).stat().st_mtime_ns for p in ("best.pt", f"{RunDir.UTTERANCE}/best.pt")}
+    assert run(two, tmp_path / "two", seed=0, reuse=True) == first
+    assert {p: (tmp_path / "two" / p).stat().st_mtime_ns for p in stamps} == stamps
+    run(two["utterance_stage"], tmp_path / "two" / RunDir.UTTERANCE, seed=0)      # the stage, trained anew
+    run(two, tmp_path / "two", seed=0, reuse=True)
+    assert (tmp_path / "two" / "best.pt").stat().st_mtime_ns != stamps["best.pt"]
 
 
 @pytest.mark.e2e
