@@ -149,14 +149,16 @@ def finetune_estimate_s(n_train: int, cpus: int, budget: dict, space: Path) -> f
 
 def choose_text_space(gpus: float, time_budget_s: float | None, estimate_s: float) -> tuple[str, str]:
     """`--text-space auto`: fine-tuning where the hardware affords it, the minutes-on-a-CPU space otherwise."""
+    from mer_search.train import clock
+
     if gpus > 0:
         return "text_finetune", f"auto: trials get GPUs ({gpus:g} visible, --gpus-per-trial)"
     hours = estimate_s / 3600
     if time_budget_s is not None and time_budget_s >= 1.5 * estimate_s:
-        return "text_finetune", (f"auto: no GPU, but --time-budget {_clock(time_budget_s)} covers fine-tuning on "
+        return "text_finetune", (f"auto: no GPU, but --time-budget {clock(time_budget_s)} covers fine-tuning on "
                                  f"these CPUs (~{hours:.1f} h estimated for the text stage)")
     return "text_any", (f"auto: no GPU, and fine-tuning would take ~{hours:.1f} h on these CPUs (give "
-                        f"--time-budget of at least {_clock(1.5 * estimate_s)}, or --text-space text_finetune)")
+                        f"--time-budget of at least {clock(1.5 * estimate_s)}, or --text-space text_finetune)")
 
 
 def parse_duration(text: str) -> float:
@@ -172,11 +174,6 @@ def parse_duration(text: str) -> float:
     if total <= 0:
         raise ConfigError(f"--time-budget {text!r}: must be longer than zero")
     return total
-
-
-def _clock(seconds: float) -> str:
-    h, rest = divmod(int(round(seconds)), 3600)
-    return f"{h}h{rest // 60:02d}m" if h else f"{rest // 60}m"
 
 
 class Pipeline:

@@ -112,7 +112,7 @@ class EpochProgress:
             eta = elapsed / self.done * (self.batches - self.done)
             if elapsed + eta >= self.min_epoch_s:
                 log.info("epoch %d: %d/%d batches (%d%%), %.0f utt/s, %s left", self.epoch, self.done,
-                         self.batches, 100 * self.done // self.batches, self.rate(), _clock(eta))
+                         self.batches, 100 * self.done // self.batches, self.rate(), clock(eta))
 
     def rate(self) -> float:
         return self.utts / max(time.perf_counter() - self.t0, 1e-9)
@@ -122,9 +122,11 @@ class EpochProgress:
             self.bar.close()
 
 
-def _clock(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
-    return f"{m}m{s:02d}s" if m else f"{s}s"
+def clock(seconds: float) -> str:
+    """A duration as people read it: 45s, 12m03s, 2h05m."""
+    h, rest = divmod(int(round(seconds)), 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
 @dataclass
