@@ -201,6 +201,8 @@ def test_sweep_reports_inside_epochs_starts_from_its_point_and_refits(prepared, 
     assert table.training_iteration.max() == 4          # 2 epochs, 2 reports each
     r = ranked(table, plan)
     assert set(r.epochs) <= {0.5, 1.0, 1.5, 2.0} and 2.0 in set(r.epochs)
+    ran = {t.user_attrs["ray_trial_id"]: t.user_attrs["epochs"] for t in study.trials}    # in epochs, not reports
+    assert ran == dict(zip(r.trial_id, r.epochs))
     assert json.loads(d.plan_path.read_text())["base"]["train.evals_per_epoch"] == 2
     best = r.loc[1]
     exported = export_config(out)
