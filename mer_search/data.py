@@ -63,6 +63,9 @@ DATA_RANGES = {"batch_size": COUNT, "max_tokens": COUNT, "context_window": NATUR
                "time_masks": NATURAL, "time_mask_width": COUNT, "freq_masks": NATURAL, "freq_mask_width": COUNT}
 
 
+LOGP = "_logp"      # an input `features_x_logp`: the log-probabilities beside feature dir x's vectors
+
+
 class Corpus:
     """A prepared directory: its tables, vocabulary and shards."""
 
@@ -118,10 +121,13 @@ class Corpus:
             path = self.root / "functionals" / f"{split}.npy"
             hint = "prepare with --functionals"
         else:
-            if kind not in cfg.feature_dirs:
-                raise ConfigError(f"model needs {kind!r} but data.feature_dirs has no entry for it")
-            path = Path(cfg.feature_dirs[kind]) / f"{split}.npy"
+            key, suffix = (kind[: -len(LOGP)], LOGP) if kind.endswith(LOGP) else (kind, "")
+            if key not in cfg.feature_dirs:
+                raise ConfigError(f"model needs {key!r} but data.feature_dirs has no entry for it")
+            path = Path(cfg.feature_dirs[key]) / f"{split}{suffix}.npy"
             hint = "run `mer-search features CHECKPOINT --out DIR` and name DIR in data.feature_dirs"
+            if suffix:
+                hint = "run `mer-search features` again: older feature dirs hold no log-probabilities"
         if not path.exists():
             raise FileNotFoundError(f"{path}: not found; {hint}")
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -177,8 +183,9 @@ class SplitData:
             self.offset = t["offset"].to_numpy()
             self.length = np.minimum(t["length"].to_numpy(), cfg.max_frames)
             self.silence_value = corpus.manifest["settings"]["audio"]["silence_value"]
-        self.vectors = {k: corpus.standardized(k, split, cfg) for k in inputs
-                        if k not in ("tokens", "mel", "dialogue_text")}
+        self.vectors = {k: np.asarray(corpus.vectors(k, split, cfg), np.float32) if k.endswith(LOGP)
+                        else corpus.standardized(k, split, cfg)             # log-probabilities stay as they are
+                        for k in inputs if k not in ("tokens", "mel", "dialogue_text")}
 
     def length_of(self, rows: np.ndarray) -> np.ndarray:
         if "mel" in self.inputs:

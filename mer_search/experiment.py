@@ -162,6 +162,11 @@ class CorpusSizes:
     def vector_dim(self, kind: str) -> int:
         return int(self.corpus.vectors(kind, "train", self.data).shape[1])
 
+    def feature_score(self, kind: str) -> float:
+        from mer_search.features import FeatureDir
+
+        return FeatureDir(self.data.feature_dirs.get(kind, "")).dev_score()
+
 
 def resolve_sizes(model_cfg: dict, corpus: Corpus, data: DataConfig) -> dict:
     """Fill vocab_size / n_mels / *_dim from the prepared data (and nested encoder configs): each model's

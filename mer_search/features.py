@@ -1,7 +1,9 @@
 """`mer-search features`: a trained model's per-utterance vectors, the input of two-stage context and fusion.
 
-A feature dir holds {split}.npy (row i is row i of the prepared split's table), keys.parquet (split,
-dialogue_id, utterance_id, row: the same keys as the prepared tables) and manifest.json, written last.
+A feature dir holds {split}.npy (row i is row i of the prepared split's table), {split}_logp.npy (the
+model's log-probabilities for the same rows: what a residual fusion starts from), keys.parquet (split,
+dialogue_id, utterance_id, row: the same keys as the prepared tables) and manifest.json, written last
+(with the model's dev weighted F1 where dev is prepared).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from data_prep.atomic import write_json_atomic, write_npy_atomic
 from mer_search.data import Corpus
@@ -17,7 +20,7 @@ from mer_search.dirs import read_json
 from mer_search.errors import ConfigError
 from mer_search.experiment import make_batches, parse
 from mer_search.models import build_model
-from mer_search.train import load_checkpoint, predict
+from mer_search.train import load_checkpoint, predict, score
 
 
 class FeatureDir:
@@ -30,6 +33,17 @@ class FeatureDir:
     def vectors(self, split: str) -> Path:
         return self.path / f"{split}.npy"
 
+    def logp(self, split: str) -> Path:
+        return self.path / f"{split}_logp.npy"
+
+    def dev_score(self) -> float:
+        """The dev weighted F1 of the model these features came from (a residual fusion leads with the higher)."""
+        manifest = read_json(self.manifest)
+        if not (isinstance(manifest, dict) and "dev_wf1" in manifest):
+            raise ConfigError(f"{self.path}: no dev score in its manifest (extracted before dev was prepared, or "
+                              f"by an older version): run `mer-search features` again")
+        return float(manifest["dev_wf1"])
+
     @property
     def keys(self) -> Path:
         return self.path / self.KEYS
@@ -40,7 +54,7 @@ class FeatureDir:
 
     def finished(self) -> bool:
         manifest = read_json(self.manifest)
-        return isinstance(manifest, dict) and "dim" in manifest
+        return isinstance(manifest, dict) and "dim" in manifest and self.logp("train").exists()   # older: again
 
 
 def extract_features(checkpoint: str | Path, out: str | Path, splits: tuple[str, ...] | None = None) -> Path:
@@ -54,16 +68,22 @@ def extract_features(checkpoint: str | Path, out: str | Path, splits: tuple[str,
     model.load_state_dict(ck["state_dict"])
     d = FeatureDir(out)
     d.path.mkdir(parents=True, exist_ok=True)
-    keys = []
+    keys, scores = [], {}
     for split in splits or corpus.splits:
         res = predict(model, make_batches(corpus, split, model_cfg, data, False, 0), with_features=True)
-        vectors = np.zeros((len(corpus.table(split)), res["features"].shape[1]), np.float32)
+        n = len(corpus.table(split))
+        vectors = np.zeros((n, res["features"].shape[1]), np.float32)
         vectors[res["row"]] = res["features"]
         write_npy_atomic(d.vectors(split), vectors)
+        logp = np.full((n, res["logits"].shape[1]), -np.log(res["logits"].shape[1]), np.float32)   # rows it skips:
+        logp[res["row"]] = torch.log_softmax(torch.from_numpy(res["logits"]), -1).numpy()           # uniform
+        write_npy_atomic(d.logp(split), logp)
+        scores.update(score(res, split))
         table = corpus.table(split)[["dialogue_id", "utterance_id"]]
         keys.append(table.assign(split=split, row=lambda t: range(len(t))))
     pd.concat(keys, ignore_index=True)[["split", "dialogue_id", "utterance_id", "row"]].to_parquet(d.keys, index=False)
     write_json_atomic(d.manifest, {"checkpoint": str(checkpoint), "model": model_cfg["name"],
                                    "dim": int(vectors.shape[1]), "prepared": data.prepared,
-                                   "vocab_hash": corpus.vocab_hash})
+                                   "vocab_hash": corpus.vocab_hash,
+                                   **{k: v for k, v in scores.items() if k.endswith("_wf1")}})
     return d.path

@@ -94,15 +94,20 @@ def sweep_epochs(budget_epochs: int | None, space: Path) -> int | None:
 
 
 def stages(text_only: bool, text_space: str = "text_any") -> list[Stage]:
-    """Every stage in the order it runs, which is the reference project's table order."""
+    """Every stage in the order it runs, which is the reference project's table order, then the answer that
+    combines them: text + speech + context."""
     s = [Stage("text", "text", space_path(text_space), produces_features=True),
-         Stage("text_context", "text + context", space_path("context_two_stage"), consumes={"features": "text"})]
+         Stage("text_context", "text + context", space_path("context_two_stage"), consumes={"features": "text"},
+               produces_features=not text_only)]
     if not text_only:
         s += [Stage("speech", "speech", space_path("speech_any"), produces_features=True),
               Stage("speech_context", "speech + context", space_path("context_two_stage"),
-                    consumes={"features": "speech"}),
+                    consumes={"features": "speech"}, produces_features=True),
               Stage("fusion", "text + speech", space_path("fusion"),
                     consumes={"features_text": "text", "features_speech": "speech"}),
+              # each modality's better row on dev, with or without context (a fusion starts from the better one)
+              Stage("fusion_context", "text + speech + context", space_path("fusion"),
+                    consumes={"features_text": "text|text_context", "features_speech": "speech|speech_context"}),
               Stage("speech_floor", "speech floor", config=SPEECH_FLOOR)]
     return s
 
@@ -282,7 +287,7 @@ class Pipeline:
                                    cpus_per_trial=self.opts.cpus_per_trial,
                                    gpus_per_trial=self.opts.gpus_per_trial, address=self.opts.address,
                                    seed=self.opts.seed, wandb=self.opts.wandb,
-                                   feature_dirs={k: str(self.features_dir(v)) for k, v in stage.consumes.items()},
+                                   feature_dirs=self.feature_dirs(stage),
                                    time_budget_s=self.sweep_budget_s(stage)))
             self.timings[f"sweep {stage.name}"] = time.time() - t0
         if not (d.report_dir / "index.html").exists():
@@ -359,12 +364,28 @@ class Pipeline:
             shutil.copytree(chosen.path, final.seed(refit["seed"]).path)
 
     def features(self, stage: Stage) -> None:
+        """Later stages read the features of this stage's final seed that scored best on dev."""
         from mer_search.features import FeatureDir, extract_features
 
         d = self.features_dir(stage.name)
         if self._skip(f"features {stage.name}", FeatureDir(d).finished()):
             return
-        extract_features(RunDir(self.final_dir(stage.name)).seed(0).best, d)
+        extract_features(self.chosen_seed(stage.name).best, d)
+
+    def chosen_seed(self, stage: str) -> RunDir:
+        """A stage's final seed best on dev: the model its features (and the bundle) come from."""
+        final = RunDir(self.final_dir(stage))
+        best = max(read_json(final.summary)["per_seed"], key=lambda m: m["dev_wf1"])
+        return final.seed(best["seed"])
+
+    def feature_dirs(self, stage: Stage) -> dict[str, str]:
+        """Each input's feature dir; `a|b`: of stages a and b, the one whose features scored higher on dev."""
+        from mer_search.features import FeatureDir
+
+        def better(names: str) -> str:
+            return max(names.split("|"), key=lambda n: FeatureDir(self.features_dir(n)).dev_score())
+
+        return {key: str(self.features_dir(better(names))) for key, names in stage.consumes.items()}
 
     def run(self, progress=None, on_prepared=None) -> str:
         """Every stage in order; returns the summary table as Markdown (also written to summary.md).

@@ -36,7 +36,8 @@ def refit_config(sweep_dir: str | Path, k: int, seed: int = 0, allow_unfinished:
         if better(t["refit_value"], best["refit_value"], mode):
             best = t
     cfg = best["config"]
-    cfg["train"]["epochs"] = best["refit_best_epoch"]      # where dev peaked when it had every epoch
+    cfg["train"]["epochs"] = max(1, best["refit_best_epoch"])   # where dev peaked when it had every epoch (0: a
+                                                                # start it kept, as its final training will)
     cfg["source"] = {**best["source"], "refit": {
         "k": k, "seed": seed, "chosen_rank": best["rank"], "metric": metric,
         "trials": [{key: t[key] for key in ("rank", "trial_id", "sweep_value", "refit_value", "refit_best_epoch")}

@@ -326,6 +326,12 @@ def fit(model: nn.Module, train: Iterable[dict], dev: Iterable[dict] | None, cfg
         if sched is not None and resume.get("scheduler"):
             sched.load_state_dict(resume["scheduler"])
         best_value, stale = resume.get("best_value"), int(resume.get("stale", 0))
+    if dev is not None and not resume and getattr(model, "keeps_its_start", False):
+        best_value, best_state, history.best = _start(model, dev, cfg.metric)     # the "epoch 0" to beat
+        if checkpoint is not None:
+            checkpoint.save(model, 0, history.best, best=True,
+                            state={"optimizer": opt.state_dict(), "best_value": best_value, "stale": 0,
+                                   "scheduler": sched.state_dict() if sched is not None else None})
     for epoch in range(start_epoch, cfg.epochs + 1):
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)      # dropout etc.: the same whether resumed or not
         if hasattr(train, "set_epoch"):
@@ -397,6 +403,14 @@ def fit(model: nn.Module, train: Iterable[dict], dev: Iterable[dict] | None, cfg
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
+
+
+def _start(model: nn.Module, dev, metric: str) -> tuple[float, dict, dict]:
+    """A model that starts as a trained answer (a residual fusion: its better input) is scored before training;
+    an epoch must beat that on dev to replace it, so training cannot leave it worse than where it began."""
+    metrics = {"epoch": 0, **evaluate(model, dev, "dev", nn.CrossEntropyLoss())}
+    log.info("epoch 0 (the start, kept unless an epoch beats it): %s %.4f", metric, metrics[metric])
+    return metrics[metric], copy.deepcopy(model.state_dict()), metrics
 
 
 def _evals_inside(n_batches: int, per_epoch: int) -> dict[int, float]:

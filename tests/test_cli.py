@@ -70,30 +70,30 @@ def test_demo_runs_the_pipeline_and_resumes(tmp_path):
     assert "quirks" in r.stdout and "undecodable" in r.stdout
     table = (out / "summary.md").read_text()
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ") and "wF1" not in line}
-    assert list(rows) == ["text", "text + context", "speech", "speech + context", "text + speech", "speech floor",
-                          "majority class"]
+    assert list(rows) == ["text", "text + context", "speech", "speech + context", "text + speech",
+                          "text + speech + context", "speech floor", "majority class"]
     assert "speech_stats" in rows["speech floor"] and "always neutral" in rows["majority class"]
     for name, stage in (("text", "text"), ("text + speech", "fusion")):
         s = json.loads((out / "final" / stage / "summary.json").read_text())
         assert f"{s['dev_wf1']['mean']:.3f} +- {s['dev_wf1']['std']:.3f}" in rows[name]
         assert len(s["per_seed"]) == 2 and "test_wf1" in s
     assert table in r.stdout
-    for stage in ("text", "text_context", "speech", "speech_context", "fusion"):
+    for stage in ("text", "text_context", "speech", "speech_context", "fusion", "fusion_context"):
         assert (out / "sweeps" / stage / "report" / "index.html").exists()
         assert pd.read_parquet(out / "sweeps" / stage / "trials.parquet").trial_id.nunique() == 4
         assert (out / "configs" / f"{stage}.yaml").exists()
     assert (out / "features" / "text" / "dev.npy").exists() and (out / "features" / "speech" / "keys.parquet").exists()
     # one W&B run per trial (a resumed trial reopens its run: another offline dir, the same id), final, floor
-    assert len({p.name.split("-", 3)[-1] for p in out.glob("**/wandb/offline-run-*")}) == 5 * 4 + 5 + 1
+    assert len({p.name.split("-", 3)[-1] for p in out.glob("**/wandb/offline-run-*")}) == 6 * 4 + 6 + 1
 
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0 and "0 shards (0 clips) to compute" in again.stderr
-    assert again.stderr.count("done before, skipped") == 1 + 5 * 3 + 2 + 1 and " ...\n" not in again.stderr.split("prepared")[-1]
+    assert again.stderr.count("done before, skipped") == 1 + 6 * 3 + 4 + 1 and " ...\n" not in again.stderr.split("prepared")[-1]
     fusion = (out / "final" / "fusion" / "summary.json").read_text()
     shutil.rmtree(out / "final" / "fusion")
     third = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert third.returncode == 0 and "final training fusion ..." in third.stderr
-    assert third.stderr.count("done before, skipped") == 1 + 5 * 3 + 2 + 1 - 1
+    assert third.stderr.count("done before, skipped") == 1 + 6 * 3 + 4 + 1 - 1
     assert json.loads((out / "final" / "fusion" / "summary.json").read_text())["dev_wf1"] == \
         json.loads(fusion)["dev_wf1"]       # the same seeds give the same model
 

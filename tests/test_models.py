@@ -45,7 +45,7 @@ CONFIGS = {
                           "bidirectional": False},
     **{f"fusion_{k}_{h}": {"name": "fusion", "text_dim": D, "speech_dim": D + 4, "kind": k, "dim": 16,
                            "head": h, "dropout": 0.1, "context": {"hidden": 8}}
-       for k in ("concat", "gated", "attention", "late") for h in ("linear", "context")},
+       for k in ("concat", "gated", "attention", "late", "residual") for h in ("linear", "context")},
     "fusion_joint": {"name": "fusion", "text_model": TEXT, "speech_model": SPEECH, "kind": "gated", "dim": 16},
 }
 
@@ -91,6 +91,8 @@ def make_batch(cfg, n=6, seed=0, extra_pad=0, learnable=False):
                     flicker = 2.0 + 2.0 * (-1.0) ** torch.arange(int(length))
                     mel[i, :length, int(labels[i]) * 5: int(labels[i]) * 5 + 5] += flicker[:, None]
             batch["mel"], batch["mel_lengths"] = mel, lengths
+        elif key.endswith("_logp"):         # an upstream model's log-probabilities (residual fusion)
+            batch[key] = torch.log_softmax(torch.randn(n, 7, generator=g), -1)
         else:
             dim = D + 4 if key == "features_speech" else D
             x = torch.randn(n, dim, generator=g)

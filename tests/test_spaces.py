@@ -21,6 +21,9 @@ class FixedSizes:
     def vector_dim(self, kind: str) -> int:
         return 16
 
+    def feature_score(self, kind: str) -> float:
+        return 0.5
+
 
 def fill_sizes(model: dict) -> dict:
     return resolve_sizes(model, FixedSizes())

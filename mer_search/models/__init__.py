@@ -40,6 +40,8 @@ class DataSizes(Protocol):
 
     def vector_dim(self, kind: str) -> int: ...
 
+    def feature_score(self, kind: str) -> float: ...      # the dev score of the model a feature dir came from
+
 
 class TrainData(Protocol):
     """What a built model may take from the training split (`from_data` hooks): per-band log-mel statistics."""

@@ -1,8 +1,14 @@
-"""Fusion of text and speech utterance vectors: concat, gated, attention (cross-modal), late.
+"""Fusion of text and speech utterance vectors: concat, gated, attention (cross-modal), late, residual.
 
 Vectors come from feature dirs (`batch["features_text"]`, `batch["features_speech"]`,
 two-stage) or from encoders trained jointly. The fused vector goes to a linear
 classifier or, with `head: context`, through the dialogue context RNN.
+
+`residual` starts as its better input: its logits are a mix of the two upstream models' log-probabilities
+(stored beside their features) that begins all on the one with the higher dev score, plus a correction
+from both modalities' vectors that begins at zero. Training keeps that start unless dev improves on it
+(`keeps_its_start`), so the fusion cannot end below its better input on dev, and ignoring a useless
+modality is where it begins, not something it has to learn.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from mer_search.models import build_model, register, required_inputs
 from mer_search.models.common import NUM_CLASSES
 from mer_search.models.context import DialogueRNN
 
-KINDS = ("concat", "gated", "attention", "late")
+KINDS = ("concat", "gated", "attention", "late", "residual")
+LEADS = ("text", "speech")
 
 
 class Fusion(nn.Module):
@@ -101,7 +108,50 @@ class Fusion(nn.Module):
         return w[0] * self.cls_t(zt) + w[1] * self.cls_s(zs)
 
 
+class ResidualFusion(nn.Module):
+    """logits = a_t * logp_t + a_s * logp_s + correction(z_t, z_s); a starts at the lead's one-hot, the
+    correction's last layer at zero: at the start it predicts exactly what the lead modality's model did."""
+
+    keeps_its_start = True          # fit() evaluates the start and keeps it unless an epoch beats it on dev
+
+    def __init__(self, text_dim: int, speech_dim: int, lead: str, dim: int = 128, dropout: float = 0.3,
+                 head: str = "linear", context: dict | None = None, num_classes: int = NUM_CLASSES):
+        super().__init__()
+        if lead not in LEADS:
+            raise ConfigError(f"fusion lead {lead!r}: one of {', '.join(LEADS)} (filled from the feature dirs' "
+                              f"dev scores)")
+        if head not in ("linear", "context"):
+            raise ConfigError(f"unknown fusion head {head!r}; valid: linear, context")
+        self.head_kind, self.num_classes = head, num_classes
+        self.mix = nn.Parameter(torch.tensor([1.0, 0.0] if lead == "text" else [0.0, 1.0]))
+        self.drop = nn.Dropout(dropout)
+        self.proj = nn.Linear(text_dim + speech_dim, dim)
+        self.ctx = DialogueRNN(dim, **dict(context or {})) if head == "context" else None
+        hidden = self.ctx.out_dim if self.ctx is not None else dim
+        self.correction = nn.Linear(hidden, num_classes)
+        nn.init.zeros_(self.correction.weight)
+        nn.init.zeros_(self.correction.bias)
+        self.feature_dim = hidden + 2 * num_classes
+
+    def features(self, batch: dict) -> torch.Tensor:
+        """The correction's hidden vector, with the two log-probabilities it is added to (logits() splits them)."""
+        h = torch.tanh(self.proj(self.drop(torch.cat([batch["features_text"], batch["features_speech"]], -1))))
+        if self.ctx is not None:
+            h = self.ctx(h, batch["dialogue_index"])
+        return torch.cat([self.drop(h), batch["features_text_logp"], batch["features_speech_logp"]], -1)
+
+    def logits(self, z: torch.Tensor) -> torch.Tensor:
+        c = self.num_classes
+        h, logp_t, logp_s = z[:, :-2 * c], z[:, -2 * c:-c], z[:, -c:]
+        return self.mix[0] * logp_t + self.mix[1] * logp_s + self.correction(h)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.logits(self.features(batch))
+
+
 def _inputs(cfg: dict) -> set[str]:
+    if cfg.get("kind") == "residual":
+        return {"features_text", "features_speech", "features_text_logp", "features_speech_logp"}
     t = required_inputs(cfg["text_model"]) if cfg.get("text_model") else {"features_text"}
     s = required_inputs(cfg["speech_model"]) if cfg.get("speech_model") else {"features_speech"}
     return t | s
@@ -112,14 +162,29 @@ def _dim(key: str, encoder: str):
     return lambda cfg, data: None if cfg.get(encoder) else data.vector_dim(key)
 
 
+def _lead(cfg: dict, data) -> str | None:
+    """residual: the modality whose model scored higher on dev (its feature dir says), where the fusion starts."""
+    if cfg.get("kind") != "residual":
+        return None
+    text, speech = data.feature_score("features_text"), data.feature_score("features_speech")
+    return "speech" if speech > text else "text"
+
+
 @register("fusion", inputs=_inputs, sizes={"text_dim": _dim("features_text", "text_model"),
-                                          "speech_dim": _dim("features_speech", "speech_model")},
+                                          "speech_dim": _dim("features_speech", "speech_model"),
+                                          "lead": _lead},
           dialogues=lambda cfg: cfg.get("head") == "context",
           label=lambda cfg: f"fusion {cfg.get('kind', 'concat')}, {cfg.get('head', 'linear')} head")
 def fusion(text_dim: int = 0, speech_dim: int = 0, kind: str = "concat", dim: int = 128, dropout: float = 0.3,
            heads: int = 4, head: str = "linear", context: dict | None = None, text_model: dict | None = None,
-           speech_model: dict | None = None, num_classes: int = NUM_CLASSES):
-    """`text_model`/`speech_model`: encoder configs for joint training; without them, feature dirs feed it."""
+           speech_model: dict | None = None, lead: str = "text", num_classes: int = NUM_CLASSES):
+    """`text_model`/`speech_model`: encoder configs for joint training; without them, feature dirs feed it.
+    `lead` (residual): the modality it starts from, filled from the feature dirs."""
+    if kind == "residual":
+        if text_model or speech_model:
+            raise ConfigError("fusion kind residual starts from two trained models' outputs: give feature dirs, "
+                              "not text_model/speech_model")
+        return ResidualFusion(text_dim, speech_dim, lead, dim, dropout, head, context, num_classes)
     te = build_model(text_model) if text_model else None
     se = build_model(speech_model) if speech_model else None
     if (te is None and text_dim <= 0) or (se is None and speech_dim <= 0):

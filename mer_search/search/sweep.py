@@ -116,7 +116,7 @@ class ResumableOptunaSearch(OptunaSearch):
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         trial = ray_internals.optuna_trial(self, trial_id)
         if trial is not None and result and "training_iteration" in result:
-            try:       # how far it ran (in epochs, not reports): ASHA's early stops are recorded COMPLETE, like full runs
+            try:       # epochs run (not reports): ASHA's early stops are recorded COMPLETE, like full runs
                 trial.set_user_attr("epochs", result.get("epoch", result["training_iteration"]))
             except RuntimeError:       # finished in the study already (a restart): keep what it has
                 pass
