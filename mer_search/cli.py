@@ -232,6 +232,18 @@ def features(checkpoint, out):
 
 @main.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="The bundle folder.")
+def bundle(checkpoint, out):
+    """One folder with a checkpoint, every model it reads features from, and the fitted preparation:
+    what `predict` (and `mer_search.load`) needs to label new dialogues."""
+    from mer_search.bundle import write_bundle
+
+    path = write_bundle(checkpoint, out)
+    click.echo(f"bundle written to {path} (model card: {path / 'MODEL_CARD.md'})")
+
+
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path, exists=True))
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
               help="MELD-style CSV (Utterance, Speaker, Dialogue_ID, Utterance_ID, StartTime, EndTime; "
                    "Emotion optional).")
@@ -241,11 +253,13 @@ def features(checkpoint, out):
               help="Which clip folder under --meld-root holds this CSV's clips.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("predictions.csv"),
               show_default=True)
-def predict(checkpoint, csv_path, meld_root, split, out):
-    """Predict emotions for a CSV with a trained checkpoint: label and probabilities per utterance."""
+def predict(model, csv_path, meld_root, split, out):
+    """Predict emotions for a CSV: label and probabilities per utterance. MODEL: a bundle (`pipeline` writes
+    OUT/bundle, `mer-search bundle` makes one) or a checkpoint (two-stage ones with the models their feature
+    dirs name)."""
     from mer_search.predict import predict_csv
 
-    df, metrics = predict_csv(checkpoint, csv_path, meld_root, split)
+    df, metrics = predict_csv(model, csv_path, meld_root, split)
     out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(out, index=False)
     counts = df.predicted.value_counts()

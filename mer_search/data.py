@@ -135,9 +135,21 @@ class Corpus:
             raise ConfigError(f"{path}: {arr.shape[0]} rows, but {split} has {len(self.table(split))} utterances")
         return arr
 
+    def _stats_key(self, kind: str, cfg: DataConfig) -> tuple:
+        return kind, json.dumps(cfg.feature_dirs, sort_keys=True), cfg.embeddings
+
+    def train_vector_stats(self, kind: str, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+        """The mean and std `standardized` z-scores `kind` with (train's)."""
+        self.standardized(kind, "train", cfg)
+        return self._stats[self._stats_key(kind, cfg)]
+
+    def use_stats(self, kind: str, cfg: DataConfig, mean: np.ndarray, std: np.ndarray) -> None:
+        """z-score `kind` with another corpus's train statistics (new rows, predicted by a model bundle)."""
+        self._stats[self._stats_key(kind, cfg)] = (np.asarray(mean, np.float64), np.asarray(std, np.float64))
+
     def standardized(self, kind: str, split: str, cfg: DataConfig) -> np.ndarray:
         """Vectors z-scored with train's mean and std: functionals mix Hz, dB and ratios."""
-        key = (kind, json.dumps(cfg.feature_dirs, sort_keys=True), cfg.embeddings)
+        key = self._stats_key(kind, cfg)
         if key not in self._stats:
             train = np.asarray(self.vectors(kind, "train", cfg), dtype=np.float64)
             self._stats[key] = (train.mean(0), np.maximum(train.std(0), 1e-6))

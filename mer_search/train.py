@@ -223,7 +223,7 @@ def predict(model: nn.Module, batches: Iterable[dict], device: torch.device | No
     for batch in batches:
         b = to_device(batch, device)
         z = model.features(b) if with_features else None
-        out = getattr(model, "logits", model.head)(z) if z is not None else model(b)
+        out = (model.logits(z) if hasattr(model, "logits") else model.head(z)) if z is not None else model(b)
         rows.append(batch["row"].numpy())
         labels.append(batch["labels"].numpy())
         logits.append(out.float().cpu().numpy())

@@ -1,0 +1,309 @@
+"""A model bundle: one folder with everything a trained model needs to label new dialogues.
+
+A two-stage model reads other models' features (a context model reads an utterance model's; a fusion
+reads a text and a speech model's, or their context models'). The bundle holds that whole chain:
+
+    bundle.json      the parts in the order they run, which features each reads from which part, the
+                     fitted preparation (text and audio settings, speaker tags), the label set, scores
+    vocab.json       the training vocabulary (its hash is checked against every part's)
+    parts/NAME.pt    each part's checkpoint (loaded with weights_only=True)
+    stats/NAME.KIND.npy  train mean and std of each vector input a part z-scores (embeddings,
+                     functionals, upstream features), so new rows are scaled as the training rows were
+    MODEL_CARD.md    data, scores, each part's config, the code's version
+
+`predict` prepares only the new rows with the fitted preparation (no train split is read or rebuilt),
+then runs the parts in order, each writing the features the next reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from data_prep import meld
+from data_prep.atomic import write_json_atomic
+from data_prep.text import OTHER_SPEAKER
+from mer_search.dirs import read_json
+from mer_search.errors import ConfigError
+
+BUNDLE_JSON = "bundle.json"
+FORMAT = 1
+TOP = "model"        # the part whose outputs are the predictions
+RAW_INPUTS = {"tokens", "mel", "dialogue_text"}      # prepared, not z-scored vectors
+
+
+@dataclass
+class Part:
+    name: str
+    checkpoint: Path
+    reads: dict[str, str]          # feature key (features, features_text, ...) -> the part that writes it
+
+
+def _feature_keys(model_cfg: dict, feature_dirs: dict) -> list[str]:
+    from mer_search.data import LOGP
+    from mer_search.models import required_inputs
+
+    return sorted(k for k in required_inputs(model_cfg) if not k.endswith(LOGP) and k in feature_dirs)
+
+
+def chain(checkpoint: str | Path) -> list[Part]:
+    """The parts a checkpoint needs, upstream first: each feature dir it reads names the checkpoint it came
+    from (`mer-search features` records it)."""
+    from mer_search.experiment import parse
+    from mer_search.features import FeatureDir
+    from mer_search.train import load_checkpoint
+
+    parts: dict[str, Part] = {}          # checkpoint path -> part
+    names: set[str] = set()
+
+    def visit(path: Path, name: str) -> str:
+        key = str(path.resolve())
+        if key in parts:
+            return parts[key].name
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such checkpoint (a feature dir in the chain names it)")
+        data, model_cfg, _ = parse(load_checkpoint(path)["config"], str(path))
+        reads = {}
+        for k in _feature_keys(model_cfg, data.feature_dirs):
+            manifest = read_json(FeatureDir(data.feature_dirs[k]).manifest)
+            if not isinstance(manifest, dict) or "checkpoint" not in manifest:
+                raise ConfigError(f"{path}: reads {k} from {data.feature_dirs[k]}, which names no checkpoint "
+                                  f"(not written by `mer-search features`)")
+            reads[k] = visit(Path(manifest["checkpoint"]), Path(data.feature_dirs[k]).name)
+        unique, i = name, 2
+        while unique in names:
+            unique, i = f"{name}_{i}", i + 1
+        names.add(unique)
+        parts[key] = Part(unique, path, reads)
+        return unique
+
+    visit(Path(checkpoint), TOP)
+    return list(parts.values())          # insertion order: a part after every part it reads
+
+
+def _commit() -> str:
+    """The code's version, and its git commit where it runs from a checkout."""
+    from mer_search import __version__
+
+    try:
+        sha = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"mer-search {__version__}" + (f" (commit {sha})" if sha else "")
+
+
+def write_bundle(checkpoint: str | Path, out: str | Path, card: dict | None = None) -> Path:
+    """Bundle `checkpoint` and every part it reads features from into `out` (replaced whole)."""
+    from mer_search.data import Corpus
+    from mer_search.experiment import parse
+    from mer_search.models import required_inputs
+    from mer_search.train import load_checkpoint
+
+    out = Path(out)
+    parts = chain(checkpoint)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "parts").mkdir(parents=True)
+    (tmp / "stats").mkdir()
+    described, prepared, corpus, configs = [], None, None, {}
+    for part in parts:
+        ck = load_checkpoint(part.checkpoint)
+        data, model_cfg, _ = parse(ck["config"], str(part.checkpoint))
+        if corpus is None:
+            prepared, corpus = data.prepared, Corpus(data.prepared)
+        if ck["vocab_hash"] != corpus.vocab_hash:
+            raise ConfigError(f"{part.checkpoint}: trained on another prepared dir than {prepared}: a bundle's "
+                              f"parts share one preparation")
+        shutil.copyfile(part.checkpoint, tmp / "parts" / f"{part.name}.pt")
+        inputs = sorted(required_inputs(model_cfg))
+        for kind in inputs:
+            if kind not in RAW_INPUTS and not kind.endswith("_logp"):
+                mean, std = corpus.train_vector_stats(kind, data)
+                np.save(tmp / "stats" / f"{part.name}.{kind}.npy", np.stack([mean, std]), allow_pickle=False)
+        described.append({"name": part.name, "file": f"parts/{part.name}.pt", "reads": part.reads,
+                          "inputs": inputs, "model": model_cfg["name"], "source": str(part.checkpoint),
+                          "embeddings": data.embeddings if "embedding" in inputs else None})
+        configs[part.name] = ck["config"]
+    root = Path(corpus.root)
+    train = corpus.table("train")
+    tags = {s: t for s, t in zip(train.speaker, train.speaker_tag) if t and t != OTHER_SPEAKER}
+    shutil.copyfile(root / "vocab.json", tmp / "vocab.json")
+    shutil.copyfile(root / "labels.json", tmp / "labels.json")
+    manifest = corpus.manifest
+    card = dict(card or {})
+    card.setdefault("data", {"prepared": str(prepared), "splits": {s: v.get("rows") for s, v in
+                                                                    manifest.get("splits", {}).items()}})
+    card["code"] = _commit()
+    write_json_atomic(tmp / BUNDLE_JSON, {
+        "format": FORMAT, "parts": described, "vocab_hash": corpus.vocab_hash,
+        "settings": manifest["settings"], "speaker_tags": tags, "card": card})
+    (tmp / "MODEL_CARD.md").write_text(_card_text(card, described, configs))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+def _card_text(card: dict, parts: list[dict], configs: dict) -> str:
+    lines = ["# Model card", "", f"Row: {card.get('row', 'a single model')}", f"Code: {card['code']}", ""]
+    if card.get("scores"):
+        lines += ["## Scores (weighted F1)", ""] + [f"- {k}: {v}" for k, v in card["scores"].items()] + [""]
+    lines += ["## Data", "", f"Prepared from {card['data']['prepared']}: "
+              + ", ".join(f"{s} {n} utterances" for s, n in card["data"]["splits"].items()), "",
+              "## Parts (in the order they run)", ""]
+    for p in parts:
+        reads = ", ".join(f"{k} from {v}" for k, v in p["reads"].items()) or "the utterance itself"
+        lines += [f"### {p['name']}: {p['model']} (reads {reads})", "", "```yaml",
+                  yaml.safe_dump(configs[p["name"]], sort_keys=False).strip(), "```", ""]
+    return "\n".join(lines)
+
+
+class Bundle:
+    """A bundle folder, checked whole on load: every part present, one vocabulary throughout."""
+
+    def __init__(self, path: str | Path):
+        from mer_search.train import load_checkpoint
+
+        self.path = Path(path)
+        spec = read_json(self.path / BUNDLE_JSON)
+        if not isinstance(spec, dict) or spec.get("format") != FORMAT:
+            raise ConfigError(f"{self.path}: not a model bundle (no readable {BUNDLE_JSON}); `mer-search pipeline` "
+                              f"writes one under OUT/bundle")
+        self.spec = spec
+        for p in spec["parts"]:
+            if not (self.path / p["file"]).is_file():
+                raise ConfigError(f"bundle {self.path}: part {p['name']} ({p['file']}) is missing")
+        vocab = json.loads((self.path / "vocab.json").read_text())
+        self.vocab_hash = hashlib.sha256(json.dumps(vocab, sort_keys=True).encode()).hexdigest()[:16]
+        if self.vocab_hash != spec["vocab_hash"]:
+            raise ConfigError(f"bundle {self.path}: vocab.json is not the vocabulary its parts were trained on")
+        self.checkpoints = {p["name"]: load_checkpoint(self.path / p["file"]) for p in spec["parts"]}
+        for name, ck in self.checkpoints.items():
+            if ck["vocab_hash"] != self.vocab_hash:
+                raise ConfigError(f"bundle {self.path}: part {name} was trained on another vocabulary")
+        self.vocab = vocab
+        self.labels = json.loads((self.path / "labels.json").read_text())["emotion"]
+        self.stats = {(p["name"], kind): np.load(path, allow_pickle=False) for p in spec["parts"] for kind in p["inputs"]
+                      if (path := self.path / "stats" / f"{p['name']}.{kind}.npy").exists()}
+
+    @property
+    def needs_audio(self) -> bool:
+        return any({"mel", "functionals"} & set(p["inputs"]) for p in self.spec["parts"])
+
+    def predict(self, csv: str | Path | pd.DataFrame, clips: str | Path | None = None,
+                split: str = "test") -> tuple[pd.DataFrame, dict | None]:
+        """Label every row of a MELD-style CSV (a path or a DataFrame with its columns); scores when it has
+        an Emotion column. `clips`: a MELD.Raw-style folder whose `split` clip folder holds its clips."""
+        if self.needs_audio and clips is None:
+            raise ConfigError(f"{self.path}: a speech model needs the clips: pass --meld-root (clips=)")
+        if split not in meld.SPLITS:
+            raise ConfigError(f"--split {split!r}: one of {', '.join(meld.SPLITS)}")
+        with tempfile.TemporaryDirectory(prefix="mer-predict-") as work:
+            return self._predict(_read_user_csv(csv), Path(work), clips, split)
+
+    def _predict(self, user: pd.DataFrame, work: Path, clips, split: str) -> tuple[pd.DataFrame, dict | None]:
+        from data_prep.audio import AudioParams
+        from data_prep.prepare import PrepareOptions, prepare
+        from data_prep.text import TextParams
+        from mer_search.data import Corpus
+        from mer_search.experiment import make_batches, parse
+        from mer_search.features import FeatureDir
+        from mer_search.models import build_model
+        from mer_search.train import metrics_from
+        from mer_search.train import predict as model_predict
+
+        labelled = "Emotion" in user.columns
+        root, prepared = work / "meld", work / "prepared"
+        root.mkdir()
+        for col in ("Emotion", "Sentiment"):
+            if col not in user.columns:
+                user[col] = "neutral"            # placeholders; no scores are computed without labels
+        user.to_csv(root / meld.CSV_NAMES["test"], index=False)
+        if self.needs_audio:
+            (root / meld.CLIP_DIRS["test"]).symlink_to(Path(clips).resolve() / meld.CLIP_DIRS[split])
+        settings = self.spec["settings"]
+        audio = settings.get("audio") or {}
+        embeddings = next((p["embeddings"] for p in self.spec["parts"] if p.get("embeddings")), None)
+        prepare(PrepareOptions(
+            meld_root=root, out=prepared, splits=("test",), text_only=not self.needs_audio,
+            text=TextParams(**{f.name: settings["text"][f.name] for f in fields(TextParams) if f.name in settings["text"]}),
+            audio=AudioParams(**{f.name: audio[f.name] for f in fields(AudioParams) if f.name in audio}),
+            shard_size=settings.get("shard_size", 64), text_embeddings=embeddings,
+            fitted={"vocab": self.vocab, "speaker_tags": self.spec["speaker_tags"]}))
+        corpus = Corpus(prepared)
+        for p in self.spec["parts"]:
+            data, model_cfg, _ = parse(self.checkpoints[p["name"]]["config"])
+            data.prepared = str(prepared)
+            data.feature_dirs = {k: str(work / "features" / v) for k, v in p["reads"].items()}
+            for kind in p["inputs"]:
+                if (p["name"], kind) in self.stats:
+                    corpus.use_stats(kind, data, *self.stats[(p["name"], kind)])
+            model = build_model(model_cfg)
+            model.load_state_dict(self.checkpoints[p["name"]]["state_dict"])
+            res = model_predict(model, make_batches(corpus, "test", model_cfg, data, False, 0),
+                                with_features=p["name"] != TOP)
+            if p["name"] != TOP:
+                _write_test_features(FeatureDir(work / "features" / p["name"]), res, len(corpus.table("test")))
+        table = corpus.table("test")
+        logits = res["logits"] - res["logits"].max(1, keepdims=True)
+        probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        rows = table.iloc[res["row"]]
+        out = pd.DataFrame({"Dialogue_ID": rows.dialogue_id.to_numpy(), "Utterance_ID": rows.utterance_id.to_numpy(),
+                            "Utterance": rows.text_raw.to_numpy(),
+                            "predicted": [self.labels[i] for i in probs.argmax(1)]})
+        for i, name in enumerate(self.labels):
+            out[f"p_{name}"] = probs[:, i].round(6)
+        metrics = None
+        if labelled:
+            out.insert(3, "Emotion", rows.emotion_name.to_numpy())
+            metrics = metrics_from(res["labels"], probs.argmax(1), float("nan"), "csv", probs.shape[1])
+        return out.sort_values(["Dialogue_ID", "Utterance_ID"]).reset_index(drop=True), metrics
+
+
+def _write_test_features(d, res: dict, n: int) -> None:
+    """An upstream part's outputs on the new rows, as the feature dir its readers expect."""
+    import torch
+
+    from data_prep.atomic import write_npy_atomic
+
+    d.path.mkdir(parents=True, exist_ok=True)
+    vectors = np.zeros((n, res["features"].shape[1]), np.float32)
+    vectors[res["row"]] = res["features"]
+    write_npy_atomic(d.vectors("test"), vectors)
+    logp = np.full((n, res["logits"].shape[1]), -np.log(res["logits"].shape[1]), np.float32)
+    logp[res["row"]] = torch.log_softmax(torch.from_numpy(res["logits"]), -1).numpy()
+    write_npy_atomic(d.logp("test"), logp)
+
+
+def _read_user_csv(csv) -> pd.DataFrame:
+    if isinstance(csv, pd.DataFrame):
+        return csv.astype(str).copy()
+    path = Path(csv)
+    if not path.is_file():
+        raise ConfigError(f"{csv}: no such CSV file")
+    try:
+        meld.check_separator(path, path.read_text(encoding="utf-8-sig"))
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise ConfigError(f"{csv}: not a readable UTF-8 CSV ({str(e).splitlines()[0][:120]})") from None
+
+
+def load(path: str | Path) -> Bundle:
+    """A bundle folder, or a single checkpoint (bundled on the fly with the chain its feature dirs name)."""
+    path = Path(path)
+    if path.is_dir():
+        return Bundle(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such bundle or checkpoint")
+    with tempfile.TemporaryDirectory(prefix="mer-bundle-") as tmp:
+        return Bundle(write_bundle(path, Path(tmp) / "bundle"))      # read whole into memory on load
