@@ -193,7 +193,8 @@ class Bundle:
                 raise ConfigError(f"bundle {self.path}: part {name} was trained on another vocabulary")
         self.vocab = vocab
         self.labels = json.loads((self.path / "labels.json").read_text())["emotion"]
-        self.stats = {(p["name"], kind): np.load(path, allow_pickle=False) for p in spec["parts"] for kind in p["inputs"]
+        self.stats = {(p["name"], kind): np.load(path, allow_pickle=False)
+                      for p in spec["parts"] for kind in p["inputs"]
                       if (path := self.path / "stats" / f"{p['name']}.{kind}.npy").exists()}
 
     @property
@@ -232,11 +233,11 @@ class Bundle:
         if self.needs_audio:
             (root / meld.CLIP_DIRS["test"]).symlink_to(Path(clips).resolve() / meld.CLIP_DIRS[split])
         settings = self.spec["settings"]
-        audio = settings.get("audio") or {}
+        audio, text = settings.get("audio") or {}, settings["text"]
         embeddings = next((p["embeddings"] for p in self.spec["parts"] if p.get("embeddings")), None)
         prepare(PrepareOptions(
             meld_root=root, out=prepared, splits=("test",), text_only=not self.needs_audio,
-            text=TextParams(**{f.name: settings["text"][f.name] for f in fields(TextParams) if f.name in settings["text"]}),
+            text=TextParams(**{f.name: text[f.name] for f in fields(TextParams) if f.name in text}),
             audio=AudioParams(**{f.name: audio[f.name] for f in fields(AudioParams) if f.name in audio}),
             shard_size=settings.get("shard_size", 64), text_embeddings=embeddings,
             fitted={"vocab": self.vocab, "speaker_tags": self.spec["speaker_tags"]}))
