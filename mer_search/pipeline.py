@@ -370,7 +370,10 @@ class Pipeline:
         d = self.features_dir(stage.name)
         if self._skip(f"features {stage.name}", FeatureDir(d).finished()):
             return
-        extract_features(self.chosen_seed(stage.name).best, d)
+        before = read_json(FeatureDir(d).manifest)      # written by an older version: from the same model again
+        source = before["checkpoint"] if isinstance(before, dict) and "checkpoint" in before \
+            else self.chosen_seed(stage.name).best      # (later stages were trained on its features)
+        extract_features(source, d)
 
     def chosen_seed(self, stage: str) -> RunDir:
         """A stage's final seed best on dev: the model its features (and the bundle) come from."""
@@ -411,9 +414,41 @@ class Pipeline:
                 self.final(stage)
                 if stage.produces_features:
                     self.features(stage)
+        self.bundle()
         table = self.summary()
         (self.out / "summary.md").write_text(table)
         return table
+
+    def best_row(self) -> tuple[Stage, dict] | None:
+        """The stage whose final models scored best on dev (mean over seeds; a tie goes to the simpler row)."""
+        done = [(stage, s) for stage in self.stages()
+                if isinstance(s := read_json(RunDir(self.final_dir(stage.name)).summary), dict) and "dev_wf1" in s]
+        return max(done, key=lambda d: d[1]["dev_wf1"]["mean"], default=None)
+
+    @property
+    def bundle_dir(self) -> Path:
+        return self.out / "bundle"
+
+    def bundle(self) -> None:
+        """The answer as one folder: the best row's model (its seed best on dev) with every model it reads."""
+        from mer_search.bundle import BUNDLE_JSON, write_bundle
+
+        best = self.best_row()
+        if best is None:
+            return
+        stage, summary = best
+        seed = self.chosen_seed(stage.name)
+        made = read_json(self.bundle_dir / BUNDLE_JSON)        # of this very checkpoint, written after it
+        if self._skip("bundle", isinstance(made, dict) and made["card"].get("checkpoint") == str(seed.best)
+                      and (self.bundle_dir / BUNDLE_JSON).stat().st_mtime >= seed.best.stat().st_mtime):
+            return
+        metrics = read_json(seed.metrics)
+        scores = {f"row ({summary['seeds']} seeds), {split}": f"{m['mean']:.4f} +- {m['std']:.4f}"
+                  for split in ("dev", "test") if (m := summary.get(f"{split}_wf1"))}
+        scores.update({f"this model (seed {metrics['seed']}), {split}": f"{metrics[f'{split}_wf1']:.4f}"
+                       for split in ("dev", "test") if f"{split}_wf1" in metrics})
+        write_bundle(seed.best, self.bundle_dir, card={"row": stage.row, "stage": stage.name, "scores": scores,
+                                                        "checkpoint": str(seed.best)})
 
     def summary(self) -> str:
         """The reference project's table: one row per model family, dev (and test) weighted F1 and accuracy."""
@@ -441,7 +476,18 @@ class Pipeline:
                  f"before export, final models over {seeds} seeds (mean +- std).", "",
                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
-        return "\n".join(lines + ["", "Spaces:"] + self.space_lines()) + "\n"
+        return "\n".join(lines + ["", "Spaces:"] + self.space_lines() + self.best_lines()) + "\n"
+
+    def best_lines(self) -> list[str]:
+        """The answer: the row chosen on dev, its scores, and the bundle that applies it to new dialogues."""
+        from mer_search.bundle import BUNDLE_JSON
+
+        made = read_json(self.bundle_dir / BUNDLE_JSON)
+        if not isinstance(made, dict):
+            return []
+        card = made["card"]
+        return ["", f"best (chosen on dev): {card['row']}; " + "; ".join(f"{k} {v}" for k, v in card["scores"].items()),
+                f"bundle: {self.bundle_dir} (`mer-search predict {self.bundle_dir} --csv NEW.csv`)"]
 
     def space_lines(self) -> list[str]:
         """Which space each searched stage used and why; how its sweep ended; what the refit chose."""

@@ -78,6 +78,16 @@ def test_demo_runs_the_pipeline_and_resumes(tmp_path):
         assert f"{s['dev_wf1']['mean']:.3f} +- {s['dev_wf1']['std']:.3f}" in rows[name]
         assert len(s["per_seed"]) == 2 and "test_wf1" in s
     assert table in r.stdout
+    # the answer: the row best on dev, bundled; predicting dev through the bundle gives its model's dev score
+    card = json.loads((out / "bundle" / "bundle.json").read_text())["card"]
+    order = ("text", "text_context", "speech", "speech_context", "fusion", "fusion_context", "speech_floor")
+    dev = {st: json.loads((out / "final" / st / "summary.json").read_text())["dev_wf1"]["mean"] for st in order}
+    assert card["stage"] == max(order, key=dev.get) and f"best (chosen on dev): {card['row']};" in table
+    assert f"bundle: {out / 'bundle'}" in table and card["row"] in rows
+    seed = next(v for k, v in card["scores"].items() if k.startswith("this model") and k.endswith("dev"))
+    p = CliRunner().invoke(main, ["predict", str(out / "bundle"), "--csv", str(out / "corpus" / "dev_sent_emo.csv"),
+                                  "--meld-root", str(out / "corpus"), "--split", "dev", "--out", str(tmp_path / "p.csv")])
+    assert p.exit_code == 0 and f"weighted F1 {seed}" in p.output, (p.output, card)
     for stage in ("text", "text_context", "speech", "speech_context", "fusion", "fusion_context"):
         assert (out / "sweeps" / stage / "report" / "index.html").exists()
         assert pd.read_parquet(out / "sweeps" / stage / "trials.parquet").trial_id.nunique() == 4
@@ -88,12 +98,13 @@ def test_demo_runs_the_pipeline_and_resumes(tmp_path):
 
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0 and "0 shards (0 clips) to compute" in again.stderr
-    assert again.stderr.count("done before, skipped") == 1 + 6 * 3 + 4 + 1 and " ...\n" not in again.stderr.split("prepared")[-1]
+    assert again.stderr.count("done before, skipped") == 1 + 6 * 3 + 4 + 1 + 1 and " ...\n" not in again.stderr.split("prepared")[-1]
     fusion = (out / "final" / "fusion" / "summary.json").read_text()
     shutil.rmtree(out / "final" / "fusion")
     third = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert third.returncode == 0 and "final training fusion ..." in third.stderr
-    assert third.stderr.count("done before, skipped") == 1 + 6 * 3 + 4 + 1 - 1
+    rebundled = json.loads((out / "bundle" / "bundle.json").read_text())["card"]["stage"] == "fusion"
+    assert third.stderr.count("done before, skipped") == 1 + 6 * 3 + 4 + 1 + 1 - 1 - rebundled
     assert json.loads((out / "final" / "fusion" / "summary.json").read_text())["dev_wf1"] == \
         json.loads(fusion)["dev_wf1"]       # the same seeds give the same model
 
