@@ -8,6 +8,9 @@ Two kinds of audio (`SynthConfig.mode`):
   across turns, so speech, text and context each carry part of the answer.
 - `tones`: the first corpus (fixed tone patterns per emotion, plain emotion
   words), kept to reproduce earlier results. Every speech model scores ~0.98 on it.
+With `text_from` (a folder with MELD's train and dev CSVs) the dialogues are real MELD dialogues, their
+text, speakers and labels as they are, spoken by the synthetic voices: text as hard as MELD's, speech
+that carries the emotion. train and test draw disjoint dialogues from MELD's train, dev from MELD's dev.
 Every audio quirk that prepare must handle is injected, and listed in `synth_truth.json`.
 """
 
@@ -53,6 +56,7 @@ class SynthConfig:
     seed: int = 0
     long_clip_s: float = 35.0    # longer than prepare's default 30 s cap
     mode: str = "speech"         # speech | tones (see the module docstring)
+    text_from: Path | None = None    # MELD's CSVs: speak real dialogues (see the module docstring)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -143,6 +147,28 @@ def _words(emotion: str, rng: np.random.Generator, mode: str) -> list[str]:
     return WORDS["neutral"]
 
 
+def _meld_rows(split: str, n_dialogues: int, rng: np.random.Generator, source: Path) -> list[dict]:
+    """`n_dialogues` real MELD dialogues (train and test: disjoint draws from MELD's train; dev: MELD's dev)."""
+    frame = pd.read_csv(Path(source) / CSV_NAMES["dev" if split == "dev" else "train"], dtype=str,
+                        keep_default_na=False, encoding="utf-8")
+    frame = frame[frame.Emotion.isin(EMOTIONS)]
+    ids = np.random.default_rng(0).permutation(sorted(frame.Dialogue_ID.astype(int).unique()))   # fixed split
+    if split == "test":
+        ids = ids[::-1]                                  # from the other end: never the train draws
+    rows = []
+    for d, source_id in enumerate(ids[:n_dialogues]):
+        dialogue = frame[frame.Dialogue_ID.astype(int) == source_id]
+        clock, scene_db = float(rng.uniform(10, 1200)), float(rng.normal(0, 2))
+        for _, r in dialogue.sort_values("Utterance_ID", key=lambda c: c.astype(int)).iterrows():
+            seconds = float(np.clip(0.25 * len(r.Utterance.split()) + rng.uniform(0.6, 1.4), 0.8, 3.5))
+            rows.append({"Utterance": r.Utterance, "Speaker": r.Speaker, "Emotion": r.Emotion,
+                         "Sentiment": r.Sentiment, "Dialogue_ID": d, "Utterance_ID": int(r.Utterance_ID),
+                         "Season": 1 + d % 10, "Episode": 1 + d % 24, "start": clock, "seconds": seconds,
+                         "channels": 6 if rng.random() < 0.6 else 2, "scene_db": scene_db})
+            clock += seconds + float(rng.uniform(0.1, 1.0))
+    return rows
+
+
 def _rows(split: str, n_dialogues: int, rng: np.random.Generator, mode: str = "tones") -> list[dict]:
     rows = []
     for d in range(n_dialogues):
@@ -178,7 +204,7 @@ def synthesize(out: Path, cfg: SynthConfig) -> dict:
     truth: dict[str, list] = {"corrupt": [], "short": [], "final_videos": [], "missing": [], "extra": [],
                               "long": [], "channels": {"2": 0, "6": 0}}
     for split, n in counts.items():
-        rows = _rows(split, n, rng, cfg.mode)
+        rows = _meld_rows(split, n, rng, cfg.text_from) if cfg.text_from else _rows(split, n, rng, cfg.mode)
         folder = out / CLIP_DIRS[split]
         # pick the quirky utterances of this split (index into rows, avoiding collisions)
         picks = rng.permutation(len(rows))

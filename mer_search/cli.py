@@ -526,13 +526,18 @@ def encoders_install(name, wheels):
 @click.option("--mode", type=click.Choice(["speech", "tones"]), default="speech", show_default=True,
               help="speech: speech-like voices, emotion cues that overlap, noise and levels (hard like real "
                    "speech); tones: the first corpus's fixed tone patterns (easy; reproduces old results).")
-def synth(out, dialogues, seed, mode):
+@click.option("--text-from", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="A folder with MELD's train and dev CSVs: speak real MELD dialogues (their text and labels) "
+                   "with the synthetic voices.")
+def synth(out, dialogues, seed, mode, text_from):
     """Generate a small MELD-layout corpus (mp4 clips + CSVs) with every known quirk injected."""
     from data_prep.synth import SynthConfig, synthesize
 
+    if text_from and not all((text_from / f"{s}_sent_emo.csv").is_file() for s in ("train", "dev")):
+        _fail(f"--text-from {text_from}: needs train_sent_emo.csv and dev_sent_emo.csv")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        truth = synthesize(out, SynthConfig(dialogues=dialogues, seed=seed, mode=mode))
+        truth = synthesize(out, SynthConfig(dialogues=dialogues, seed=seed, mode=mode, text_from=text_from))
     except OSError as e:
         _fail(f"{out}: cannot write the corpus ({e.strerror})")
     injected = ", ".join(f"{k} {len(v)}" for k, v in truth.items() if isinstance(v, list))

@@ -35,6 +35,25 @@ def test_synth_writes_meld_layout(tmp_path):
     assert list((root / "output_repeated_splits_test").glob("final_videos_test*.mp4"))
 
 
+def test_synth_speaks_real_meld_dialogues(meld_dir, tmp_path):
+    """--text-from: MELD's dialogues as they are (text, speakers, labels); train and test never share one."""
+    r = CliRunner().invoke(main, ["synth", "--out", str(tmp_path / "c"), "--dialogues", "8", "--text-from", str(meld_dir)])
+    assert r.exit_code == 0, r.output
+    real = {s: pd.read_csv(meld_dir / f"{s}_sent_emo.csv", dtype=str, keep_default_na=False) for s in ("train", "dev")}
+    spoken = {s: pd.read_csv(tmp_path / "c" / f"{s}_sent_emo.csv", dtype=str, keep_default_na=False)
+              for s in ("train", "dev", "test")}
+    for split, source in (("train", "train"), ("dev", "dev"), ("test", "train")):
+        pairs = set(zip(real[source].Utterance, real[source].Emotion))
+        assert set(zip(spoken[split].Utterance, spoken[split].Emotion)) <= pairs, split
+    def dialogues(df):
+        return {tuple(g.Utterance) for _, g in df.groupby("Dialogue_ID")}
+
+    assert dialogues(spoken["train"]) and not dialogues(spoken["train"]) & dialogues(spoken["test"])
+    assert len(list((tmp_path / "c" / "train_splits").glob("*.mp4"))) >= 10
+    r = CliRunner().invoke(main, ["synth", "--out", str(tmp_path / "d"), "--text-from", str(tmp_path)])
+    assert r.exit_code == 1 and "needs train_sent_emo.csv and dev_sent_emo.csv" in r.stderr
+
+
 def test_synth_is_seeded(tmp_path):
     for name in ("a", "b"):
         CliRunner().invoke(main, ["synth", "--out", str(tmp_path / name), "--dialogues", "6", "--seed", "4"])
