@@ -254,7 +254,9 @@ class Bundle:
             res = model_predict(model, make_batches(corpus, "test", model_cfg, data, False, 0),
                                 with_features=p["name"] != TOP)
             if p["name"] != TOP:
-                _write_test_features(FeatureDir(work / "features" / p["name"]), res, len(corpus.table("test")))
+                d = FeatureDir(work / "features" / p["name"])
+                d.path.mkdir(parents=True)
+                d.write_split("test", res, len(corpus.table("test")))
         table = corpus.table("test")
         logits = res["logits"] - res["logits"].max(1, keepdims=True)
         probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
@@ -269,21 +271,6 @@ class Bundle:
             out.insert(3, "Emotion", rows.emotion_name.to_numpy())
             metrics = metrics_from(res["labels"], probs.argmax(1), float("nan"), "csv", probs.shape[1])
         return out.sort_values(["Dialogue_ID", "Utterance_ID"]).reset_index(drop=True), metrics
-
-
-def _write_test_features(d, res: dict, n: int) -> None:
-    """An upstream part's outputs on the new rows, as the feature dir its readers expect."""
-    import torch
-
-    from data_prep.atomic import write_npy_atomic
-
-    d.path.mkdir(parents=True, exist_ok=True)
-    vectors = np.zeros((n, res["features"].shape[1]), np.float32)
-    vectors[res["row"]] = res["features"]
-    write_npy_atomic(d.vectors("test"), vectors)
-    logp = np.full((n, res["logits"].shape[1]), -np.log(res["logits"].shape[1]), np.float32)
-    logp[res["row"]] = torch.log_softmax(torch.from_numpy(res["logits"]), -1).numpy()
-    write_npy_atomic(d.logp("test"), logp)
 
 
 def _read_user_csv(csv) -> pd.DataFrame:

@@ -52,6 +52,17 @@ class FeatureDir:
     def manifest(self) -> Path:
         return self.path / self.MANIFEST
 
+    def write_split(self, split: str, res: dict, n: int) -> None:
+        """A model's outputs on a split's `n` rows (`train.predict` with features): vectors and log-probabilities,
+        uniform for rows the model skipped."""
+        vectors = np.zeros((n, res["features"].shape[1]), np.float32)
+        vectors[res["row"]] = res["features"]
+        write_npy_atomic(self.vectors(split), vectors)
+        classes = res["logits"].shape[1]
+        logp = np.full((n, classes), -np.log(classes), np.float32)
+        logp[res["row"]] = torch.log_softmax(torch.from_numpy(res["logits"]), -1).numpy()
+        write_npy_atomic(self.logp(split), logp)
+
     def finished(self) -> bool:
         manifest = read_json(self.manifest)
         return isinstance(manifest, dict) and "dim" in manifest and self.logp("train").exists()   # older: again
@@ -71,19 +82,13 @@ def extract_features(checkpoint: str | Path, out: str | Path, splits: tuple[str,
     keys, scores = [], {}
     for split in splits or corpus.splits:
         res = predict(model, make_batches(corpus, split, model_cfg, data, False, 0), with_features=True)
-        n = len(corpus.table(split))
-        vectors = np.zeros((n, res["features"].shape[1]), np.float32)
-        vectors[res["row"]] = res["features"]
-        write_npy_atomic(d.vectors(split), vectors)
-        logp = np.full((n, res["logits"].shape[1]), -np.log(res["logits"].shape[1]), np.float32)   # rows it skips:
-        logp[res["row"]] = torch.log_softmax(torch.from_numpy(res["logits"]), -1).numpy()           # uniform
-        write_npy_atomic(d.logp(split), logp)
+        d.write_split(split, res, len(corpus.table(split)))
         scores.update(score(res, split))
         table = corpus.table(split)[["dialogue_id", "utterance_id"]]
         keys.append(table.assign(split=split, row=lambda t: range(len(t))))
     pd.concat(keys, ignore_index=True)[["split", "dialogue_id", "utterance_id", "row"]].to_parquet(d.keys, index=False)
-    write_json_atomic(d.manifest, {"checkpoint": str(checkpoint), "model": model_cfg["name"],
-                                   "dim": int(vectors.shape[1]), "prepared": data.prepared,
+    write_json_atomic(d.manifest, {"checkpoint": str(Path(checkpoint).resolve()), "model": model_cfg["name"],
+                                   "dim": int(res["features"].shape[1]), "prepared": data.prepared,
                                    "vocab_hash": corpus.vocab_hash,
                                    **{k: v for k, v in scores.items() if k.endswith("_wf1")}})
     return d.path
