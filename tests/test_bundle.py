@@ -98,3 +98,15 @@ def test_the_python_api_predicts_a_dataframe(trained_chain, synth_corpus):
     df, metrics = mer_search.load(root / "text_context" / "best.pt").predict(new)
     assert metrics is None and len(df) == len(new) and set(df.predicted) <= set(meld.EMOTIONS)
     assert df.Utterance.tolist() == new.sort_values("Utterance_ID", key=lambda c: c.astype(int)).Utterance.tolist()
+
+
+def test_a_bundle_needs_neither_the_training_data_nor_its_prepared_dir(prepared, synth_corpus, tmp_path):
+    copy = shutil.copytree(prepared, tmp_path / "prepared")
+    cfg = {"data": {"prepared": str(copy), "batch_size": 8}, "model": {"name": "text_mlp", "emb_dim": 8, "hidden": [8]},
+           "train": {"epochs": 2, "lr": 0.01}}
+    dev = run(cfg, tmp_path / "run", seed=0)["dev_wf1"]
+    write_bundle(tmp_path / "run" / "best.pt", tmp_path / "bundle")
+    shutil.rmtree(copy)
+    shutil.rmtree(tmp_path / "run")
+    _, metrics = load(tmp_path / "bundle").predict(synth_corpus / "dev_sent_emo.csv")
+    assert metrics["csv_wf1"] == pytest.approx(dev, abs=1e-12)
