@@ -519,6 +519,19 @@ def encoders_install(name, wheels):
 
 
 @main.command()
+def datasets():
+    """The shipped dataset schemas (prepare --dataset NAME; a schema file of your own works the same)."""
+    from data_prep.schema import load_schema, shipped
+
+    for name, path in shipped().items():
+        s = load_schema(path)
+        audio = "audio" if s.audio else "text only"
+        metric = s.metric.name + (f" without {s.metric.exclude}" if s.metric.exclude else "")
+        click.echo(f"{name:16s} {len(s.labels)} labels ({', '.join(s.labels)}); splits {', '.join(s.files)}; "
+                   f"{audio}; {metric}  [{path}]")
+
+
+@main.command()
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the generated corpus.")
 @click.option("--dialogues", type=click.IntRange(min=6), default=20, show_default=True,
               help="Dialogues across train/dev/test (70/15/15).")

@@ -17,7 +17,7 @@ from helpers import rung_records
 
 @pytest.mark.parametrize("command", [[], ["prepare"], ["synth"], ["demo"], ["train"], ["features"], ["sweep"],
                                      ["spaces"], ["spaces", "validate"], ["spaces", "show"], ["report"], ["sync"],
-                                     ["export"], ["predict"], ["pipeline"]])
+                                     ["export"], ["predict"], ["pipeline"], ["bundle"], ["datasets"]])
 def test_help(command):
     r = CliRunner().invoke(main, [*command, "--help"])
     assert r.exit_code == 0 and "Usage:" in r.output and "--help" in r.output

@@ -1,0 +1,152 @@
+"""Dataset schemas: MELD as one declaration among several; composite keys, list-literal speakers, both time
+formats, and every mistake in a schema or a CSV named by file and key or row."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_prep import meld
+from data_prep.errors import PrepError
+from data_prep.schema import load_schema, parse_schema, parse_speaker, parse_time, read_split, shipped
+
+EMORY = ("Joyful", "Mad", "Peaceful", "Neutral", "Sad", "Powerful", "Scared")
+# MELD's emotions relabelled onto EmoryNLP's set, to make EmoryNLP-shaped corpora from MELD-shaped rows
+RELABEL = {"joy": "Joyful", "anger": "Mad", "neutral": "Neutral", "sadness": "Sad", "surprise": "Powerful",
+           "fear": "Scared", "disgust": "Peaceful"}
+
+
+def test_every_shipped_schema_loads():
+    assert {"meld", "emorynlp", "iemocap_example"} <= set(shipped())
+    for name in shipped():
+        s = load_schema(name)
+        assert s.name == name and len(s.labels) >= 2
+    assert load_schema("emorynlp").dialogue_columns == ["Season", "Episode", "Scene_ID"]
+    assert load_schema("meld").labels == meld.EMOTIONS and load_schema("meld").audio.quirks == "meld"
+
+
+def _same_as_meld_reader(root, split):
+    old = meld.read_annotations(root / meld.CSV_NAMES[split], split)
+    new = read_split(load_schema("meld"), root, split)
+    cols = ["dialogue_id", "utterance_id", "split", "emotion_name", "sentiment_name", "speaker", "text_raw",
+            "csv_row"]
+    pd.testing.assert_frame_equal(new[cols], old[cols], check_dtype=False)
+    for t in ("start_s", "end_s"):
+        np.testing.assert_array_equal(new[t].to_numpy(), old[t].to_numpy())
+    assert new["clip"].iloc[0] == f"dia{old.dialogue_id.iloc[0]}_utt{old.utterance_id.iloc[0]}.mp4"
+
+
+def test_the_meld_schema_reads_as_the_meld_reader_does(synth_corpus):
+    for split in ("train", "dev", "test"):
+        _same_as_meld_reader(synth_corpus, split)
+
+
+@pytest.mark.real_meld
+def test_the_meld_schema_reads_real_meld_as_the_meld_reader_does(meld_dir):
+    for split in ("train", "dev"):
+        _same_as_meld_reader(meld_dir, split)
+
+
+def emorynlp_corpus(root, source):
+    """EmoryNLP's columns and conventions, from MELD-shaped rows: scenes keyed by (Season, Episode, Scene_ID),
+    Utterance_ID from 1, list-literal speakers, times with a dot, EmoryNLP's seven labels."""
+    root.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "dev", "test"):
+        df = pd.read_csv(source / meld.CSV_NAMES[split], dtype=str, keep_default_na=False)
+        d = df.Dialogue_ID.astype(int)
+        pd.DataFrame({"Utterance": df.Utterance, "Speaker": "['" + df.Speaker + "']",
+                      "Emotion": df.Emotion.map(RELABEL), "Scene_ID": d % 3, "Utterance_ID": df.Utterance_ID.astype(int) + 1,
+                      "Season": 1 + d // 6, "Episode": 1 + d // 3 % 2,
+                      "Start_Time": df.StartTime.str.replace(",", "."), "End_Time": df.EndTime.str.replace(",", ".")}
+                     ).to_csv(root / f"emorynlp_{split}_final.csv", index=False)
+    return root
+
+
+def test_an_emorynlp_shaped_corpus_reads_with_composite_keys_and_list_speakers(synth_corpus, tmp_path):
+    root = emorynlp_corpus(tmp_path / "emory", synth_corpus)
+    schema = load_schema("emorynlp")
+    t = read_split(schema, root, "train")
+    src = pd.read_csv(synth_corpus / meld.CSV_NAMES["train"], dtype=str, keep_default_na=False)
+    # one dialogue per (Season, Episode, Scene_ID), numbered in order of appearance; MELD's dialogues map 1:1
+    assert t.dialogue_id.nunique() == src.Dialogue_ID.nunique() == t.dialogue_key.nunique()
+    assert t.dialogue_key.iloc[0] == "1/1/0" and t.dialogue_id.iloc[0] == 0
+    assert (t.groupby("dialogue_id").dialogue_key.nunique() == 1).all()
+    assert t.speaker.tolist() == src.Speaker.str.strip().tolist()
+    assert set(t.emotion_name) <= set(EMORY) and (t.sentiment_name == "").all()
+    assert t.utterance_id.min() == 1
+    old = meld.read_annotations(synth_corpus / meld.CSV_NAMES["train"], "train")
+    np.testing.assert_array_equal(t.start_s.to_numpy(), old.start_s.to_numpy())   # HH:MM:SS.mmm read as ,mmm
+
+
+def test_speakers_and_times():
+    assert parse_speaker("['Monica Geller']", "x") == "Monica Geller"
+    assert parse_speaker("['Ross Geller', 'Rachel Green']", "x") == "Ross Geller & Rachel Green"
+    assert parse_speaker(" Joey ", "x") == "Joey"
+    with pytest.raises(PrepError, match="f.csv: row 3: speaker .* is not a list literal"):
+        parse_speaker("[__import__('os').system('echo pwned')]", "f.csv: row 3")      # read as data, never run
+    with pytest.raises(PrepError, match="not a list of names"):
+        parse_speaker("[1, 2]", "x")
+    assert parse_time("0:16:16,059") == parse_time("00:16:16.059") == pytest.approx(976.059)
+    assert np.isnan(parse_time("16:16"))
+
+
+def test_a_label_outside_the_set_names_the_row_and_the_valid_set(synth_corpus, tmp_path):
+    root = emorynlp_corpus(tmp_path / "emory", synth_corpus)
+    path = root / "emorynlp_dev_final.csv"
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df.loc[2, "Emotion"] = "Bored"
+    df.to_csv(path, index=False)
+    with pytest.raises(PrepError, match=r"emorynlp_dev_final.csv: row 3: Emotion 'Bored' is not in the label set "
+                                        r"\(Joyful, Mad, Peaceful, Neutral, Sad, Powerful, Scared\)"):
+        read_split(load_schema("emorynlp"), root, "dev")
+
+
+BASE = {"name": "x", "splits": {"train": {"csv": "t.csv"}}, "labels": ["a", "b"],
+        "columns": {"text": "T", "speaker": "S", "label": "L", "dialogue": "D", "utterance": "U"}}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"labls": []}, "labls: unknown key"),
+    ({"labels": ["a"]}, "labels: a list of at least two"),
+    ({"labels": ["a", "A"]}, "labels: names must differ"),
+    ({"columns": {**BASE["columns"], "label": ""}}, "columns.label: a column name"),
+    ({"columns": {k: v for k, v in BASE["columns"].items() if k != "text"}}, "columns.text: required"),
+    ({"columns": {**BASE["columns"], "start": "S0"}}, "columns.end: give both start and end"),
+    ({"columns": {**BASE["columns"], "speeker": "X"}}, "columns.speeker: unknown"),
+    ({"splits": {"valid": {"csv": "v.csv"}, "train": {"csv": "t.csv"}}}, "splits.valid: unknown split"),
+    ({"file": "all.csv"}, "file: one file for every split needs columns.split"),
+    ({"speaker_format": "json"}, "speaker_format: 'json'"),
+    ({"audio": {"clip": "{dialog}.wav"}, "splits": {"train": {"csv": "t", "clips": "c"}}}, "audio.clip: .*unknown field"),
+    ({"audio": {"clip": "a.wav"}}, "splits: audio needs each split's clip folder"),
+    ({"metric": {"name": "micro_f1", "exclude": "c"}}, "metric.exclude: 'c' is not in labels"),
+    ({"metric": {"name": "weighted_f1", "exclude": "a"}}, "metric.exclude: only micro_f1"),
+    ({"metric": {"name": "accuracy"}}, "metric: a mapping with name"),
+])
+def test_schema_mistakes_name_the_file_and_key(tmp_path, change, message):
+    with pytest.raises(PrepError, match=f"^{tmp_path / 's.yaml'}: {message}"):
+        parse_schema({**BASE, **change}, tmp_path / "s.yaml")
+
+
+def test_one_file_with_a_split_column(tmp_path):
+    raw = {**BASE, "file": "all.csv", "columns": {**BASE["columns"], "split": "Part"},
+           "splits": {"train": {"value": "tr"}, "dev": {"value": "dv"}}}
+    schema = parse_schema(raw, tmp_path / "s.yaml")
+    pd.DataFrame({"T": ["hi", "yo", "ok"], "S": ["a", "b", "a"], "L": ["a", "B", "b"], "D": ["7", "7", "8"],
+                  "U": ["0", "1", "0"], "Part": ["tr", "tr", "dv"]}).to_csv(tmp_path / "all.csv", index=False)
+    train, dev = read_split(schema, tmp_path, "train"), read_split(schema, tmp_path, "dev")
+    assert train.text_raw.tolist() == ["hi", "yo"] and train.emotion_name.tolist() == ["a", "b"]
+    assert dev.dialogue_id.tolist() == [8] and dev.csv_row.tolist() == [1]
+    with pytest.raises(PrepError, match="--dataset nope: neither a shipped dataset"):
+        load_schema("nope")
+
+
+def test_the_datasets_command_lists_the_shipped_schemas():
+    from click.testing import CliRunner
+
+    from mer_search.cli import main
+
+    r = CliRunner().invoke(main, ["datasets"])
+    assert r.exit_code == 0, r.output
+    lines = {line.split()[0]: line for line in r.output.splitlines()}
+    assert set(lines) == set(shipped())
+    assert "7 labels (Joyful, Mad, Peaceful, Neutral, Sad, Powerful, Scared)" in lines["emorynlp"]
+    assert "text only" in lines["emorynlp"] and "audio" in lines["meld"]
