@@ -35,6 +35,7 @@ from data_prep.errors import PrepError
 from data_prep.parallel import run_tasks
 from data_prep.quirks import Quirks
 from data_prep.reader import TRAIN_STATS, load_manifest  # noqa: F401  (load_manifest: re-exported)
+from data_prep.schema import Schema, load_schema, read_split
 from data_prep.shards import ShardTask, process_shard, shard_is_done, write_train_stats
 from data_prep.text import OTHER_SPEAKER, TextParams, build_vocab, clean_text, encode, speaker_tags, tokenize
 
@@ -63,16 +64,32 @@ class PrepareOptions:
     # the preparation fitted on another corpus's train ({"vocab": ..., "speaker_tags": ...}): new rows are
     # transformed with it, and no train split is read (a model bundle predicting new dialogues)
     fitted: dict | None = None
+    dataset: str = "meld"                   # a shipped schema's name or a schema file (data_prep/datasets/)
+
+    def schema(self) -> Schema:
+        return load_schema(self.dataset)
 
     def csv_path(self, split: str) -> Path:
-        return Path(self.csv_paths.get(split) or Path(self.meld_root) / meld.CSV_NAMES[split])
+        schema = self.schema()
+        if split not in schema.files:
+            raise PrepError(f"split {split}: dataset {schema.name} declares {', '.join(schema.files)}")
+        return Path(self.csv_paths.get(split) or schema.csv_path(Path(self.meld_root), split))
+
+    @property
+    def meld_quirks(self) -> bool:
+        """MELD's own reader and clip rules (final_videos_test, dia{D}_utt{U} names, the reference's quirks)."""
+        audio = self.schema().audio
+        return audio is not None and audio.quirks == "meld"
 
 
 def _settings(opts: PrepareOptions) -> dict:
     """What the output depends on; a rerun with different settings must not mix results."""
-    return {"format_version": FORMAT_VERSION, "text": asdict(opts.text),
-            "audio": None if opts.text_only else asdict(opts.audio),
-            "text_only": opts.text_only, "shard_size": opts.shard_size}
+    settings = {"format_version": FORMAT_VERSION, "text": asdict(opts.text),
+                "audio": None if opts.text_only else asdict(opts.audio),
+                "text_only": opts.text_only, "shard_size": opts.shard_size}
+    if opts.dataset != "meld":          # MELD's settings stay as they were: its prepared dirs stay valid
+        settings["dataset"] = opts.dataset
+    return settings
 
 
 def _versions() -> dict:
@@ -123,8 +140,9 @@ def _diff(old, new, prefix="") -> list[str]:
     return [] if old == new else [f"{prefix.rstrip('.')}: {old} -> {new}"]
 
 
-def prepare_text(frames: dict[str, pd.DataFrame], params: TextParams,
-                 fitted: dict | None = None) -> tuple[dict[str, pd.DataFrame], dict]:
+def prepare_text(frames: dict[str, pd.DataFrame], params: TextParams, fitted: dict | None = None,
+                 labels: tuple[str, ...] = meld.EMOTIONS,
+                 second: tuple[str, ...] = meld.SENTIMENTS) -> tuple[dict[str, pd.DataFrame], dict]:
     """Clean, tokenize and encode every split; the vocabulary and speaker tags come from train only (or,
     `fitted`, from the train a model was prepared on)."""
     if fitted is not None:
@@ -142,8 +160,8 @@ def prepare_text(frames: dict[str, pd.DataFrame], params: TextParams,
         else:
             df["speaker_tag"] = ""
             df["tokens"] = words
-        df["emotion"] = df["emotion_name"].map(meld.EMOTIONS.index).astype("int8")
-        df["sentiment"] = df["sentiment_name"].map(meld.SENTIMENTS.index).astype("int8")
+        df["emotion"] = df["emotion_name"].map(labels.index).astype("int8")
+        df["sentiment"] = df["sentiment_name"].map(lambda n: second.index(n) if n in second else -1).astype("int8")
         out[split] = df
     always = sorted(set(tags.values()) | {OTHER_SPEAKER}) if params.speaker_tags else []
     vocab = fitted["vocab"] if fitted is not None else build_vocab(out["train"]["tokens"], params.min_freq, always)
@@ -161,6 +179,8 @@ def _dedupe(df: pd.DataFrame, split: str, path: Path, quirks: Quirks) -> pd.Data
 
 
 def _plan_shards(opts: PrepareOptions, split: str, df: pd.DataFrame, quirks: Quirks) -> list[ShardTask]:
+    if not opts.meld_quirks:
+        return _plan_declared_clips(opts, split, df, quirks)
     folder = Path(opts.meld_root) / meld.CLIP_DIRS[split]
     idx = meld.index_clips(folder, split)
     keys = set(zip(df["dialogue_id"], df["utterance_id"]))
@@ -175,6 +195,23 @@ def _plan_shards(opts: PrepareOptions, split: str, df: pd.DataFrame, quirks: Qui
         quirks.add(split, -1, -1, p.name, "unrecognised clip name", "ignored")
     items = [(int(d), int(u), str(idx.paths[(d, u)]) if (d, u) in idx.paths else None)
              for d, u in zip(df["dialogue_id"], df["utterance_id"])]
+    audio = asdict(opts.audio)
+    return [ShardTask(str(opts.out), split, i // opts.shard_size, audio, items[i: i + opts.shard_size],
+                      str(Path(opts.meld_root).resolve()))
+            for i in range(0, len(items), opts.shard_size)]
+
+
+def _plan_declared_clips(opts: PrepareOptions, split: str, df: pd.DataFrame, quirks: Quirks) -> list[ShardTask]:
+    """A schema's clips: each row's path (template or column) under its split's clip folder."""
+    schema = opts.schema()
+    folder = Path(opts.meld_root) / schema.clip_dirs[split]
+    if not folder.is_dir():
+        raise PrepError(f"{folder}: clip folder for {split} not found (dataset {schema.name}: splits.{split}.clips; "
+                        f"or use --text-only)")
+    items = []
+    for d, u, clip in zip(df["dialogue_id"], df["utterance_id"], df["clip"]):
+        path = folder / clip
+        items.append((int(d), int(u), str(path) if path.is_file() else None))
     audio = asdict(opts.audio)
     return [ShardTask(str(opts.out), split, i // opts.shard_size, audio, items[i: i + opts.shard_size],
                       str(Path(opts.meld_root).resolve()))
@@ -290,16 +327,23 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
     t0 = time.time()
     opts.out = Path(opts.out)
     opts.meld_root = Path(opts.meld_root)
+    schema = opts.schema()
     unknown = [s for s in opts.splits if s not in meld.SPLITS]
     if unknown or not opts.splits:
         raise PrepError(f"unknown split(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(meld.SPLITS)}")
+    if schema.audio is None and not opts.text_only:
+        log.info("dataset %s declares no audio: preparing its text only", schema.name)
+        opts.text_only = True
     if opts.shard_size < 1 or opts.workers < 1:
         raise PrepError("--shard-size and --workers must be at least 1")
     if not opts.meld_root.is_dir() and not opts.csv_paths:
         raise PrepError(f"{opts.meld_root}: --meld-root is not a directory")
     # 1. read and validate every input before writing anything
     need = list(opts.splits) if opts.fitted else ["train"] + [s for s in opts.splits if s != "train"]
-    frames = {s: meld.read_annotations(opts.csv_path(s), s) for s in need}
+    if opts.meld_quirks:
+        frames = {s: meld.read_annotations(opts.csv_path(s), s) for s in need}
+    else:
+        frames = {s: read_split(schema, opts.meld_root, s, path=opts.csv_path(s)) for s in need}
     quirks = Quirks()
     frames = {s: _dedupe(df, s, opts.csv_path(s), quirks) for s, df in frames.items()}
     tasks: list[ShardTask] = []
@@ -324,7 +368,7 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
         audio = _in_background(lambda: _run_audio(opts, tasks, progress))
     else:
         audio = lambda: _run_audio(opts, tasks, progress) if tasks else {}  # noqa: E731
-    tables, vocab = prepare_text(frames, opts.text, opts.fitted)
+    tables, vocab = prepare_text(frames, opts.text, opts.fitted, schema.labels, schema.second_labels)
     sidecars = audio()
     for s in opts.splits:
         df = tables[s].drop(columns=["emotion_name", "sentiment_name"]).assign(
@@ -341,7 +385,8 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
     functionals = _gather_functionals(opts, tables, sidecars) \
         if not opts.text_only and opts.audio.functionals != "none" else {}
     write_json_atomic(opts.out / "vocab.json", vocab)
-    write_json_atomic(opts.out / "labels.json", {"emotion": list(meld.EMOTIONS), "sentiment": list(meld.SENTIMENTS)})
+    write_json_atomic(opts.out / "labels.json",
+                      {"emotion": list(schema.labels), "sentiment": list(schema.second_labels)})
     quirks.write_csv(opts.out / "quirks.csv")
     files = {}
     previous_splits = {k: v for k, v in (old or {}).get("splits", {}).items() if k not in opts.splits}
@@ -365,6 +410,8 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
                         or (s == "train" and k == TRAIN_STATS) for s in previous_splits)}
     manifest = {
         "complete": True, "format_version": FORMAT_VERSION, "settings": settings,
+        "dataset": {"name": schema.name, "schema": str(schema.source), "labels": list(schema.labels),
+                    "metric": {"name": schema.metric.name, "exclude": schema.metric.exclude}},
         "inputs": {**old_inputs, **inputs}, "meld_root": str(opts.meld_root.resolve()),
         "splits": {**previous_splits, **{s: {"rows": len(tables[s]),
                                              "dialogues": int(tables[s]["dialogue_id"].nunique()),

@@ -236,9 +236,10 @@ def parse_speaker(value: str, where: str) -> str:
     return " & ".join(n.strip() for n in names)
 
 
-def read_split(schema: Schema, root: Path, split: str, text: str | None = None) -> pd.DataFrame:
+def read_split(schema: Schema, root: Path, split: str, text: str | None = None,
+               path: Path | None = None) -> pd.DataFrame:
     """A split's rows in prepare's columns (module docstring); a bad value is an error naming file and row."""
-    path = schema.csv_path(root, split)
+    path = Path(path or schema.csv_path(root, split))
     if text is None:
         if not path.is_file():
             raise PrepError(f"{path}: no such file (the {split} CSV of dataset {schema.name})")

@@ -150,3 +150,35 @@ def test_the_datasets_command_lists_the_shipped_schemas():
     assert set(lines) == set(shipped())
     assert "7 labels (Joyful, Mad, Peaceful, Neutral, Sad, Powerful, Scared)" in lines["emorynlp"]
     assert "text only" in lines["emorynlp"] and "audio" in lines["meld"]
+
+
+def test_prepare_follows_a_schema_and_meld_through_a_plain_schema_gives_its_tables(synth_corpus, tmp_path):
+    """MELD declared without its quirk rules (the generic reader) prepares the same text tables as MELD's own
+    path; an EmoryNLP-shaped corpus prepares with its labels, recorded for every later command."""
+    import json
+
+    import yaml
+
+    from data_prep.prepare import PrepareOptions, prepare
+
+    raw = yaml.safe_load(shipped()["meld"].read_text())
+    del raw["audio"]
+    plain = tmp_path / "plain_meld.yaml"
+    plain.write_text(yaml.safe_dump(raw))
+    for name, dataset in (("meld", "meld"), ("plain", str(plain))):
+        prepare(PrepareOptions(meld_root=synth_corpus, out=tmp_path / name, text_only=True, dataset=dataset))
+    for split in ("train", "dev", "test"):
+        a = pd.read_parquet(tmp_path / "meld" / f"{split}.parquet")
+        b = pd.read_parquet(tmp_path / "plain" / f"{split}.parquet")
+        pd.testing.assert_frame_equal(a, b.drop(columns=["dialogue_key"]))
+    assert json.loads((tmp_path / "plain" / "manifest.json").read_text())["settings"]["dataset"] == str(plain)
+    assert "dataset" not in json.loads((tmp_path / "meld" / "manifest.json").read_text())["settings"]
+
+    root = emorynlp_corpus(tmp_path / "emory", synth_corpus)
+    manifest = prepare(PrepareOptions(meld_root=root, out=tmp_path / "emory_prepared", dataset="emorynlp"))
+    assert manifest["settings"]["text_only"] is True          # the schema has no audio
+    assert manifest["dataset"]["name"] == "emorynlp" and manifest["dataset"]["labels"] == list(EMORY)
+    labels = json.loads((tmp_path / "emory_prepared" / "labels.json").read_text())
+    assert labels == {"emotion": list(EMORY), "sentiment": []}
+    t = pd.read_parquet(tmp_path / "emory_prepared" / "train.parquet")
+    assert (t.emotion_name.map(EMORY.index) == t.emotion).all() and (t.sentiment == -1).all()
