@@ -31,11 +31,13 @@ import yaml
 
 from data_prep import meld
 from data_prep.atomic import write_json_atomic
+from data_prep.schema import SPLITS, load_schema, shipped
 from data_prep.text import OTHER_SPEAKER
 from mer_search.dirs import read_json
 from mer_search.errors import ConfigError
 
 BUNDLE_JSON = "bundle.json"
+DATASET = "dataset.yaml"      # the schema of the corpus it was trained on: what a new CSV looks like
 FORMAT = 1
 TOP = "model"        # the part whose outputs are the predictions
 RAW_INPUTS = {"tokens", "mel", "dialogue_text"}      # prepared, not z-scored vectors
@@ -137,6 +139,8 @@ def write_bundle(checkpoint: str | Path, out: str | Path, card: dict | None = No
     root = Path(corpus.root)
     train = corpus.table("train")
     tags = {s: t for s, t in zip(train.speaker, train.speaker_tag) if t and t != OTHER_SPEAKER}
+    dataset = (corpus.manifest.get("dataset") or {}).get("schema")       # prepared before schemas: MELD
+    shutil.copyfile(dataset if dataset and Path(dataset).is_file() else shipped()["meld"], tmp / DATASET)
     shutil.copyfile(root / "vocab.json", tmp / "vocab.json")
     shutil.copyfile(root / "labels.json", tmp / "labels.json")
     manifest = corpus.manifest
@@ -180,6 +184,8 @@ class Bundle:
             raise ConfigError(f"{self.path}: not a model bundle (no readable {BUNDLE_JSON}); `mer-search pipeline` "
                               f"writes one under OUT/bundle")
         self.spec = spec
+        if not (self.path / DATASET).is_file():
+            raise ConfigError(f"bundle {self.path}: {DATASET} (the schema of its corpus) is missing")
         for p in spec["parts"]:
             if not (self.path / p["file"]).is_file():
                 raise ConfigError(f"bundle {self.path}: part {p['name']} ({p['file']}) is missing")
@@ -192,6 +198,7 @@ class Bundle:
             if ck["vocab_hash"] != self.vocab_hash:
                 raise ConfigError(f"bundle {self.path}: part {name} was trained on another vocabulary")
         self.vocab = vocab
+        self.dataset_text = (self.path / DATASET).read_text()     # kept: a bundle made on the fly is deleted
         self.labels = json.loads((self.path / "labels.json").read_text())["emotion"]
         self.stats = {(p["name"], kind): np.load(path, allow_pickle=False)
                       for p in spec["parts"] for kind in p["inputs"]
@@ -207,8 +214,8 @@ class Bundle:
         an Emotion column. `clips`: a MELD.Raw-style folder whose `split` clip folder holds its clips."""
         if self.needs_audio and clips is None:
             raise ConfigError(f"{self.path}: a speech model needs the clips: pass --meld-root (clips=)")
-        if split not in meld.SPLITS:
-            raise ConfigError(f"--split {split!r}: one of {', '.join(meld.SPLITS)}")
+        if split not in SPLITS:
+            raise ConfigError(f"--split {split!r}: one of {', '.join(SPLITS)}")
         with tempfile.TemporaryDirectory(prefix="mer-predict-") as work:
             return self._predict(_read_user_csv(csv), Path(work), clips, split)
 
@@ -223,20 +230,26 @@ class Bundle:
         from mer_search.train import metrics_from
         from mer_search.train import predict as model_predict
 
-        labelled = "Emotion" in user.columns
-        root, prepared = work / "meld", work / "prepared"
+        (work / DATASET).write_text(self.dataset_text)
+        schema = load_schema(work / DATASET)
+        cols = schema.columns
+        labelled = cols["label"] in user.columns
+        root, prepared = work / "corpus", work / "prepared"
         root.mkdir()
-        for col in ("Emotion", "Sentiment"):
-            if col not in user.columns:
-                user[col] = "neutral"            # placeholders; no scores are computed without labels
-        user.to_csv(root / meld.CSV_NAMES["test"], index=False)
+        for key, names in (("label", schema.labels), ("second_label", schema.second_labels)):
+            if key in cols and cols[key] not in user.columns:
+                user[cols[key]] = names[0]            # placeholders; no scores are computed without labels
+        if schema.split_values:                   # one file for every split: these rows are its test rows
+            user[cols["split"]] = schema.split_values.get("test", "test")
+        user.to_csv(schema.csv_path(root, "test"), index=False)
         if self.needs_audio:
-            (root / meld.CLIP_DIRS["test"]).symlink_to(Path(clips).resolve() / meld.CLIP_DIRS[split])
+            (root / schema.clip_dirs["test"]).symlink_to(Path(clips).resolve() / schema.clip_dirs[split])
         settings = self.spec["settings"]
         audio, text = settings.get("audio") or {}, settings["text"]
         embeddings = next((p["embeddings"] for p in self.spec["parts"] if p.get("embeddings")), None)
         prepare(PrepareOptions(
             meld_root=root, out=prepared, splits=("test",), text_only=not self.needs_audio,
+            dataset=str(work / DATASET),
             text=TextParams(**{f.name: text[f.name] for f in fields(TextParams) if f.name in text}),
             audio=AudioParams(**{f.name: audio[f.name] for f in fields(AudioParams) if f.name in audio}),
             shard_size=settings.get("shard_size", 64), text_embeddings=embeddings,
@@ -261,16 +274,18 @@ class Bundle:
         logits = res["logits"] - res["logits"].max(1, keepdims=True)
         probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
         rows = table.iloc[res["row"]]
-        out = pd.DataFrame({"Dialogue_ID": rows.dialogue_id.to_numpy(), "Utterance_ID": rows.utterance_id.to_numpy(),
-                            "Utterance": rows.text_raw.to_numpy(),
+        dialogue = cols["dialogue"] if isinstance(cols["dialogue"], str) else "dialogue"     # composite: the key
+        out = pd.DataFrame({dialogue: (rows.dialogue_key if "dialogue_key" in rows else rows.dialogue_id).to_numpy(),
+                            cols["utterance"]: rows.utterance_id.to_numpy(), cols["text"]: rows.text_raw.to_numpy(),
                             "predicted": [self.labels[i] for i in probs.argmax(1)]})
         for i, name in enumerate(self.labels):
             out[f"p_{name}"] = probs[:, i].round(6)
         metrics = None
         if labelled:
-            out.insert(3, "Emotion", rows.emotion_name.to_numpy())
+            out.insert(3, cols["label"], rows.emotion_name.to_numpy())
             metrics = metrics_from(res["labels"], probs.argmax(1), float("nan"), "csv", probs.shape[1])
-        return out.sort_values(["Dialogue_ID", "Utterance_ID"]).reset_index(drop=True), metrics
+        order = np.lexsort((rows.utterance_id.to_numpy(), rows.dialogue_id.to_numpy()))
+        return out.iloc[order].reset_index(drop=True), metrics
 
 
 def _read_user_csv(csv) -> pd.DataFrame:

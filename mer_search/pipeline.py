@@ -55,6 +55,7 @@ class PipelineOptions:
     budget: str = "small"
     workers: int = 1
     text_only: bool = False           # no audio: only the text rows of the table
+    dataset: str = "meld"             # a dataset schema: shipped name or file (`mer-search datasets`)
     cpus_per_trial: float = 1
     gpus_per_trial: float = 0
     address: str | None = None
@@ -260,7 +261,8 @@ class Pipeline:
         from data_prep.prepare import PrepareOptions
 
         return PrepareOptions(meld_root=Path(self.opts.meld_root), out=self.prepared, workers=self.opts.workers,
-                              text_only=self.opts.text_only, splits=available_splits(self.opts.meld_root),
+                              text_only=self.opts.text_only, dataset=self.opts.dataset,
+                              splits=available_splits(self.opts.meld_root, self.opts.dataset),
                               **{"text_embeddings": DEFAULT, **self.opts.prepare_extra})
 
     def prepare(self, progress=None) -> dict:
@@ -272,6 +274,9 @@ class Pipeline:
         t0 = time.time()
         manifest = prepare(self.prepare_options(), progress=progress)
         self.timings["prepare"] = time.time() - t0
+        if not self.opts.text_only and not _has_audio(self.prepared):
+            log.info("[pipeline] dataset %s has no audio: the speech, fusion and floor stages are skipped",
+                     manifest.get("dataset", {}).get("name", self.opts.dataset))
         return manifest
 
     def sweep(self, stage: Stage) -> None:
@@ -471,7 +476,10 @@ class Pipeline:
         rows.append(majority_row(self.prepared))
         header = ["model", "architecture", "dev wF1", "dev acc", "test wF1", "test acc"]
         seeds = self.budget["seeds"]
-        lines = [f"Budget {self.opts.budget}: {self.budget['num_samples'] or 'the space'} trials per sweep, "
+        dataset = (read_json(self.prepared / "manifest.json") or {}).get("dataset") or {"name": "meld"}
+        metric = (dataset.get("metric") or {}).get("name", "weighted_f1").replace("_", " ")
+        lines = [f"Dataset {dataset['name']}; rows scored by {metric} (the columns below: weighted F1 and "
+                 f"accuracy). Budget {self.opts.budget}: {self.budget['num_samples'] or 'the space'} trials per sweep, "
                  f"{self.budget['max_epochs'] or 'the space'} epochs max, the top {self.budget['refit']} refitted "
                  f"before export, final models over {seeds} seeds (mean +- std).", "",
                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -532,11 +540,14 @@ def majority_row(prepared: Path) -> list[str]:
     return cells
 
 
-def available_splits(meld_root: str | Path) -> tuple[str, ...]:
-    """train and dev, plus test when its CSV is there (MELD's test labels are not always at hand)."""
-    from data_prep import meld
+def available_splits(meld_root: str | Path, dataset: str = "meld") -> tuple[str, ...]:
+    """train and dev, plus test when the dataset declares it and its CSV is there (MELD's test labels are not
+    always at hand)."""
+    from data_prep.schema import load_schema
 
-    return tuple(s for s in meld.SPLITS if s != "test" or (Path(meld_root) / meld.CSV_NAMES["test"]).exists())
+    schema = load_schema(dataset)
+    return tuple(s for s in ("train", "dev", "test") if s in schema.files
+                 and (s != "test" or schema.csv_path(Path(meld_root), s).exists()))
 
 
 WHOLE = "# end of config (a file without this line was cut short and is written again)\n"

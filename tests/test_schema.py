@@ -182,3 +182,41 @@ def test_prepare_follows_a_schema_and_meld_through_a_plain_schema_gives_its_tabl
     assert labels == {"emotion": list(EMORY), "sentiment": []}
     t = pd.read_parquet(tmp_path / "emory_prepared" / "train.parquet")
     assert (t.emotion_name.map(EMORY.index) == t.emotion).all() and (t.sentiment == -1).all()
+
+
+@pytest.mark.e2e
+@pytest.mark.ray
+def test_an_emorynlp_corpus_through_the_cli(synth_corpus, tmp_path, monkeypatch):
+    """prepare --dataset emorynlp, sweep, export, train, bundle and predict: EmoryNLP's seven labels all along."""
+    import json
+
+    from click.testing import CliRunner
+
+    from conftest import SWEEP_SPACE
+    from mer_search.cli import main
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    root = emorynlp_corpus(tmp_path / "emory", synth_corpus)
+    run = CliRunner().invoke
+    prepared = tmp_path / "prepared"
+    r = run(main, ["prepare", "--meld-root", str(root), "--out", str(prepared), "--dataset", "emorynlp"])
+    assert r.exit_code == 0, r.output
+    space = tmp_path / "space.yaml"
+    space.write_text(SWEEP_SPACE.format(path=space).replace("num_samples: 12", "num_samples: 2")
+                     .replace("max_epochs: 6", "max_epochs: 3"))
+    r = run(main, ["sweep", str(space), "--prepared", str(prepared), "--out", str(tmp_path / "sweep"),
+                   "--wandb", "disabled"])
+    assert r.exit_code == 0, r.output
+    r = run(main, ["export", str(tmp_path / "sweep"), "--out", str(tmp_path / "best.yaml")])
+    assert r.exit_code == 0, r.output
+    r = run(main, ["train", str(tmp_path / "best.yaml"), "--out", str(tmp_path / "final"), "--wandb", "disabled"])
+    assert r.exit_code == 0, r.output
+    assert "Joyful" in r.output and "Scared" in r.output                  # per-class report in EmoryNLP's names
+    dev = json.loads((tmp_path / "final" / "seed_0" / "metrics.json").read_text())["dev_wf1"]
+    r = run(main, ["predict", str(tmp_path / "final" / "seed_0" / "best.pt"), "--csv",
+                   str(root / "emorynlp_dev_final.csv"), "--out", str(tmp_path / "p.csv")])
+    assert r.exit_code == 0, r.output
+    assert f"weighted F1 {dev:.4f}" in r.output
+    p = pd.read_csv(tmp_path / "p.csv")
+    assert {f"p_{e}" for e in EMORY} <= set(p.columns) and set(p.predicted) <= set(EMORY)
+    assert p.dialogue.iloc[0] == "1/1/0" and "Emotion" in p.columns         # the composite key as written
