@@ -35,6 +35,7 @@ from data_prep.errors import PrepError
 from data_prep.parallel import run_tasks
 from data_prep.quirks import Quirks
 from data_prep.reader import TRAIN_STATS, load_manifest  # noqa: F401  (load_manifest: re-exported)
+from data_prep.checks import check_rows
 from data_prep.schema import Schema, load_schema, read_split
 from data_prep.shards import ShardTask, process_shard, shard_is_done, write_train_stats
 from data_prep.text import OTHER_SPEAKER, TextParams, build_vocab, clean_text, encode, speaker_tags, tokenize
@@ -346,6 +347,7 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
         frames = {s: read_split(schema, opts.meld_root, s, path=opts.csv_path(s)) for s in need}
     quirks = Quirks()
     frames = {s: _dedupe(df, s, opts.csv_path(s), quirks) for s, df in frames.items()}
+    check_rows(frames, quirks)
     tasks: list[ShardTask] = []
     if not opts.text_only:
         for s in opts.splits:

@@ -21,12 +21,12 @@ REFERENCE_QUIRKS = {
 }
 MELD_TRAIN_ROWS = 9989
 log = logging.getLogger(__name__)
-_LOUD = {"undecodable", "missing", "short", "long", "duplicate"}
+_LOUD = {"undecodable", "missing", "short", "long", "duplicate", "leak"}
 
 
 def kind_of(problem: str) -> str:
     for kind in ("undecodable", "missing", "short", "long", "channels", "final_videos", "without CSV row",
-                 "duplicate", "unrecognised"):
+                 "duplicate", "unrecognised", "empty", "order", "leak"):
         if kind in problem:
             return kind
     return "other"
@@ -77,7 +77,7 @@ class Quirks:
         for r in self.rows:
             groups.setdefault(r["kind"], []).append(r)
         order = ["undecodable", "missing", "short", "long", "final_videos", "without CSV row", "duplicate",
-                 "unrecognised", "channels", "other"]
+                 "unrecognised", "channels", "empty", "order", "leak", "other"]
         for kind, rows in sorted(groups.items(), key=lambda kv: order.index(kv[0])):
             if kind == "channels":  # one line per layout, not per clip
                 per = Counter(f"{r['problem']} -> {r['action']}" for r in rows)

@@ -220,3 +220,30 @@ def test_an_emorynlp_corpus_through_the_cli(synth_corpus, tmp_path, monkeypatch)
     p = pd.read_csv(tmp_path / "p.csv")
     assert {f"p_{e}" for e in EMORY} <= set(p.columns) and set(p.predicted) <= set(EMORY)
     assert p.dialogue.iloc[0] == "1/1/0" and "Emotion" in p.columns         # the composite key as written
+
+
+def test_data_checks_report_empty_utterances_order_gaps_and_leaks(synth_corpus, tmp_path, caplog):
+    from data_prep.prepare import PrepareOptions, prepare
+
+    root = emorynlp_corpus(tmp_path / "emory", synth_corpus)
+    train = pd.read_csv(root / "emorynlp_train_final.csv", dtype=str, keep_default_na=False)
+    dev = pd.read_csv(root / "emorynlp_dev_final.csv", dtype=str, keep_default_na=False)
+    train.loc[0, "Utterance"] = "  "                                        # an empty utterance
+    first = train[(train.Season == train.Season[0]) & (train.Episode == train.Episode[0])
+                  & (train.Scene_ID == train.Scene_ID[0])]
+    train = train.drop(index=first.index[1])                                 # a gap in the first scene's order
+    last = train.iloc[-1]
+    leaked = train[(train.Season == last.Season) & (train.Episode == last.Episode) & (train.Scene_ID == last.Scene_ID)
+                   ].assign(Season="99", Episode="1", Scene_ID="0")         # a whole train scene copied into dev
+    pd.concat([dev, leaked]).to_csv(root / "emorynlp_dev_final.csv", index=False)
+    train.to_csv(root / "emorynlp_train_final.csv", index=False)
+    with caplog.at_level("WARNING"):
+        prepare(PrepareOptions(meld_root=root, out=tmp_path / "p", dataset="emorynlp"))
+    q = pd.read_csv(tmp_path / "p" / "quirks.csv")
+    assert q[q.kind == "empty"].shape[0] == 1 and (q[q.kind == "empty"].action == "kept").all()
+    gaps = q[q.kind == "order"]
+    assert len(gaps) >= 1 and "utterance ids [2] absent" in gaps.problem.iloc[0]
+    leaks = q[q.kind == "leak"]
+    assert len(leaks) >= 1 and (leaks.split == "dev").all()
+    assert any("train and dev share" in r.message and "identical row" in r.message for r in caplog.records)
+    assert len(pd.read_parquet(tmp_path / "p" / "train.parquet")) == len(train)     # every row kept
