@@ -95,6 +95,12 @@ class Corpus:
         return len(self.emotion_names)
 
     @property
+    def metric_exclude(self) -> int | None:
+        """The label a dataset's micro F1 leaves out (its schema's metric), as a class index; else None."""
+        metric = (self.manifest.get("dataset") or {}).get("metric") or {}
+        return self.emotion_names.index(metric["exclude"]) if metric.get("exclude") else None
+
+    @property
     def n_mels(self) -> int:
         audio = self.manifest["settings"]["audio"]
         return audio["n_mels"] if audio else 0
@@ -282,6 +288,7 @@ class Batches:
         self.data, self.batch_size, self.shuffle, self.dialogues = data, batch_size, shuffle, dialogues
         self.bucket, self.prefetch, self.seed, self.balanced = bucket, prefetch, seed, balanced
         self.rng = np.random.default_rng(seed)
+        self.metric_exclude = data.corpus.metric_exclude
 
     def set_epoch(self, epoch: int) -> None:
         """Shuffle as epoch `epoch` always does, whatever ran before (exact resume)."""

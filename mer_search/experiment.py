@@ -205,6 +205,9 @@ class Experiment:
         data, model_cfg, train = parse(cfg)
         train.seed = seed
         corpus = Corpus(data.prepared)
+        if train.metric == "dev_microf1" and corpus.metric_exclude is None:
+            raise ConfigError(f"train.metric dev_microf1: {data.prepared}'s dataset scores no micro F1 (its schema "
+                              f"would say metric: {{name: micro_f1, exclude: LABEL}}); use dev_wf1")
         model_cfg = resolve_sizes(model_cfg, corpus, data)
         unknown = [s for s in data.train_splits if s not in ("train", "dev")]
         if unknown or "train" not in data.train_splits:

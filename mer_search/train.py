@@ -204,13 +204,27 @@ def per_class(labels: np.ndarray, preds: np.ndarray, n: int) -> dict[str, list[f
             "f1": f1[:n].tolist(), "support": support[:n].tolist()}
 
 
-def metrics_from(labels: np.ndarray, preds: np.ndarray, loss: float, prefix: str, n: int) -> dict[str, float]:
-    """Loss, accuracy, weighted and macro F1 and per-class F1 over `n` classes (a model's logits width)."""
-    per, weighted, macro = f1_scores(labels, preds, n)
+def metrics_from(labels: np.ndarray, preds: np.ndarray, loss: float, prefix: str, n: int,
+                 exclude: int | None = None) -> dict[str, float]:
+    """Loss, accuracy, weighted and macro F1 and per-class F1 over `n` classes (a model's logits width); with
+    `exclude` (a dataset scored as DailyDialog is), micro F1 over the other classes too ({prefix}_microf1)."""
+    cm = confusion(labels, preds, n)
+    per, weighted, macro = _f1(cm)
     out = {f"{prefix}_loss": loss, f"{prefix}_acc": float(np.mean(np.asarray(labels) == np.asarray(preds))),
            f"{prefix}_wf1": weighted, f"{prefix}_mf1": macro}
     out.update({f"{prefix}_f1_{i}": float(v) for i, v in enumerate(per[:n])})
+    if exclude is not None:
+        out[f"{prefix}_microf1"] = micro_f1_excluding(cm, exclude)
     return out
+
+
+def micro_f1_excluding(cm: np.ndarray, exclude: int) -> float:
+    """Micro F1 over every class but `exclude`: its true positives over the others' predictions (precision)
+    and over the others' true rows (recall), as sklearn's f1_score(average="micro", labels=others) counts."""
+    keep = np.arange(len(cm)) != exclude
+    tp = float(np.diag(cm)[keep].sum())
+    predicted, actual = float(cm[:, keep].sum()), float(cm[keep, :].sum())
+    return 2 * tp / (predicted + actual) if predicted + actual else 0.0
 
 
 @torch.no_grad()
@@ -231,7 +245,8 @@ def predict(model: nn.Module, batches: Iterable[dict], device: torch.device | No
             feats.append(z.float().cpu().numpy())
     order = np.argsort(np.concatenate(rows), kind="stable")
     res = {"row": np.concatenate(rows)[order], "logits": np.concatenate(logits)[order],
-           "labels": np.concatenate(labels)[order]}
+           "labels": np.concatenate(labels)[order],
+           "exclude": getattr(batches, "metric_exclude", None)}      # the dataset's micro-F1 leaves it out
     if with_features:
         res["features"] = np.concatenate(feats)[order]
     return res
@@ -240,7 +255,8 @@ def predict(model: nn.Module, batches: Iterable[dict], device: torch.device | No
 def score(res: dict[str, np.ndarray], prefix: str = "dev", loss_fn: nn.Module | None = None) -> dict[str, float]:
     """Loss and metrics of `predict`'s output."""
     loss = float((loss_fn or nn.CrossEntropyLoss())(torch.from_numpy(res["logits"]), torch.from_numpy(res["labels"])))
-    return metrics_from(res["labels"], res["logits"].argmax(1), loss, prefix, res["logits"].shape[1])
+    return metrics_from(res["labels"], res["logits"].argmax(1), loss, prefix, res["logits"].shape[1],
+                        res.get("exclude"))
 
 
 def evaluate(model: nn.Module, batches: Iterable[dict], prefix: str = "dev",

@@ -1,6 +1,8 @@
 """Dataset schemas: MELD as one declaration among several; composite keys, list-literal speakers, both time
 formats, and every mistake in a schema or a CSV named by file and key or row."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -247,3 +249,50 @@ def test_data_checks_report_empty_utterances_order_gaps_and_leaks(synth_corpus, 
     assert len(leaks) >= 1 and (leaks.split == "dev").all()
     assert any("train and dev share" in r.message and "identical row" in r.message for r in caplog.records)
     assert len(pd.read_parquet(tmp_path / "p" / "train.parquet")) == len(train)     # every row kept
+
+
+def test_a_dailydialog_style_metric_leaves_one_class_out():
+    """micro F1 over the classes but the excluded one, on known predictions, as sklearn counts it."""
+    from sklearn.metrics import f1_score
+
+    from mer_search.train import metrics_from
+
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 3, 0])
+    preds = np.array([0, 1, 0, 1, 0, 2, 0, 3, 3, 2])
+    m = metrics_from(labels, preds, 0.0, "dev", 4, exclude=0)
+    # classes 1-3: true positives 1 + 1 + 1 = 3; predicted as 1-3: 6; truly 1-3: 6 -> 2 * 3 / 12
+    assert m["dev_microf1"] == pytest.approx(0.5)
+    assert m["dev_microf1"] == pytest.approx(f1_score(labels, preds, labels=[1, 2, 3], average="micro"))
+    assert "dev_microf1" not in metrics_from(labels, preds, 0.0, "dev", 4)
+    schema = parse_schema({**BASE, "labels": ["neutral", "happy"], "metric": {"name": "micro_f1", "exclude": "neutral"}},
+                          Path("dd.yaml"))
+    assert schema.metric.exclude == "neutral"
+
+
+def test_a_dataset_scored_by_micro_f1_reports_it_in_training(synth_corpus, tmp_path):
+    import yaml
+
+    from data_prep.prepare import PrepareOptions, prepare
+    from mer_search.experiment import run
+
+    root = emorynlp_corpus(tmp_path / "emory", synth_corpus)
+    raw = yaml.safe_load(shipped()["emorynlp"].read_text())
+    raw["metric"] = {"name": "micro_f1", "exclude": "Neutral"}
+    schema = tmp_path / "dd.yaml"
+    schema.write_text(yaml.safe_dump(raw))
+    prepare(PrepareOptions(meld_root=root, out=tmp_path / "p", dataset=str(schema)))
+    m = run({"data": {"prepared": str(tmp_path / "p")}, "model": {"name": "text_mlp", "emb_dim": 8, "hidden": [8]},
+             "train": {"epochs": 1, "metric": "dev_microf1"}}, tmp_path / "run", seed=0)
+    assert 0 <= m["dev_microf1"] <= 1 and m["dev_microf1"] != m["dev_wf1"]
+    from mer_search.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="dev_microf1: .* scores no micro F1"):
+        run({"data": {"prepared": str(_plain(tmp_path, root))}, "model": {"name": "text_mlp"},
+             "train": {"epochs": 1, "metric": "dev_microf1"}}, tmp_path / "r2", seed=0)
+
+
+def _plain(tmp_path, root):
+    from data_prep.prepare import PrepareOptions, prepare
+
+    prepare(PrepareOptions(meld_root=root, out=tmp_path / "plain", dataset="emorynlp"))
+    return tmp_path / "plain"
