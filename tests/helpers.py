@@ -1,5 +1,6 @@
 """What several test modules share: a resumable sweep's space, reading a sweep's study and ASHA records,
-killing a driver with everything it started. Test modules import from here, never from each other."""
+killing a driver with everything it started, an EmoryNLP-shaped corpus. Test modules import from here, never
+from each other."""
 
 import json
 import os
@@ -7,6 +8,7 @@ import signal
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import psutil
 
 from mer_search.dirs import SweepDir
@@ -63,3 +65,26 @@ def _process(pid):
         return psutil.Process(pid)
     except psutil.NoSuchProcess:
         return None
+
+
+EMORY = ("Joyful", "Mad", "Peaceful", "Neutral", "Sad", "Powerful", "Scared")
+# MELD's emotions relabelled onto EmoryNLP's set, to make EmoryNLP-shaped corpora from MELD-shaped rows
+RELABEL = {"joy": "Joyful", "anger": "Mad", "neutral": "Neutral", "sadness": "Sad", "surprise": "Powerful",
+           "fear": "Scared", "disgust": "Peaceful"}
+
+
+def emorynlp_corpus(root, source):
+    """EmoryNLP's columns and conventions, from MELD-shaped rows: scenes keyed by (Season, Episode, Scene_ID),
+    Utterance_ID from 1, list-literal speakers, times with a dot, EmoryNLP's seven labels."""
+    root.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "dev", "test"):
+        if not (source / f"{split}_sent_emo.csv").exists():         # MELD's test labels are not always at hand
+            continue
+        df = pd.read_csv(source / f"{split}_sent_emo.csv", dtype=str, keep_default_na=False)
+        d = df.Dialogue_ID.astype(int)
+        pd.DataFrame({"Utterance": df.Utterance, "Speaker": df.Speaker.map(lambda s: repr([s])),
+                      "Emotion": df.Emotion.map(RELABEL), "Scene_ID": d % 3, "Utterance_ID": df.Utterance_ID.astype(int) + 1,
+                      "Season": 1 + d // 6, "Episode": 1 + d // 3 % 2,
+                      "Start_Time": df.StartTime.str.replace(",", "."), "End_Time": df.EndTime.str.replace(",", ".")}
+                     ).to_csv(root / f"emorynlp_{split}_final.csv", index=False)
+    return root

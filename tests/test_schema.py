@@ -10,12 +10,7 @@ import pytest
 from data_prep import meld
 from data_prep.errors import PrepError
 from data_prep.schema import load_schema, parse_schema, parse_speaker, parse_time, read_split, shipped
-
-EMORY = ("Joyful", "Mad", "Peaceful", "Neutral", "Sad", "Powerful", "Scared")
-# MELD's emotions relabelled onto EmoryNLP's set, to make EmoryNLP-shaped corpora from MELD-shaped rows
-RELABEL = {"joy": "Joyful", "anger": "Mad", "neutral": "Neutral", "sadness": "Sad", "surprise": "Powerful",
-           "fear": "Scared", "disgust": "Peaceful"}
-
+from helpers import EMORY, emorynlp_corpus
 
 def test_every_shipped_schema_loads():
     assert {"meld", "emorynlp", "iemocap_example"} <= set(shipped())
@@ -46,21 +41,6 @@ def test_the_meld_schema_reads_as_the_meld_reader_does(synth_corpus):
 def test_the_meld_schema_reads_real_meld_as_the_meld_reader_does(meld_dir):
     for split in ("train", "dev"):
         _same_as_meld_reader(meld_dir, split)
-
-
-def emorynlp_corpus(root, source):
-    """EmoryNLP's columns and conventions, from MELD-shaped rows: scenes keyed by (Season, Episode, Scene_ID),
-    Utterance_ID from 1, list-literal speakers, times with a dot, EmoryNLP's seven labels."""
-    root.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "dev", "test"):
-        df = pd.read_csv(source / meld.CSV_NAMES[split], dtype=str, keep_default_na=False)
-        d = df.Dialogue_ID.astype(int)
-        pd.DataFrame({"Utterance": df.Utterance, "Speaker": "['" + df.Speaker + "']",
-                      "Emotion": df.Emotion.map(RELABEL), "Scene_ID": d % 3, "Utterance_ID": df.Utterance_ID.astype(int) + 1,
-                      "Season": 1 + d // 6, "Episode": 1 + d // 3 % 2,
-                      "Start_Time": df.StartTime.str.replace(",", "."), "End_Time": df.EndTime.str.replace(",", ".")}
-                     ).to_csv(root / f"emorynlp_{split}_final.csv", index=False)
-    return root
 
 
 def test_an_emorynlp_shaped_corpus_reads_with_composite_keys_and_list_speakers(synth_corpus, tmp_path):
