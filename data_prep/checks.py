@@ -35,8 +35,9 @@ def _leaks(frames: dict[str, pd.DataFrame], quirks: Quirks) -> None:
     """Dialogues (their turns, in order) and rows that occur in two splits."""
     def turns(df: pd.DataFrame) -> dict[tuple, int]:
         ordered = df.sort_values(["dialogue_id", "utterance_id"])
-        return {tuple(zip(g["speaker"], g["text_raw"].str.strip())): d for d, g in ordered.groupby("dialogue_id")
-                if len(g) > 1}
+        said = ordered["speaker"] + "\x1f" + ordered["text_raw"].str.strip()
+        said = said.groupby(ordered["dialogue_id"]).agg(tuple)
+        return {t: d for d, t in said.items() if len(t) > 1}
 
     splits = list(frames)
     dialogues = {s: turns(frames[s]) for s in splits}

@@ -269,7 +269,10 @@ def read_split(schema: Schema, root: Path, split: str, text: str | None = None,
         return f"{path}: row {i + 1}"
 
     out = pd.DataFrame(index=df.index)
-    keys = df[schema.dialogue_columns].apply(lambda r: "/".join(s.strip() for s in r), axis=1)
+    first, *rest = schema.dialogue_columns
+    keys = df[first].str.strip()
+    for column in rest:
+        keys = keys + "/" + df[column].str.strip()
     numbers = pd.to_numeric(keys, errors="coerce")
     if len(schema.dialogue_columns) == 1 and not numbers.isna().any() and (numbers >= 0).all() \
             and (numbers == numbers.round()).all():
