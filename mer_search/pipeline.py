@@ -383,7 +383,8 @@ class Pipeline:
     def chosen_seed(self, stage: str) -> RunDir:
         """A stage's final seed best on dev: the model its features (and the bundle) come from."""
         final = RunDir(self.final_dir(stage))
-        best = max(read_json(final.summary)["per_seed"], key=lambda m: m["dev_wf1"])
+        metric = self.metric
+        best = max(read_json(final.summary)["per_seed"], key=lambda m: m[metric])
         return final.seed(best["seed"])
 
     def feature_dirs(self, stage: Stage) -> dict[str, str]:
@@ -424,11 +425,18 @@ class Pipeline:
         (self.out / "summary.md").write_text(table)
         return table
 
+    @property
+    def metric(self) -> str:
+        """What the rows are chosen by: dev weighted F1, or the dataset's micro F1 without a class."""
+        dataset = (read_json(self.prepared / "manifest.json") or {}).get("dataset") or {}
+        return "dev_microf1" if (dataset.get("metric") or {}).get("name") == "micro_f1" else "dev_wf1"
+
     def best_row(self) -> tuple[Stage, dict] | None:
         """The stage whose final models scored best on dev (mean over seeds; a tie goes to the simpler row)."""
+        metric = self.metric
         done = [(stage, s) for stage in self.stages()
-                if isinstance(s := read_json(RunDir(self.final_dir(stage.name)).summary), dict) and "dev_wf1" in s]
-        return max(done, key=lambda d: d[1]["dev_wf1"]["mean"], default=None)
+                if isinstance(s := read_json(RunDir(self.final_dir(stage.name)).summary), dict) and metric in s]
+        return max(done, key=lambda d: d[1][metric]["mean"], default=None)
 
     @property
     def bundle_dir(self) -> Path:
@@ -460,7 +468,7 @@ class Pipeline:
         from mer_search.config_io import load_yaml
         from mer_search.models import model_label
 
-        rows = []
+        rows, micro = [], self.metric == "dev_microf1"
         for stage in self.stages():
             path = RunDir(self.final_dir(stage.name)).summary
             if not path.exists():
@@ -469,12 +477,16 @@ class Pipeline:
             cfg = load_yaml(self.config_path(stage.name))
             cells = [stage.row, model_label(cfg["model"])]
             for split in ("dev", "test"):
-                for metric in ("wf1", "acc"):
+                for metric in ("wf1", "acc", *(("microf1",) if micro else ())):
                     m = s.get(f"{split}_{metric}")
                     cells.append(f"{m['mean']:.3f} +- {m['std']:.3f}" if m else "-")
             rows.append(cells)
         rows.append(majority_row(self.prepared))
         header = ["model", "architecture", "dev wF1", "dev acc", "test wF1", "test acc"]
+        if micro:            # the dataset's own score beside each split's
+            header = ["model", "architecture", "dev wF1", "dev acc", "dev micro F1", "test wF1", "test acc",
+                      "test micro F1"]
+            rows = [r if len(r) == len(header) else r[:4] + ["-"] + r[4:] + ["-"] for r in rows]
         seeds = self.budget["seeds"]
         dataset = (read_json(self.prepared / "manifest.json") or {}).get("dataset") or {"name": "meld"}
         metric = (dataset.get("metric") or {}).get("name", "weighted_f1").replace("_", " ")

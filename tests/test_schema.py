@@ -276,3 +276,41 @@ def _plain(tmp_path, root):
 
     prepare(PrepareOptions(meld_root=root, out=tmp_path / "plain", dataset="emorynlp"))
     return tmp_path / "plain"
+
+
+def test_a_micro_f1_dataset_steers_the_sweep_and_the_pipeline_answer(synth_corpus, tmp_path):
+    """A schema scored by micro F1 without a class: sweeps select on dev_microf1; the pipeline picks its best
+    row and each stage's seed by it, and its table shows it."""
+    import json
+
+    import yaml
+
+    from data_prep.prepare import PrepareOptions, prepare
+    from mer_search.pipeline import Pipeline, PipelineOptions
+    from mer_search.search.sweep import SweepOptions, _new_plan
+
+    root = emorynlp_corpus(tmp_path / "emory", synth_corpus)
+    raw = yaml.safe_load(shipped()["emorynlp"].read_text())
+    raw["metric"] = {"name": "micro_f1", "exclude": "Neutral"}
+    (tmp_path / "dd.yaml").write_text(yaml.safe_dump(raw))
+    out = tmp_path / "pipe"
+    prepare(PrepareOptions(meld_root=root, out=out / "prepared", dataset=str(tmp_path / "dd.yaml")))
+    space = tmp_path / "s.yaml"
+    space.write_text("search: {metric: dev_wf1, max_epochs: 1, num_samples: 1}\nfixed: {model.name: text_mlp}\n")
+    plan = _new_plan(SweepOptions(space=str(space), prepared=str(out / "prepared"), out=tmp_path / "sw"), tmp_path / "sw")
+    assert plan.metric == "dev_microf1" and plan.base["train.metric"] == "dev_microf1"
+    p = Pipeline(PipelineOptions(meld_root=root, out=out, text_only=True, dataset=str(tmp_path / "dd.yaml"),
+                                 text_space="text_mlp"))
+    for stage, scores in (("text", [0.2, 0.5]), ("text_context", [0.45, 0.4])):    # micro F1 per seed
+        (out / "final" / stage).mkdir(parents=True)
+        (out / "configs").mkdir(exist_ok=True)
+        (out / "configs" / f"{stage}.yaml").write_text("model: {name: text_mlp}\n")
+        per_seed = [{"seed": i, "dev_wf1": 0.9 - v, "dev_microf1": v} for i, v in enumerate(scores)]
+        (out / "final" / stage / "summary.json").write_text(json.dumps({
+            "seeds": 2, "per_seed": per_seed, "dev_wf1": {"mean": 0.9 - np.mean(scores), "std": 0.0},
+            "dev_acc": {"mean": 0.5, "std": 0.0}, "dev_microf1": {"mean": float(np.mean(scores)), "std": 0.0}}))
+    stage, _ = p.best_row()
+    assert p.metric == "dev_microf1" and stage.name == "text_context"      # 0.425 against 0.35 (wF1 says text)
+    assert p.chosen_seed("text").path.name.endswith("1") and p.chosen_seed("text_context").path.name.endswith("0")
+    table = p.summary()
+    assert "| dev micro F1 |" in table and "0.425 +- 0.000" in table and "rows scored by micro f1" in table

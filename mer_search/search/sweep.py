@@ -188,7 +188,12 @@ def _new_plan(opts: SweepOptions, out: Path) -> SweepPlan:
     from data_prep.reader import load_manifest
 
     local = localize(opts.prepared)   # a URI: this node's cached copy
-    load_manifest(local)   # prepared data missing or unfinished: a clear error now, not in every trial
+    manifest = load_manifest(local)   # prepared data missing or unfinished: a clear error now, not in every trial
+    dataset = manifest.get("dataset") or {}
+    if (dataset.get("metric") or {}).get("name") == "micro_f1" and search.metric == "dev_wf1":
+        log.info("dataset %s is scored by micro F1 without %s: the sweep selects on dev_microf1", dataset["name"],
+                 dataset["metric"]["exclude"])
+        search.metric, search.mode = "dev_microf1", "max"
     # a URI stays a URI (each node copies it once); a path becomes absolute
     prepared = opts.prepared if "://" in str(opts.prepared) else Path(opts.prepared).resolve()
     if SweepDir(out).holds_sweep():
