@@ -314,3 +314,29 @@ def test_a_micro_f1_dataset_steers_the_sweep_and_the_pipeline_answer(synth_corpu
     assert p.chosen_seed("text").path.name.endswith("1") and p.chosen_seed("text_context").path.name.endswith("0")
     table = p.summary()
     assert "| dev micro F1 |" in table and "0.425 +- 0.000" in table and "rows scored by micro f1" in table
+
+
+def test_a_declared_clip_template_prepares_audio(synth_corpus, tmp_path):
+    """Clips found through a schema's template (here MELD's layout without MELD's own rules): decoded into
+    shards like MELD's; a clip the template names but the folder lacks is missing audio, reported."""
+    import yaml
+
+    from data_prep.prepare import PrepareOptions, prepare
+
+    raw = yaml.safe_load(shipped()["meld"].read_text())
+    raw["audio"] = {"clip": "dia{dialogue}_utt{utterance}.mp4"}         # no quirks: meld
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
+    manifest = prepare(PrepareOptions(meld_root=synth_corpus, out=tmp_path / "p", dataset=str(tmp_path / "s.yaml"),
+                                      splits=("train", "dev"), shard_size=16))
+    dev = pd.read_parquet(tmp_path / "p" / "dev.parquet")
+    missing = json_truth(synth_corpus)["missing"]
+    assert {(d, u) for s, d, u in missing if s == "dev"} == \
+        set(zip(dev[dev.audio_status == "missing"].dialogue_id, dev[dev.audio_status == "missing"].utterance_id))
+    assert (dev.audio_status == "ok").sum() >= len(dev) - 3 and dev[dev.audio_status == "ok"].length.min() > 0
+    assert manifest["settings"]["audio"] is not None and any(k.startswith("audio/dev/") for k in manifest["files"])
+
+
+def json_truth(root):
+    import json
+
+    return json.loads((root / "synth_truth.json").read_text())
