@@ -1,4 +1,12 @@
-"""mer-search: hyperparameter search for multimodal emotion recognition on MELD."""
+"""mer-search: hyperparameter search for multimodal emotion recognition on MELD.
+
+The common jobs from Python, without a subprocess (each imports what it needs when called):
+
+    import mer_search
+    table = mer_search.sweep("text_mlp", prepared="runs/meld", out="runs/sweeps/mlp", num_samples=8)
+    summary = mer_search.pipeline(meld_root="MELD.Raw", out="runs/pipeline", budget="small")
+    predictions, scores = mer_search.load("runs/pipeline/bundle").predict("new_dialogues.csv")
+"""
 
 __version__ = "0.1.0"
 
@@ -8,3 +16,25 @@ def load(path):
     from mer_search.bundle import load as load_bundle
 
     return load_bundle(path)
+
+
+def sweep(space, prepared, out, **options):
+    """Run a search space (a shipped name or a YAML file) on prepared data into the sweep dir `out`; returns the
+    trial table. `options`: any of mer_search.search.sweep.SweepOptions (num_samples, max_epochs, sampler,
+    scheduler, cpus_per_trial, gpus_per_trial, address, seed, wandb, resume, ...)."""
+    from pathlib import Path
+
+    from mer_search.search.space import find_space
+    from mer_search.search.sweep import SweepOptions, run_sweep
+
+    return run_sweep(SweepOptions(space=str(find_space(space)), prepared=str(prepared), out=Path(out), **options))
+
+
+def pipeline(meld_root, out, **options):
+    """The whole study (prepare, every stage, the summary and the bundle); returns the summary table (Markdown).
+    `options`: any of mer_search.pipeline.PipelineOptions (budget, dataset, text_only, workers, wandb, ...)."""
+    from pathlib import Path
+
+    from mer_search.pipeline import Pipeline, PipelineOptions
+
+    return Pipeline(PipelineOptions(meld_root=Path(meld_root), out=Path(out), **options)).run()
