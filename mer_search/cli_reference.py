@@ -27,8 +27,8 @@ def render() -> str:
                 walk(sub, click.Context(sub, info_name=name, parent=ctx, terminal_width=WIDTH,
                                         max_content_width=WIDTH), [*path, name])
 
-    walk(main, click.Context(main, info_name="mer-search", terminal_width=WIDTH, max_content_width=WIDTH),
-         ["mer-search"])
+    settings = {**main.context_settings, "terminal_width": WIDTH, "max_content_width": WIDTH}   # as `main()` makes it
+    walk(main, click.Context(main, info_name="mer-search", **settings), ["mer-search"])
     return "\n".join(lines).rstrip() + "\n"
 
 
