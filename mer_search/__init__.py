@@ -4,7 +4,7 @@ The common jobs from Python, without a subprocess (each imports what it needs wh
 
     import mer_search
     table = mer_search.sweep("text_mlp", prepared="runs/meld", out="runs/sweeps/mlp", num_samples=8)
-    summary = mer_search.pipeline(meld_root="MELD.Raw", out="runs/pipeline", budget="small")
+    summary = mer_search.run_pipeline(meld_root="MELD.Raw", out="runs/pipeline", budget="small")
     predictions, scores = mer_search.load("runs/pipeline/bundle").predict("new_dialogues.csv")
 """
 
@@ -30,8 +30,9 @@ def sweep(space, prepared, out, **options):
     return run_sweep(SweepOptions(space=str(find_space(space)), prepared=str(prepared), out=Path(out), **options))
 
 
-def pipeline(meld_root, out, **options):
+def run_pipeline(meld_root, out, **options):
     """The whole study (prepare, every stage, the summary and the bundle); returns the summary table (Markdown).
+    Not `pipeline`: that name is the module mer_search.pipeline.
     `options`: any of mer_search.pipeline.PipelineOptions (budget, dataset, text_only, workers, wandb, ...)."""
     from pathlib import Path
 

@@ -27,9 +27,9 @@ def test_pipeline_from_python_passes_its_options(monkeypatch, tmp_path):
 
     seen = {}
     monkeypatch.setattr(p.Pipeline, "run", lambda self: seen.setdefault("opts", self.opts) and "| table |")
-    assert mer_search.pipeline(tmp_path, tmp_path / "out", budget="tiny", text_only=True, dataset="emorynlp") \
+    assert mer_search.run_pipeline(tmp_path, tmp_path / "out", budget="tiny", text_only=True, dataset="emorynlp") \
         == "| table |"
     opts = seen["opts"]
     assert (opts.budget, opts.text_only, opts.dataset, opts.out) == ("tiny", True, "emorynlp", tmp_path / "out")
     with pytest.raises(TypeError, match="budgett"):
-        mer_search.pipeline(tmp_path, tmp_path / "out", budgett="tiny")
+        mer_search.run_pipeline(tmp_path, tmp_path / "out", budgett="tiny")
