@@ -290,7 +290,7 @@ class Bundle:
 
 def _read_user_csv(csv) -> pd.DataFrame:
     if isinstance(csv, pd.DataFrame):
-        return csv.astype(str).copy()
+        return csv.fillna("").astype(str)         # as read from a CSV: strings, an empty cell empty
     path = Path(csv)
     if not path.is_file():
         raise ConfigError(f"{csv}: no such CSV file")
