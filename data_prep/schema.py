@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import io
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pandas as pd
 import yaml
 
 from data_prep.errors import PrepError
+from data_prep.meld import parse_timestamp as parse_time  # HH:MM:SS,mmm or .mmm -> s
 
 SHIPPED = Path(__file__).resolve().parent / "datasets"
 SPLITS = ("train", "dev", "test")
@@ -213,15 +213,6 @@ def _splits(raw: dict, columns: dict, fail) -> tuple[dict, dict, dict]:
 
 
 # -- reading -----------------------------------------------------------------------------------------------
-def parse_time(s: str) -> float:
-    """'00:16:16,059', '0:16:16.059' -> seconds; NaN when malformed."""
-    m = re.fullmatch(r"\s*(\d+):(\d+):(\d+)[,.](\d+)\s*", s or "")
-    if not m:
-        return float("nan")
-    h, mi, se, frac = m.groups()
-    return int(h) * 3600 + int(mi) * 60 + int(se) + int(frac) / 10 ** len(frac)
-
-
 def parse_speaker(value: str, where: str) -> str:
     """A plain name, or a list literal of names (joined with ' & '): read with ast.literal_eval, never eval."""
     text = value.strip()
