@@ -1,6 +1,8 @@
 """Dataset schemas: MELD as one declaration among several; composite keys, list-literal speakers, both time
 formats, and every mistake in a schema or a CSV named by file and key or row."""
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -340,3 +342,51 @@ def json_truth(root):
     import json
 
     return json.loads((root / "synth_truth.json").read_text())
+
+
+# MELD prepared by the code before dataset schemas (commit b016d5e) from _fixed_meld_corpus: a digest of the
+# tables' values, vocab.json and labels.json (values, not file bytes: Parquet's bytes vary with pyarrow's version)
+MELD_DIGEST_BEFORE_SCHEMAS = "7d52157de4e2d0c559614154b7e329903fc4e6876018b8f4e16b41474f8361ab"
+
+
+def test_the_meld_schema_reproduces_the_prepared_digest_from_before_schemas(tmp_path):
+    from data_prep.prepare import PrepareOptions, prepare
+
+    _fixed_meld_corpus(tmp_path / "raw")
+    prepare(PrepareOptions(meld_root=tmp_path / "raw", out=tmp_path / "p", splits=("train", "dev"), text_only=True,
+                           dataset="meld"))
+    assert _content_digest(tmp_path / "p") == MELD_DIGEST_BEFORE_SCHEMAS
+
+
+def _fixed_meld_corpus(root: Path) -> None:
+    """A fixed MELD-format corpus (text only): speakers, mojibake, duplicates, odd times."""
+    names = ["Joey", "Ross", "Rachel", "Phoebe", "Monica", "Chandler", "Gunther", "Mr. Geller"]
+    emotions = ["neutral", "joy", "surprise", "anger", "sadness", "disgust", "fear"]
+    sentiments = {"neutral": "neutral", "joy": "positive", "surprise": "positive"}
+    words = ["okay", "so", "the coffee", "I can\x92t", "caf\u00c3\u00a9", "what?!", "no way", "it\u2019s over", "wow"]
+    root.mkdir(parents=True, exist_ok=True)
+    for split, dialogues in (("train", 12), ("dev", 4)):
+        rows = []
+        for d in range(dialogues):
+            for u in range(3 + (d * 7) % 5):
+                i = d * 11 + u * 5 + (split == "dev")
+                e = emotions[i % 7]
+                text = f"{words[i % 9]}, {words[(i * 3) % 9]} {names[i % 8]}!"
+                rows.append({"Sr No.": len(rows) + 1, "Utterance": text,
+                             "Speaker": names[(i * 5) % 8], "Emotion": e, "Sentiment": sentiments.get(e, "negative"),
+                             "Dialogue_ID": d, "Utterance_ID": u, "Season": 1, "Episode": 1,
+                             "StartTime": f"00:0{u}:1{d % 10},{100 + i:03d}",
+                             "EndTime": f"00:0{u}:2{d % 10},{200 + i:03d}"})
+        pd.DataFrame(rows).to_csv(root / f"{split}_sent_emo.csv", index=False)
+
+
+def _content_digest(prepared: Path) -> str:
+    h = hashlib.sha256()
+    for split in ("train", "dev"):
+        df = pd.read_parquet(prepared / f"{split}.parquet")
+        for col in df.columns:
+            values = [v.tolist() if isinstance(v, np.ndarray) else v for v in df[col]]
+            h.update(json.dumps([col, values], default=str).encode())
+    for name in ("vocab.json", "labels.json"):
+        h.update((prepared / name).read_bytes())
+    return h.hexdigest()
