@@ -165,7 +165,8 @@ class CorpusSizes:
     def feature_score(self, kind: str) -> float:
         from mer_search.features import FeatureDir
 
-        return FeatureDir(self.data.feature_dirs.get(kind, "")).dev_score()
+        metric = "dev_microf1" if self.corpus.metric_exclude is not None else "dev_wf1"     # the dataset's score
+        return FeatureDir(self.data.feature_dirs.get(kind, "")).dev_score(metric)
 
 
 def resolve_sizes(model_cfg: dict, corpus: Corpus, data: DataConfig) -> dict:

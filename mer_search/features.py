@@ -36,13 +36,14 @@ class FeatureDir:
     def logp(self, split: str) -> Path:
         return self.path / f"{split}_logp.npy"
 
-    def dev_score(self) -> float:
-        """The dev weighted F1 of the model these features came from (a residual fusion leads with the higher)."""
+    def dev_score(self, metric: str = "dev_wf1") -> float:
+        """The dev score of the model these features came from (a residual fusion leads with the higher):
+        weighted F1, or the dataset's micro F1 (dev_microf1) where its schema scores that."""
         manifest = read_json(self.manifest)
-        if not (isinstance(manifest, dict) and "dev_wf1" in manifest):
-            raise ConfigError(f"{self.path}: no dev score in its manifest (extracted before dev was prepared, or "
+        if not (isinstance(manifest, dict) and metric in manifest):
+            raise ConfigError(f"{self.path}: no {metric} in its manifest (extracted before dev was prepared, or "
                               f"by an older version): run `mer-search features` again")
-        return float(manifest["dev_wf1"])
+        return float(manifest[metric])
 
     @property
     def keys(self) -> Path:
@@ -90,5 +91,5 @@ def extract_features(checkpoint: str | Path, out: str | Path, splits: tuple[str,
     write_json_atomic(d.manifest, {"checkpoint": str(Path(checkpoint).resolve()), "model": model_cfg["name"],
                                    "dim": int(res["features"].shape[1]), "prepared": data.prepared,
                                    "vocab_hash": corpus.vocab_hash,
-                                   **{k: v for k, v in scores.items() if k.endswith("_wf1")}})
+                                   **{k: v for k, v in scores.items() if k.endswith(("_wf1", "_microf1"))}})
     return d.path

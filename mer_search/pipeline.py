@@ -391,8 +391,10 @@ class Pipeline:
         """Each input's feature dir; `a|b`: of stages a and b, the one whose features scored higher on dev."""
         from mer_search.features import FeatureDir
 
+        metric = self.metric
+
         def better(names: str) -> str:
-            return max(names.split("|"), key=lambda n: FeatureDir(self.features_dir(n)).dev_score())
+            return max(names.split("|"), key=lambda n: FeatureDir(self.features_dir(n)).dev_score(metric))
 
         return {key: str(self.features_dir(better(names))) for key, names in stage.consumes.items()}
 
