@@ -17,7 +17,6 @@ then runs the parts in order, each writing the features the next reads.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -176,6 +175,7 @@ class Bundle:
     """A bundle folder, checked whole on load: every part present, one vocabulary throughout."""
 
     def __init__(self, path: str | Path):
+        from mer_search.data import vocab_hash
         from mer_search.train import load_checkpoint
 
         self.path = Path(path)
@@ -190,7 +190,7 @@ class Bundle:
             if not (self.path / p["file"]).is_file():
                 raise ConfigError(f"bundle {self.path}: part {p['name']} ({p['file']}) is missing")
         vocab = json.loads((self.path / "vocab.json").read_text())
-        self.vocab_hash = hashlib.sha256(json.dumps(vocab, sort_keys=True).encode()).hexdigest()[:16]
+        self.vocab_hash = vocab_hash(vocab)
         if self.vocab_hash != spec["vocab_hash"]:
             raise ConfigError(f"bundle {self.path}: vocab.json is not the vocabulary its parts were trained on")
         self.checkpoints = {p["name"]: load_checkpoint(self.path / p["file"]) for p in spec["parts"]}

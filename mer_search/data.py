@@ -66,6 +66,11 @@ DATA_RANGES = {"batch_size": COUNT, "max_tokens": COUNT, "context_window": NATUR
 LOGP = "_logp"      # an input `features_x_logp`: the log-probabilities beside feature dir x's vectors
 
 
+def vocab_hash(vocab: dict) -> str:
+    """What a checkpoint records of the vocabulary it was trained on, and predict checks against."""
+    return hashlib.sha256(json.dumps(vocab, sort_keys=True).encode()).hexdigest()[:16]
+
+
 class Corpus:
     """A prepared directory: its tables, vocabulary and shards."""
 
@@ -83,7 +88,7 @@ class Corpus:
 
     @property
     def vocab_hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.vocab, sort_keys=True).encode()).hexdigest()[:16]
+        return vocab_hash(self.vocab)
 
     @functools.cached_property
     def emotion_names(self) -> list[str]:
