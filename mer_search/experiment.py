@@ -24,6 +24,7 @@ from mer_search.data import CLASS_BALANCE, DATA_RANGES, Batches, ChainedBatches,
 from mer_search.dirs import RunDir
 from mer_search.config_io import field_types, load_yaml, type_problem
 from mer_search.errors import ConfigError
+from mer_search.metrics import dataset_metric
 from mer_search import models
 from mer_search.models import (build_model, finetuned_encoder, model_argument_types, model_names, needs_dialogues,
                                required_inputs)
@@ -165,8 +166,7 @@ class CorpusSizes:
     def feature_score(self, kind: str) -> float:
         from mer_search.features import FeatureDir
 
-        metric = "dev_microf1" if self.corpus.metric_exclude is not None else "dev_wf1"     # the dataset's score
-        return FeatureDir(self.data.feature_dirs.get(kind, "")).dev_score(metric)
+        return FeatureDir(self.data.feature_dirs.get(kind, "")).dev_score(dataset_metric(self.corpus.manifest))
 
 
 def resolve_sizes(model_cfg: dict, corpus: Corpus, data: DataConfig) -> dict:

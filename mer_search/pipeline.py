@@ -430,8 +430,9 @@ class Pipeline:
     @property
     def metric(self) -> str:
         """What the rows are chosen by: dev weighted F1, or the dataset's micro F1 without a class."""
-        dataset = (read_json(self.prepared / "manifest.json") or {}).get("dataset") or {}
-        return "dev_microf1" if (dataset.get("metric") or {}).get("name") == "micro_f1" else "dev_wf1"
+        from mer_search.metrics import dataset_metric
+
+        return dataset_metric(read_json(self.prepared / "manifest.json") or {})
 
     def best_row(self) -> tuple[Stage, dict] | None:
         """The stage whose final models scored best on dev (mean over seeds; a tie goes to the simpler row)."""

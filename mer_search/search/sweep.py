@@ -34,6 +34,7 @@ from data_prep.errors import PrepError
 from data_prep.reader import data_fingerprint, localize
 from mer_search import signals
 from mer_search.dirs import SweepDir, nest
+from mer_search.metrics import dataset_metric
 from mer_search.plan import KEEP_CHOICES, SCHEDULERS, SearchSettings, SweepPlan
 from mer_search.errors import UserError
 from mer_search.search import ray_internals, state
@@ -189,11 +190,10 @@ def _new_plan(opts: SweepOptions, out: Path) -> SweepPlan:
 
     local = localize(opts.prepared)   # a URI: this node's cached copy
     manifest = load_manifest(local)   # prepared data missing or unfinished: a clear error now, not in every trial
-    dataset = manifest.get("dataset") or {}
-    if (dataset.get("metric") or {}).get("name") == "micro_f1" and search.metric == "dev_wf1":
-        log.info("dataset %s is scored by micro F1 without %s: the sweep selects on dev_microf1", dataset["name"],
-                 dataset["metric"]["exclude"])
-        search.metric, search.mode = "dev_microf1", "max"
+    if search.metric == "dev_wf1" and dataset_metric(manifest) != "dev_wf1":
+        log.info("dataset %s is scored by %s: the sweep selects on it", manifest["dataset"]["name"],
+                 dataset_metric(manifest))
+        search.metric, search.mode = dataset_metric(manifest), "max"
     # a URI stays a URI (each node copies it once); a path becomes absolute
     prepared = opts.prepared if "://" in str(opts.prepared) else Path(opts.prepared).resolve()
     if SweepDir(out).holds_sweep():
