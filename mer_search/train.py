@@ -345,9 +345,7 @@ def fit(model: nn.Module, train: Iterable[dict], dev: Iterable[dict] | None, cfg
     if dev is not None and not resume and getattr(model, "keeps_its_start", False):
         best_value, best_state, history.best = _start(model, dev, cfg.metric)     # the "epoch 0" to beat
         if checkpoint is not None:
-            checkpoint.save(model, 0, history.best, best=True,
-                            state={"optimizer": opt.state_dict(), "best_value": best_value, "stale": 0,
-                                   "scheduler": sched.state_dict() if sched is not None else None})
+            checkpoint.save(model, 0, history.best, best=True, state=_resume_state(opt, sched, best_value, 0))
     for epoch in range(start_epoch, cfg.epochs + 1):
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)      # dropout etc.: the same whether resumed or not
         if hasattr(train, "set_epoch"):
@@ -410,8 +408,7 @@ def fit(model: nn.Module, train: Iterable[dict], dev: Iterable[dict] | None, cfg
             sched.step(value) if cfg.schedule == "plateau" else sched.step()
         if checkpoint is not None:
             checkpoint.save(model, epoch, metrics, best=improved,
-                            state={"optimizer": opt.state_dict(), "best_value": best_value, "stale": stale,
-                                   "scheduler": sched.state_dict() if sched is not None else None})
+                            state=_resume_state(opt, sched, best_value, stale))
         reporter.report(epoch, metrics)
         if cfg.patience and stale >= cfg.patience:
             log.info("early stop at epoch %d: no %s improvement for %d epochs", epoch, cfg.metric, stale)
@@ -419,6 +416,12 @@ def fit(model: nn.Module, train: Iterable[dict], dev: Iterable[dict] | None, cfg
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
+
+
+def _resume_state(opt, sched, best_value: float | None, stale: int) -> dict:
+    """What a checkpoint carries for training to resume exactly: optimizer, schedule, early-stopping state."""
+    return {"optimizer": opt.state_dict(), "best_value": best_value, "stale": stale,
+            "scheduler": sched.state_dict() if sched is not None else None}
 
 
 def _start(model: nn.Module, dev, metric: str) -> tuple[float, dict, dict]:
