@@ -196,10 +196,7 @@ def _plan_shards(opts: PrepareOptions, split: str, df: pd.DataFrame, quirks: Qui
         quirks.add(split, -1, -1, p.name, "unrecognised clip name", "ignored")
     items = [(int(d), int(u), str(idx.paths[(d, u)]) if (d, u) in idx.paths else None)
              for d, u in zip(df["dialogue_id"], df["utterance_id"])]
-    audio = asdict(opts.audio)
-    return [ShardTask(str(opts.out), split, i // opts.shard_size, audio, items[i: i + opts.shard_size],
-                      str(Path(opts.meld_root).resolve()))
-            for i in range(0, len(items), opts.shard_size)]
+    return _shard_tasks(opts, split, items)
 
 
 def _plan_declared_clips(opts: PrepareOptions, split: str, df: pd.DataFrame, quirks: Quirks) -> list[ShardTask]:
@@ -213,6 +210,11 @@ def _plan_declared_clips(opts: PrepareOptions, split: str, df: pd.DataFrame, qui
     for d, u, clip in zip(df["dialogue_id"], df["utterance_id"], df["clip"]):
         path = folder / clip
         items.append((int(d), int(u), str(path) if path.is_file() else None))
+    return _shard_tasks(opts, split, items)
+
+
+def _shard_tasks(opts: PrepareOptions, split: str, items: list[tuple]) -> list[ShardTask]:
+    """(dialogue, utterance, clip path or None) in table order, cut into shards of --shard-size."""
     audio = asdict(opts.audio)
     return [ShardTask(str(opts.out), split, i // opts.shard_size, audio, items[i: i + opts.shard_size],
                       str(Path(opts.meld_root).resolve()))
