@@ -588,8 +588,9 @@ def _run_pipeline(opts) -> None:
               help="MELD.Raw-style folder: the three CSVs and the clip folders.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/pipeline"), show_default=True)
 @click.option("--budget", type=click.Choice(tuple(BUDGETS)), default="small", show_default=True,
+              envvar="MER_SEARCH_BUDGET", show_envvar=True,
               help="Trials per sweep / epochs per trial / refits / seeds: tiny 4/8/1/2, small 10/10/2/3, medium "
-                   "30/20/3/3, large the spaces' own/3/5.")
+                   "30/20/3/3, large the spaces' own/3/5 (minutes: the README's budget table).")
 @click.option("--workers", type=click.IntRange(min=1), default=min(2, os.cpu_count() or 1), show_default=True,
               help="Processes decoding audio in prepare.")
 @click.option("--text-only", is_flag=True, help="No audio: text and text + context only.")

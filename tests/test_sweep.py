@@ -91,6 +91,24 @@ def test_report_page_opens_in_headless_chromium_without_console_errors(sweep_dir
     assert "[32, 16]" in dom or "[32,16]" in dom
 
 
+def test_a_parameter_a_trial_did_not_have_is_a_blank_cell_sorted_last(tmp_path):
+    """Conditional parameters (a CNN's kernel on an LSTM trial) show blank, not "nan", and sort below numbers."""
+    import pandas as pd
+
+    from mer_search.search.report_html import page, ranked_table
+
+    table = ranked_table(pd.DataFrame({"trial_id": ["a", "b", "c", "d"], "model.kernel": [5.0, None, 3.0, 7.0]}))
+    assert "nan" not in table and table.count('title="not a parameter of this trial"') == 1
+    path = tmp_path / "p.html"
+    path.write_text(page("t", "s", table, []))
+    order = "[...document.querySelectorAll('table.ranked tbody tr')].map(r => r.cells[1].textContent).join(',')"
+    click = "document.querySelectorAll('table.ranked th')[2]"
+    dom, console = _chromium(path, tmp_path, f"{click}.click(); const d = {order}; {click}.click();"
+                                             f"document.title = d + '|' + {order};")
+    assert console == [], console
+    assert re.search(r"<title>(.*?)</title>", dom).group(1) == "d,a,c,b|c,a,d,b"     # descending, ascending
+
+
 def test_warm_start_into_a_postgres_style_study_url(sweep_dir, prepared, space_file, tmp_path, monkeypatch):
     """--warm-start copies the finished trials; --study-storage puts the study at any SQLAlchemy URL."""
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
@@ -234,3 +252,14 @@ def test_results_for_a_trial_the_study_already_finished_do_not_stop_the_sweep(tm
     search.on_trial_complete("t1", {"dev_wf1": 0.6, "training_iteration": 2})
     t = optuna.load_study(study_name="s", storage=url).trials[0]
     assert t.state.name == "COMPLETE" and t.value == 0.5 and t.intermediate_values == {1: 0.4}
+
+
+def test_the_progress_line_keeps_its_best_across_a_resume():
+    from mer_search.search.callbacks import ProgressLine
+
+    before = ProgressLine("dev_wf1", "max", 8, 4)
+    before.on_trial_result(0, [], None, {"dev_wf1": 0.61})
+    after = ProgressLine("dev_wf1", "max", 8, 4)     # what a restored run starts from, then Tune's snapshot
+    after.set_state(before.get_state())
+    after.on_trial_result(0, [], None, {"dev_wf1": 0.40})
+    assert after.best == 0.61

@@ -2,6 +2,7 @@
 finished trials are kept, and ASHA's rung records survive (Ray's Tuner.restore alone loses them)."""
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -49,6 +50,9 @@ def test_driver_sigkill_then_resume_accounts_for_every_trial(prepared, tmp_path)
     assert (states == "COMPLETE").sum() == 8, states.value_counts().to_dict()
     assert not (states == "RUNNING").any()
     assert "8 trials" in r.stdout
+    # the progress line's best counts the trials from before the kill too (its state rides in Tune's snapshot)
+    lines = re.findall(r"best dev_wf1 ([\d.]+)", r.stderr)
+    assert lines and float(lines[-1]) == pytest.approx(table.dev_wf1.max(), abs=5e-5)
 
 
 def test_a_second_driver_on_a_running_sweep_is_refused_and_the_first_finishes(prepared, tmp_path):

@@ -45,6 +45,13 @@ class ProgressLine(tune.Callback):
         log.info("[sweep] %d/%d done (%d stopped early, %d failed), %d running, best %s %s",
                  len(ended), self.total, stopped, failed, running, self.metric, best)
 
+    # saved in Tune's experiment snapshot, so a resumed sweep's line keeps the best of the trials before it
+    def get_state(self) -> dict:
+        return {"best": self.best}
+
+    def set_state(self, saved: dict) -> None:
+        self.best = saved.get("best")
+
 
 class TrialLedger(tune.Callback):
     """Which trials ended (completed, stopped by the scheduler, failed), from Tune's own events.

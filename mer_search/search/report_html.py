@@ -21,10 +21,14 @@ document.querySelectorAll("table.ranked th").forEach((th, col) => th.addEventLis
   th.closest("tr").querySelectorAll("th").forEach(h => delete h.dataset.dir);
   th.dataset.dir = down ? "desc" : "asc";
   const text = tr => tr.cells[col].dataset.v ?? tr.cells[col].textContent;
-  // numbers only when every cell of the column is one: trial ids such as 68208338 stay text
-  const numeric = [...body.rows].every(tr => text(tr).trim() !== "" && !isNaN(Number(text(tr))));
+  // an empty cell (a parameter the trial did not have) sorts last either way; numbers only when every other
+  // cell of the column is one: trial ids such as 68208338 stay text
+  const empty = tr => text(tr).trim() === "";
+  const numeric = [...body.rows].some(tr => !empty(tr)) &&
+    [...body.rows].every(tr => empty(tr) || !isNaN(Number(text(tr))));
   const key = tr => numeric ? Number(text(tr)) : text(tr);
-  const rows = [...body.rows].sort((a, b) => { const x = key(a), y = key(b);
+  const rows = [...body.rows].sort((a, b) => { if (empty(a) || empty(b)) return empty(a) - empty(b);
+    const x = key(a), y = key(b);
     return (x < y ? -1 : x > y ? 1 : 0) * (down ? -1 : 1); });
   rows.forEach(r => body.appendChild(r));
 }));
@@ -42,6 +46,8 @@ table.ranked td.text{text-align:left;max-width:18em;overflow:hidden;text-overflo
 
 
 def _cell(v) -> str:
+    if isinstance(v, float) and v != v:          # NaN: a conditional parameter this trial's choices left out
+        return '<td data-v="" title="not a parameter of this trial"></td>'
     if isinstance(v, float):
         return f'<td data-v="{v!r}">{v:.4g}</td>'
     text = html.escape(str(v))
