@@ -159,11 +159,10 @@ def choose_text_space(gpus: float, time_budget_s: float | None, estimate_s: floa
 
     if gpus > 0:
         return "text_finetune", f"auto: trials get GPUs ({gpus:g} visible, --gpus-per-trial)"
-    hours = estimate_s / 3600
     if time_budget_s is not None and time_budget_s >= 1.5 * estimate_s:
         return "text_finetune", (f"auto: no GPU, but --time-budget {clock(time_budget_s)} covers fine-tuning on "
-                                 f"these CPUs (~{hours:.1f} h estimated for the text stage)")
-    return "text_any", (f"auto: no GPU, and fine-tuning would take ~{hours:.1f} h on these CPUs (give "
+                                 f"these CPUs (~{clock(estimate_s)} estimated for the text stage)")
+    return "text_any", (f"auto: no GPU, and fine-tuning would take ~{clock(estimate_s)} on these CPUs (give "
                         f"--time-budget of at least {clock(1.5 * estimate_s)}, or --text-space text_finetune)")
 
 

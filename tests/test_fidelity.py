@@ -115,7 +115,7 @@ def test_time_budgets_parse_and_auto_picks_by_hardware(tmp_path, monkeypatch):
             p.parse_duration(bad)
     assert p.choose_text_space(1, None, 9000)[0] == "text_finetune"
     name, why = p.choose_text_space(0, None, 9000)
-    assert name == "text_any" and "~2.5 h on these CPUs" in why and "--time-budget of at least 3h45m" in why
+    assert name == "text_any" and "~2h30m on these CPUs" in why and "--time-budget of at least 3h45m" in why
     assert p.choose_text_space(0, 4 * 3600, 9000)[0] == "text_finetune"
     assert p.choose_text_space(0, 3600, 9000)[0] == "text_any"
     # MELD's 9,989 train utterances on 2 cores at --budget small: hours of fine-tuning, so auto takes text_any
