@@ -1,11 +1,13 @@
-"""The command line: help everywhere, synth, and the demo end to end."""
+"""The command line: help everywhere, synth, the demo, and the README's quick start run verbatim end to end."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -61,25 +63,58 @@ def test_synth_is_seeded(tmp_path):
     assert (tmp_path / "a" / "synth_truth.json").read_text() == (tmp_path / "b" / "synth_truth.json").read_text()
 
 
+def _readme_blocks() -> list[tuple[str, str]]:
+    """The README's code blocks marked to be run verbatim here: (language, text)."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    return re.findall(r"<!-- run verbatim by tests/test_cli.py[^>]*-->\n```(\w+)\n(.*?)```", text, flags=re.S)
+
+
+def test_the_demo_synthesizes_once_and_runs_the_pipeline_on_it(monkeypatch, tmp_path):
+    import mer_search.cli as cli
+
+    seen = []
+    monkeypatch.setattr(cli, "_run_pipeline", seen.append)
+    for _ in range(2):
+        r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "d"), "--dialogues", "6", "--budget", "tiny"])
+        assert r.exit_code == 0, r.output
+    assert r.output.count("generating") == 0 and (tmp_path / "d" / "corpus" / "synth_truth.json").exists()
+    assert [(o.meld_root, o.out, o.budget) for o in seen] == [(tmp_path / "d" / "corpus", tmp_path / "d", "tiny")] * 2
+
+
 @pytest.mark.ray
-def test_demo_runs_the_pipeline_and_resumes(tmp_path):
-    """The main job: a synthetic corpus through every stage; a rerun skips them all; a removed stage reruns alone."""
+def test_the_readme_quick_start_runs_verbatim_and_resumes(tmp_path):
+    """The README's real-MELD commands, verbatim, with a synthetic corpus as MELD.Raw (MER_SEARCH_BUDGET=tiny):
+    the study through every stage, stopped twice and resumed; a rerun skips it all; a removed stage reruns alone;
+    then the README's predict command and its Python example on the bundle."""
     import shutil
 
-    cmd = [sys.executable, "-m", "mer_search.cli", "demo", "--out", str(tmp_path / "demo"), "--dialogues", "8"]
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    out = tmp_path / "demo"
+    blocks = _readme_blocks()
+    assert [lang for lang, _ in blocks] == ["bash", "bash", "python"]
+    study, predict, python = (code for _, code in blocks)
+    line = study.splitlines()[0]
+    assert line.startswith("mer-search pipeline --meld-root MELD.Raw --out runs/meld")
+    r = CliRunner().invoke(main, ["synth", "--out", str(tmp_path / "MELD.Raw"), "--dialogues", "8", "--seed", "0"])
+    assert r.exit_code == 0, r.output
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "MER_SEARCH_BUDGET": "tiny",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def bash(code: str, timeout: int = 900):
+        return subprocess.run(["bash", "-ec", code], capture_output=True, text=True, timeout=timeout, env=env,
+                              cwd=tmp_path)
+
+    cmd = ["bash", "-c", f"exec {line}"]           # the signals reach mer-search itself, as from a terminal
+    out = tmp_path / "runs" / "meld"
     # Ctrl-C during the first sweep, SIGTERM during the second: each stops the pipeline there (exit 130 / 143,
     # no later stage), and the same command resumes the interrupted sweep
     for sig, stage, later in ((signal.SIGINT, "text", "configs/text.yaml"),
                               (signal.SIGTERM, "text_context", "configs/text_context.yaml")):
-        stopped = _signal_when(cmd, env, sig, lambda: len(rung_records(out / "sweeps" / stage)) >= 2)
+        stopped = _signal_when(cmd, env, sig, lambda: len(rung_records(out / "sweeps" / stage)) >= 2, cwd=tmp_path)
         assert stopped.returncode == 128 + sig, stopped.stderr[-3000:]
-        assert f"stopped by {sig.name}" in stopped.stderr and "mer-search demo --out" in stopped.stderr
+        assert f"stopped by {sig.name}" in stopped.stderr and line in stopped.stderr
         status = json.loads((out / "sweeps" / stage / "status.json").read_text())
         assert status["finished"] is False and status["stopped_by"] == sig.name and status["cut_short"]
         assert not (out / later).exists(), "a stage after the stopped sweep ran"
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    r = bash(study)
     assert r.returncode == 0, r.stderr[-3000:]
     for stage in ("text", "text_context"):      # the resumed sweeps: every trial once, epochs 1..n once each
         trials = pd.read_parquet(out / "sweeps" / stage / "trials.parquet")
@@ -88,6 +123,7 @@ def test_demo_runs_the_pipeline_and_resumes(tmp_path):
             assert g.training_iteration.tolist() == list(range(1, len(g) + 1)), (stage, tid)
     assert "quirks" in r.stdout and "undecodable" in r.stdout
     table = (out / "summary.md").read_text()
+    assert "Budget tiny" in table
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ") and "wF1" not in line}
     assert list(rows) == ["text", "text + context", "speech", "speech + context", "text + speech",
                           "text + speech + context", "speech floor", "majority class"]
@@ -96,17 +132,13 @@ def test_demo_runs_the_pipeline_and_resumes(tmp_path):
         s = json.loads((out / "final" / stage / "summary.json").read_text())
         assert f"{s['dev_wf1']['mean']:.3f} +- {s['dev_wf1']['std']:.3f}" in rows[name]
         assert len(s["per_seed"]) == 2 and "test_wf1" in s
-    assert table in r.stdout
-    # the answer: the row best on dev, bundled; predicting dev through the bundle gives its model's dev score
+    assert r.stdout.count(table) == 2            # printed by the pipeline, then by the README's `cat`
+    # the answer: the row best on dev, bundled
     card = json.loads((out / "bundle" / "bundle.json").read_text())["card"]
     order = ("text", "text_context", "speech", "speech_context", "fusion", "fusion_context", "speech_floor")
     dev = {st: json.loads((out / "final" / st / "summary.json").read_text())["dev_wf1"]["mean"] for st in order}
     assert card["stage"] == max(order, key=dev.get) and f"best (chosen on dev): {card['row']};" in table
-    assert f"bundle: {out / 'bundle'}" in table and card["row"] in rows
-    seed = next(v for k, v in card["scores"].items() if k.startswith("this model") and k.endswith("dev"))
-    p = CliRunner().invoke(main, ["predict", str(out / "bundle"), "--csv", str(out / "corpus" / "dev_sent_emo.csv"),
-                                  "--meld-root", str(out / "corpus"), "--split", "dev", "--out", str(tmp_path / "p.csv")])
-    assert p.exit_code == 0 and f"weighted F1 {seed}" in p.output, (p.output, card)
+    assert f"bundle: {Path('runs/meld/bundle')}" in table and card["row"] in rows
     for stage in ("text", "text_context", "speech", "speech_context", "fusion", "fusion_context"):
         assert (out / "sweeps" / stage / "report" / "index.html").exists()
         assert pd.read_parquet(out / "sweeps" / stage / "trials.parquet").trial_id.nunique() == 4
@@ -115,12 +147,23 @@ def test_demo_runs_the_pipeline_and_resumes(tmp_path):
     # one W&B run per trial (a resumed trial reopens its run: another offline dir, the same id), final, floor
     assert len({p.name.split("-", 3)[-1] for p in out.glob("**/wandb/offline-run-*")}) == 6 * 4 + 6 + 1
 
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    # the README's predict command and Python example: MELD.Raw's test dialogues through the bundle give the
+    # bundled model's own test score
+    test = next(v for k, v in card["scores"].items() if k.startswith("this model") and k.endswith("test"))
+    p = bash(predict, timeout=300)
+    assert p.returncode == 0 and f"weighted F1 {test}" in p.stdout + p.stderr, (p.stdout, p.stderr[-2000:])
+    written = pd.read_csv(tmp_path / "predictions.csv")
+    assert len(written) == len(pd.read_csv(tmp_path / "MELD.Raw" / "test_sent_emo.csv"))
+    py = subprocess.run([sys.executable, "-c", python], capture_output=True, text=True, timeout=300, env=env,
+                        cwd=tmp_path)
+    assert py.returncode == 0 and f"weighted F1 {float(test):.3f}" in py.stdout, (py.stdout, py.stderr[-2000:])
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert again.returncode == 0 and "0 shards (0 clips) to compute" in again.stderr
     assert again.stderr.count("done before, skipped") == 1 + 6 * 3 + 4 + 1 + 1 and " ...\n" not in again.stderr.split("prepared")[-1]
     fusion = (out / "final" / "fusion" / "summary.json").read_text()
     shutil.rmtree(out / "final" / "fusion")
-    third = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    third = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert third.returncode == 0 and "final training fusion ..." in third.stderr
     rebundled = json.loads((out / "bundle" / "bundle.json").read_text())["card"]["stage"] == "fusion"
     assert third.stderr.count("done before, skipped") == 1 + 6 * 3 + 4 + 1 + 1 - 1 - rebundled
@@ -128,10 +171,10 @@ def test_demo_runs_the_pipeline_and_resumes(tmp_path):
         json.loads(fusion)["dev_wf1"]       # the same seeds give the same model
 
 
-def _signal_when(cmd, env, sig, ready, timeout=600):
+def _signal_when(cmd, env, sig, ready, timeout=600, cwd=None):
     """Run cmd, send sig to it (the driver only, as `kill` would) once ready(), and wait for it to end."""
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, cwd=cwd)
     t0 = time.time()
     while not ready() and proc.poll() is None and time.time() - t0 < timeout:
         time.sleep(0.05)
