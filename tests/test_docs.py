@@ -106,3 +106,25 @@ def test_nothing_cites_a_file_outside_the_repository():
     cites = [f for f in files if f.endswith((".md", ".py", ".yaml", ".toml", ".sh", ".txt"))
              and re.search(r"DEVELOPERS\.md|DESIGN\.md", (REPO / f).read_text(errors="replace"))]
     assert cites == []
+
+
+def test_the_example_space_in_docs_sweeps_is_a_valid_space(tmp_path):
+    from mer_search.search.space import load_space, validate
+
+    text = (REPO / "docs" / "sweeps.md").read_text()
+    example = re.search(r"```yaml\n(.*?)```", text, flags=re.S).group(1)
+    path = tmp_path / "text_lstm.yaml"
+    path.write_text(example)
+    validate(load_space(path))
+    assert example.splitlines()[0] == "# mer-search sweep spaces/text_lstm.yaml --prepared runs/meld"
+
+
+def test_docs_models_names_every_shipped_config_and_registered_model():
+    from mer_search.models import REGISTRY, _load_all
+
+    _load_all()                             # importing the families registers them
+
+    text = (REPO / "docs" / "models.md").read_text()
+    configs = [p.stem for p in (REPO / "mer_search" / "configs").glob("*.yaml")]
+    assert len(configs) >= 14 and [c for c in configs if f"`{c}`" not in text] == []
+    assert len(REGISTRY) >= 12 and [m for m in REGISTRY if f"`{m}`" not in text] == []
