@@ -236,9 +236,16 @@ class Bundle:
         labelled = cols["label"] in user.columns
         root, prepared = work / "corpus", work / "prepared"
         root.mkdir()
+        needed = [c for k in ("text", "speaker", "dialogue", "utterance") for c in _names(cols[k])]
+        if missing := [c for c in needed if c not in user.columns]:
+            raise ConfigError(f"the CSV lacks column(s) {', '.join(missing)}: this model's dataset "
+                              f"({schema.name}) needs {', '.join(needed)} (found: {', '.join(map(str, user.columns))})")
         for key, names in (("label", schema.labels), ("second_label", schema.second_labels)):
             if key in cols and cols[key] not in user.columns:
                 user[cols[key]] = names[0]            # placeholders; no scores are computed without labels
+        for key in ("start", "end"):              # times are kept, not used: absent ones read as unknown (NaN)
+            if key in cols and cols[key] not in user.columns:
+                user[cols[key]] = ""
         if schema.split_values:                   # one file for every split: these rows are its test rows
             user[cols["split"]] = schema.split_values.get("test", "test")
         user.to_csv(schema.csv_path(root, "test"), index=False)
@@ -310,3 +317,8 @@ def load(path: str | Path) -> Bundle:
         raise ConfigError(f"{path}: no such bundle or checkpoint")
     with tempfile.TemporaryDirectory(prefix="mer-bundle-") as tmp:
         return Bundle(write_bundle(path, Path(tmp) / "bundle"))      # read whole into memory on load
+
+
+def _names(column: str | list[str]) -> list[str]:
+    """A schema column entry: one name, or a list for a composite key."""
+    return [column] if isinstance(column, str) else list(column)

@@ -249,8 +249,8 @@ def bundle(checkpoint, out):
 @main.command()
 @click.argument("model", type=click.Path(path_type=Path, exists=True))
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
-              help="MELD-style CSV (Utterance, Speaker, Dialogue_ID, Utterance_ID, StartTime, EndTime; "
-                   "Emotion optional).")
+              help="The dialogues, in the columns of the model's dataset (MELD: Utterance, Speaker, Dialogue_ID, "
+                   "Utterance_ID; StartTime, EndTime for speech models; Emotion optional, scored when present).")
 @click.option("--meld-root", type=click.Path(path_type=Path, exists=True, file_okay=False),
               help="MELD.Raw-style folder with the clips (speech models).")
 @click.option("--split", type=click.Choice(["train", "dev", "test"]), default="test", show_default=True,

@@ -98,6 +98,12 @@ def test_the_python_api_predicts_a_dataframe(trained_chain, synth_corpus):
     df, metrics = mer_search.load(root / "text_context" / "best.pt").predict(new)
     assert metrics is None and len(df) == len(new) and set(df.predicted) <= set(meld.EMOTIONS)
     assert df.Utterance.tolist() == new.sort_values("Utterance_ID", key=lambda c: c.astype(int)).Utterance.tolist()
+    # a text model needs no times: only the columns that carry the dialogue
+    bare = new.drop(columns=["StartTime", "EndTime", "Season", "Episode"])
+    again, _ = mer_search.load(root / "text_context" / "best.pt").predict(bare)
+    assert again.predicted.tolist() == df.predicted.tolist()
+    with pytest.raises(ConfigError, match=r"^the CSV lacks column\(s\) Speaker: .* needs Utterance, Speaker, "):
+        mer_search.load(root / "text_context" / "best.pt").predict(bare.drop(columns=["Speaker"]))
 
 
 def test_a_bundle_needs_neither_the_training_data_nor_its_prepared_dir(prepared, synth_corpus, tmp_path):
