@@ -160,7 +160,8 @@ def write_bundle(checkpoint: str | Path, out: str | Path, card: dict | None = No
 def _card_text(card: dict, parts: list[dict], configs: dict) -> str:
     lines = ["# Model card", "", f"Row: {card.get('row', 'a single model')}", f"Code: {card['code']}", ""]
     if card.get("scores"):
-        lines += ["## Scores (weighted F1)", ""] + [f"- {k}: {v}" for k, v in card["scores"].items()] + [""]
+        lines += ["## Scores (weighted F1 where no other metric is named)", ""]
+        lines += [f"- {k}: {v}" for k, v in card["scores"].items()] + [""]
     lines += ["## Data", "", f"Prepared from {card['data']['prepared']}: "
               + ", ".join(f"{s} {n} utterances" for s, n in card["data"]["splits"].items()), "",
               "## Parts (in the order they run)", ""]
@@ -290,7 +291,9 @@ class Bundle:
         metrics = None
         if labelled:
             out.insert(3, cols["label"], rows.emotion_name.to_numpy())
-            metrics = metrics_from(res["labels"], probs.argmax(1), float("nan"), "csv", probs.shape[1])
+            exclude = schema.metric.exclude                # a micro-F1 dataset scores without this class too
+            metrics = metrics_from(res["labels"], probs.argmax(1), float("nan"), "csv", probs.shape[1],
+                                   exclude=[n.lower() for n in self.labels].index(exclude.lower()) if exclude else None)
         order = np.lexsort((rows.utterance_id.to_numpy(), rows.dialogue_id.to_numpy()))
         return out.iloc[order].reset_index(drop=True), metrics
 

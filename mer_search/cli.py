@@ -269,7 +269,9 @@ def predict(model, csv_path, meld_root, split, out):
     counts = df.predicted.value_counts()
     click.echo(f"{len(df)} utterances -> {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     if metrics:
-        click.echo(f"against the CSV's labels: weighted F1 {metrics['csv_wf1']:.4f}, accuracy {metrics['csv_acc']:.4f}")
+        micro = f", micro F1 {metrics['csv_microf1']:.4f}" if "csv_microf1" in metrics else ""
+        click.echo(f"against the CSV's labels: weighted F1 {metrics['csv_wf1']:.4f}, accuracy "
+                   f"{metrics['csv_acc']:.4f}{micro}")
 
 
 @main.command()

@@ -462,6 +462,8 @@ class Pipeline:
                   for split in ("dev", "test") if (m := summary.get(f"{split}_wf1"))}
         scores.update({f"this model (seed {metrics['seed']}), {split}": f"{metrics[f'{split}_wf1']:.4f}"
                        for split in ("dev", "test") if f"{split}_wf1" in metrics})
+        scores.update({f"this model (seed {metrics['seed']}), {split} micro F1": f"{metrics[f'{split}_microf1']:.4f}"
+                       for split in ("dev", "test") if f"{split}_microf1" in metrics})   # a micro-F1 dataset's
         write_bundle(seed.best, self.bundle_dir, card={"row": stage.row, "stage": stage.name, "scores": scores,
                                                         "checkpoint": str(seed.best)})
 

@@ -270,6 +270,12 @@ def test_a_dataset_scored_by_micro_f1_reports_it_in_training(synth_corpus, tmp_p
 
     features = FeatureDir(extract_features(tmp_path / "run" / "best.pt", tmp_path / "features"))
     assert features.dev_score("dev_microf1") == pytest.approx(m["dev_microf1"])     # what a fusion leads with
+    # predict scores a labelled CSV by the dataset's metric too: dev through the model gives its dev scores
+    import mer_search
+    from data_prep.schema import load_schema
+
+    _, scores = mer_search.load(tmp_path / "run" / "best.pt").predict(load_schema(schema).csv_path(root, "dev"))
+    assert scores["csv_microf1"] == pytest.approx(m["dev_microf1"]) and scores["csv_wf1"] == pytest.approx(m["dev_wf1"])
     from mer_search.errors import ConfigError
 
     with pytest.raises(ConfigError, match="dev_microf1: .* scores no micro F1"):
