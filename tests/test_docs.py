@@ -128,3 +128,11 @@ def test_docs_models_names_every_shipped_config_and_registered_model():
     configs = [p.stem for p in (REPO / "mer_search" / "configs").glob("*.yaml")]
     assert len(configs) >= 14 and [c for c in configs if f"`{c}`" not in text] == []
     assert len(REGISTRY) >= 12 and [m for m in REGISTRY if f"`{m}`" not in text] == []
+
+
+def test_the_example_schema_in_docs_data_is_the_shipped_one():
+    import yaml
+
+    text = (REPO / "docs" / "data.md").read_text()
+    example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", text, flags=re.S).group(1))
+    assert example == yaml.safe_load((REPO / "data_prep" / "datasets" / "emorynlp.yaml").read_text())
