@@ -64,6 +64,14 @@ class TrialLedger(tune.Callback):
 
     def __init__(self):
         self.ended: dict[str, str] = {}
+        self.started = False
+
+    def on_step_begin(self, iteration, trials, **info):
+        # the first step of a run (a new one, or one restored without its callback state: a torn file dropped):
+        # a trial restored as ended did end, since no stop has come yet in this run
+        if not self.started:
+            self.started = True
+            self.ended.update({t.trial_id: t.status for t in trials if t.status in ("TERMINATED", "ERROR")})
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.ended[trial.trial_id] = "TERMINATED"
@@ -80,6 +88,7 @@ class TrialLedger(tune.Callback):
 
     def set_state(self, saved: dict) -> None:
         self.ended = dict(saved.get("ended", {}))
+        self.started = False
 
 
 class TimeBudget(tune.Stopper):

@@ -86,6 +86,28 @@ def snapshot_positions(fs, experiment_path: str) -> dict[str, tuple[str, str | N
         return {}
 
 
+def drop_torn_callback_state(fs, experiment_path: str) -> list[str]:
+    """Remove Tune's saved callback states (callback-states-*.pkl) that a driver killed while Tune copied them
+    to the storage left torn (Tune's upload is a plain copy): Tune would fail to read one and start the whole
+    experiment again. Without the file Tune restores no callback state; the callbacks rebuild what they need
+    (tests/test_sweep_resume.py). A whole pickle ends with its STOP opcode, a torn one (or an empty one) not."""
+    import posixpath
+
+    import pyarrow.fs as pafs
+
+    dropped = []
+    for info in fs.get_file_info(pafs.FileSelector(experiment_path, allow_not_found=True)):
+        if not (info.base_name.startswith("callback-states-") and info.base_name.endswith(".pkl")):
+            continue
+        path = posixpath.join(experiment_path, info.base_name)
+        with fs.open_input_file(path) as f:
+            whole = info.size > 0 and f.read_at(1, info.size - 1) == b"."
+        if not whole:
+            fs.delete_file(path)
+            dropped.append(info.base_name)
+    return dropped
+
+
 def check() -> None:
     """Raise RayInternalsChanged unless the private attributes above exist with the shapes used."""
     import ray

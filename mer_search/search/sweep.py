@@ -443,6 +443,10 @@ class Sweep:
         if opts.resume and _has_snapshot(storage, experiment):
             log.info("resuming %s: finished trials kept, interrupted ones continue from their checkpoints",
                      experiment)
+            import pyarrow.fs as pafs
+
+            for name in ray_internals.drop_torn_callback_state(storage.fs or pafs.LocalFileSystem(), experiment):
+                log.warning("%s: torn by the driver's kill; removed (the callbacks rebuild their state)", name)
             tuner = tune.Tuner.restore(experiment, trainable=fn, resume_unfinished=True, resume_errored=True,
                                        storage_filesystem=storage.fs)
         else:
