@@ -50,7 +50,7 @@ def configs(space_name: str, prepared: str, n: int, seed: int) -> list[tuple[str
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    recipe = load_config(find_config(space_name))
+    recipe = load_config(find_config(Path(space_name).stem))       # a space file's recipe: by its name
     recipe["data"]["prepared"] = prepared
     out = [("recipe", recipe)]
     space = load_space(find_space(space_name))
@@ -66,12 +66,15 @@ def configs(space_name: str, prepared: str, n: int, seed: int) -> list[tuple[str
 
 
 def run_once(cfg: dict, path: Path, fraction: float | None, epochs: int) -> dict:
-    if path.exists():
-        return json.loads(path.read_text())
     cfg = json.loads(json.dumps(cfg))
     cfg["data"]["train_fraction"] = fraction or 1.0
     cfg["train"].update(schedule_epochs=epochs, epochs=1 if fraction else epochs, patience=0,
                         evals_per_epoch=1 if fraction else 4, seed=0)
+    if path.exists():
+        done = json.loads(path.read_text())
+        if done["config"] != cfg:           # another space (or seed) drew another config under this name
+            raise SystemExit(f"{path} holds another config than this space and seed draw: use another --out")
+        return done
     exp = Experiment.setup(cfg, seed=0)
     timeline = Timeline()
     from mer_search.train import fit
@@ -131,7 +134,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prepared", required=True)
     ap.add_argument("--out", default="runs/fidelity")
-    ap.add_argument("--space", default="text_finetune")
+    ap.add_argument("--space", default="text_finetune", help="a shipped space's name or a space file (named like "
+                    "its recipe: text_finetune.yaml)")
     ap.add_argument("--configs", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0, help="seeds the random configs")
     ap.add_argument("--summary-only", action="store_true", help="print what is measured, run nothing")
