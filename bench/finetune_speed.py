@@ -33,7 +33,7 @@ def measure(prepared: str, device: str, window: int, fraction: float, batch: int
     from mer_search.experiment import make_batches, parse
     from mer_search.data import Corpus
     from mer_search.models import build_model
-    from mer_search.train import fit, predict
+    from mer_search.train import fit, metrics_from, predict
 
     cfg = {"data": {"prepared": prepared, "batch_size": batch, "context_window": window, "max_tokens": 128,
                     "train_fraction": fraction},
@@ -50,7 +50,7 @@ def measure(prepared: str, device: str, window: int, fraction: float, batch: int
         torch.cuda.reset_peak_memory_stats()
     history = fit(model, tr, None, train)
     t0 = time.perf_counter()
-    predict(model, dev)
+    res = predict(model, dev)
     if device == "cuda":
         torch.cuda.synchronize()
     infer_s = time.perf_counter() - t0
@@ -58,7 +58,9 @@ def measure(prepared: str, device: str, window: int, fraction: float, batch: int
     out = {"device": device, "encoder": encoder, "window": window, "train_utterances": int(len(tr.data.rows)),
            "mean_tokens": round(float(lengths.mean()), 1), "max_tokens": int(lengths.max()),
            "train_utt_per_s": round(history.epochs[0]["train_utt_per_s"], 1),
-           "infer_utt_per_s": round(len(dev.data.rows) / infer_s, 1)}
+           "infer_utt_per_s": round(len(dev.data.rows) / infer_s, 1),
+           "dev_wf1_after_1_epoch": round(metrics_from(res["labels"], res["logits"].argmax(1), float("nan"), "dev",
+                                                       res["logits"].shape[1])["dev_wf1"], 4)}
     if device == "cuda":
         out["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
     return out
