@@ -153,17 +153,33 @@ def finetune_estimate_s(n_train: int, cpus: int, budget: dict, space: Path) -> f
     return epoch_s * (per_trial * trials + (budget["refit"] + budget["seeds"]) * epochs)
 
 
-def choose_text_space(gpus: float, time_budget_s: float | None, estimate_s: float) -> tuple[str, str]:
-    """`--text-space auto`: fine-tuning where the hardware affords it, the minutes-on-a-CPU space otherwise."""
+def choose_text_space(gpus: float, time_budget_s: float | None, estimate_s: float,
+                      mpnet: bool = False) -> tuple[str, str]:
+    """`--text-space auto`: fine-tuning where the hardware affords it (with mpnet as a choice where trials get
+    GPUs and it is installed), the minutes-on-a-CPU space otherwise."""
     from mer_search.train import clock
 
+    if gpus > 0 and mpnet:
+        return "text_finetune_gpu", f"auto: trials get GPUs ({gpus:g} visible, --gpus-per-trial); MiniLM or mpnet"
     if gpus > 0:
-        return "text_finetune", f"auto: trials get GPUs ({gpus:g} visible, --gpus-per-trial)"
+        return "text_finetune", (f"auto: trials get GPUs ({gpus:g} visible, --gpus-per-trial); MiniLM only: "
+                                 f"`./install.sh mpnet` adds all-mpnet-base-v2 to the search (text_finetune_gpu)")
     if time_budget_s is not None and time_budget_s >= 1.5 * estimate_s:
         return "text_finetune", (f"auto: no GPU, but --time-budget {clock(time_budget_s)} covers fine-tuning on "
                                  f"these CPUs (~{clock(estimate_s)} estimated for the text stage)")
     return "text_any", (f"auto: no GPU, and fine-tuning would take ~{clock(estimate_s)} on these CPUs (give "
                         f"--time-budget of at least {clock(1.5 * estimate_s)}, or --text-space text_finetune)")
+
+
+def mpnet_installed() -> bool:
+    """Whether all-mpnet-base-v2 is assembled here (on a cluster every node needs it: ./install.sh mpnet)."""
+    from mer_search.encoder_cache import EncoderInstallError, installed_path
+
+    try:
+        installed_path("all-mpnet-base-v2")
+        return True
+    except EncoderInstallError:
+        return False
 
 
 def parse_duration(text: str) -> float:
@@ -215,7 +231,7 @@ class Pipeline:
                 estimate = finetune_estimate_s(n_train, os.cpu_count() or 1, self.budget, space_path("text_finetune"))
                 self._text_space, self.why["text"] = choose_text_space(
                     visible_gpus(self.opts.address) if self.opts.gpus_per_trial > 0 else 0.0,
-                    self.opts.time_budget_s, estimate)
+                    self.opts.time_budget_s, estimate, mpnet_installed())
             log.info("[pipeline] text space: %s (%s)", Path(self._text_space).stem, self.why["text"])
         return self._text_space
 

