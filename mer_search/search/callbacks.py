@@ -69,7 +69,7 @@ class TrialLedger(tune.Callback):
     def on_step_begin(self, iteration, trials, **info):
         # the first step of a run (a new one, or one restored without its callback state: a torn file dropped):
         # a trial restored as ended did end, since no stop has come yet in this run
-        if not self.started:
+        if not getattr(self, "started", False):       # a ledger pickled by an older version has no flag
             self.started = True
             self.ended.update({t.trial_id: t.status for t in trials if t.status in ("TERMINATED", "ERROR")})
 
