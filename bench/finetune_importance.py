@@ -23,15 +23,7 @@ from mer_search.dirs import SweepDir
 from mer_search.search.report import importance
 from mer_search.search.space import load_space
 
-
-def distribution(p):
-    if p.type == "float":
-        return optuna.distributions.FloatDistribution(p.low, p.high, log=p.log)
-    if p.type == "int":
-        return optuna.distributions.IntDistribution(int(p.low), int(p.high))
-    if p.type == "bool":
-        return optuna.distributions.CategoricalDistribution([False, True])
-    return optuna.distributions.CategoricalDistribution([json.dumps(c) for c in p.choices])
+from fidelity import spearman          # bench/fidelity.py: the same rank correlation as its table
 
 
 def lookup(cfg: dict, dotted: str, default):
@@ -57,17 +49,11 @@ def full_runs(fidelity: Path, space) -> list[tuple[dict, float]]:
 
 def fanova(points: list[tuple[dict, float]], space) -> dict[str, float]:
     study = optuna.create_study(direction="maximize")
-    dists = {k: distribution(p) for k, p in space.params.items()}
+    dists = space.distributions()                  # as a sweep's study holds them: categoricals as JSON
     for params, value in points:
-        shown = {k: (json.dumps(v) if space.params[k].type == "categorical" else v) for k, v in params.items()}
-        study.add_trial(optuna.trial.create_trial(params=shown, distributions=dists, value=value))
+        study.add_trial(optuna.trial.create_trial(params=space.encoded(params), distributions=dists, value=value))
     return optuna.importance.get_param_importances(
         study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), normalize=True)
-
-
-def spearman(x, y) -> float:
-    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
-    return float(np.corrcoef(rx, ry)[0, 1]) if np.std(rx) and np.std(ry) else float("nan")
 
 
 def main() -> None:
