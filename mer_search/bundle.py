@@ -237,7 +237,7 @@ class Bundle:
         labelled = cols["label"] in user.columns
         root, prepared = work / "corpus", work / "prepared"
         root.mkdir()
-        needed = [c for k in ("text", "speaker", "dialogue", "utterance") for c in _names(cols[k])]
+        needed = [cols["text"], cols["speaker"], *schema.dialogue_columns, cols["utterance"]]
         if missing := [c for c in needed if c not in user.columns]:
             raise ConfigError(f"the CSV lacks column(s) {', '.join(missing)}: this model's dataset "
                               f"({schema.name}) needs {', '.join(needed)} (found: {', '.join(map(str, user.columns))})")
@@ -320,8 +320,3 @@ def load(path: str | Path) -> Bundle:
         raise ConfigError(f"{path}: no such bundle or checkpoint")
     with tempfile.TemporaryDirectory(prefix="mer-bundle-") as tmp:
         return Bundle(write_bundle(path, Path(tmp) / "bundle"))      # read whole into memory on load
-
-
-def _names(column: str | list[str]) -> list[str]:
-    """A schema column entry: one name, or a list for a composite key."""
-    return [column] if isinstance(column, str) else list(column)
