@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from mer_search.dirs import nest
-from mer_search.experiment import Experiment, find_config, load_config
+from mer_search.config import find_config, load_config
+from mer_search.experiment import Experiment
 from mer_search.search.space import find_space, load_space
 
 POINTS = (0.25, 0.5, 1.0, 2.0)        # progress-design rungs read from the full run (epochs of all of train)

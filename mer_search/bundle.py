@@ -59,8 +59,8 @@ def _feature_keys(model_cfg: dict, feature_dirs: dict) -> list[str]:
 def chain(checkpoint: str | Path) -> list[Part]:
     """The parts a checkpoint needs, upstream first: each feature dir it reads names the checkpoint it came
     from (`mer-search features` records it)."""
-    from mer_search.experiment import parse
-    from mer_search.features import FeatureDir
+    from mer_search.config import parse
+    from mer_search.dirs import FeatureDir
     from mer_search.train import load_checkpoint
 
     parts: dict[str, Part] = {}          # checkpoint path -> part
@@ -106,7 +106,7 @@ def _commit() -> str:
 def write_bundle(checkpoint: str | Path, out: str | Path, card: dict | None = None) -> Path:
     """Bundle `checkpoint` and every part it reads features from into `out` (replaced whole)."""
     from mer_search.data import Corpus
-    from mer_search.experiment import parse
+    from mer_search.config import parse
     from mer_search.models import required_inputs
     from mer_search.train import load_checkpoint
 
@@ -225,8 +225,9 @@ class Bundle:
         from data_prep.prepare import PrepareOptions, prepare
         from data_prep.text import TextParams
         from mer_search.data import Corpus
-        from mer_search.experiment import make_batches, parse
-        from mer_search.features import FeatureDir
+        from mer_search.config import parse
+        from mer_search.inputs import make_batches
+        from mer_search.dirs import FeatureDir
         from mer_search.models import build_model
         from mer_search.train import metrics_from
         from mer_search.train import predict as model_predict

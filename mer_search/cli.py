@@ -198,7 +198,8 @@ def _print_summary(manifest: dict, out: Path) -> None:
                    "another torch job, give each its share: two jobs at 2 threads on 2 cores thrash.")
 def train(config, seeds, out, prepared, epochs, with_test, train_on, wandb_mode, threads):
     """Train one config end to end: CONFIG is a YAML file (e.g. from `mer-search export`) or a shipped name."""
-    from mer_search.experiment import final_config, find_config, load_config, run_seeds
+    from mer_search.config import final_config, find_config, load_config
+    from mer_search.experiment import run_seeds
     from mer_search.plots import split_report
 
     path = find_config(config)

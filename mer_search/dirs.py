@@ -1,4 +1,5 @@
-"""The owners of what lies on disk: a sweep dir (`SweepDir`) and a final-training run dir (`RunDir`).
+"""The owners of what lies on disk: a sweep dir (`SweepDir`), a final-training run dir (`RunDir`) and a
+feature dir (`FeatureDir`).
 
 Every file name of either lives here, and every read or write of the plan, status, trials table and
 ranking goes through them. Ray-free and torch-free: export, report and the pipeline read sweeps with pandas.
@@ -9,6 +10,11 @@ optuna.journal (the study; optuna.db in sweeps made before it), asha_rungs.json 
 config and per-epoch metrics), status.json (finished or not), wandb/ and wandb_steps.json (live W&B runs
 and how far each got), report/ (`mer-search report`) and refit/ (`export --refit`: one run dir per trial
 trained again, and refit.json).
+
+A feature dir (`mer-search features`) holds {split}.npy (row i is row i of the prepared split's table),
+{split}_logp.npy (the model's log-probabilities for the same rows: what a residual fusion starts from),
+keys.parquet (split, dialogue_id, utterance_id, row) and manifest.json, written last (with the model's dev
+score where dev is prepared).
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from data_prep.atomic import write_atomic, write_json_atomic
+from data_prep.atomic import write_atomic, write_json_atomic, write_npy_atomic
 from data_prep.locks import DirLock
+from mer_search.errors import ConfigError
 from mer_search.plan import SweepDirError, SweepPlan
 
 CONFIG_PREFIX = "config/"          # a trial's parameters as table columns (config/model.emb_dim ...)
@@ -300,3 +308,52 @@ def ranked(table: pd.DataFrame, plan: SweepPlan) -> pd.DataFrame:
     out = out.sort_values([metric, "trial_id"], ascending=[plan.lower_is_better, True]).reset_index(drop=True)
     out.index += 1
     return out
+
+
+class FeatureDir:
+    MANIFEST = "manifest.json"     # written last: its presence marks the extraction finished
+    KEYS = "keys.parquet"
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def vectors(self, split: str) -> Path:
+        return self.path / f"{split}.npy"
+
+    def logp(self, split: str) -> Path:
+        return self.path / f"{split}_logp.npy"
+
+    def dev_score(self, metric: str = "dev_wf1") -> float:
+        """The dev score of the model these features came from (a residual fusion leads with the higher):
+        weighted F1, or the dataset's micro F1 (dev_microf1) where its schema scores that."""
+        manifest = read_json(self.manifest)
+        if not (isinstance(manifest, dict) and metric in manifest):
+            raise ConfigError(f"{self.path}: no {metric} in its manifest (extracted before dev was prepared, or "
+                              f"by an older version): run `mer-search features` again")
+        return float(manifest[metric])
+
+    @property
+    def keys(self) -> Path:
+        return self.path / self.KEYS
+
+    @property
+    def manifest(self) -> Path:
+        return self.path / self.MANIFEST
+
+    def write_split(self, split: str, res: dict, n: int) -> None:
+        """A model's outputs on a split's `n` rows (`train.predict` with features): vectors and log-probabilities,
+        uniform for rows the model skipped."""
+        import torch       # this module's only torch call: imported here, so reading a sweep needs no torch
+
+        vectors = np.zeros((n, res["features"].shape[1]), np.float32)
+        vectors[res["row"]] = res["features"]
+        write_npy_atomic(self.vectors(split), vectors)
+
+        classes = res["logits"].shape[1]
+        logp = np.full((n, classes), -np.log(classes), np.float32)
+        logp[res["row"]] = torch.log_softmax(torch.from_numpy(res["logits"]), -1).numpy()
+        write_npy_atomic(self.logp(split), logp)
+
+    def finished(self) -> bool:
+        manifest = read_json(self.manifest)
+        return isinstance(manifest, dict) and "dim" in manifest and self.logp("train").exists()   # older: again

@@ -1,18 +1,15 @@
 """One config, end to end: data -> model -> fit -> run dir. What `mer-search train` and the search call.
 
-A config is plain YAML with sections `data` (DataConfig), `model` (a registry
-config) and `train` (TrainConfig); sizes that come from the data (vocabulary,
-mel bands, vector widths) are filled in here. Two-stage context/fusion adds
-`utterance_stage`: an utterance config trained first, whose features feed the model.
+Reading a config is config.py's; its sizes and batches from the prepared data, inputs.py's. A two-stage
+context/fusion config (`utterance_stage`) trains its utterance model first and reads its features.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -20,170 +17,18 @@ import yaml
 from torch import nn
 
 from data_prep.atomic import write_atomic, write_json_atomic
-from mer_search.data import CLASS_BALANCE, DATA_RANGES, Batches, ChainedBatches, Corpus, DataConfig, SplitData
-from mer_search.dirs import RunDir
-from mer_search.config_io import field_types, load_yaml, type_problem
-from mer_search.errors import ConfigError
-from mer_search.metrics import dataset_metric
 from mer_search import models
-from mer_search.models import (build_model, finetuned_encoder, model_argument_types, model_names, needs_dialogues,
-                               required_inputs)
-from mer_search.train import (TRAIN_RANGES, CheckpointWriter, ConsoleReporter, Reporter, TrainConfig, confusion, fit,
-                              per_class, pin_threads, predict, score)
+from mer_search.config import first_seed, parse
+from mer_search.data import Batches, ChainedBatches, Corpus, DataConfig
+from mer_search.dirs import RunDir, read_json
+from mer_search.errors import ConfigError
+from mer_search.features import extract_features
+from mer_search.inputs import make_batches, resolve_sizes
+from mer_search.models import build_model
+from mer_search.train import (CheckpointWriter, ConsoleReporter, Reporter, TrainConfig, confusion, fit,
+                              load_checkpoint, per_class, pin_threads, predict, score)
 
 log = logging.getLogger(__name__)
-SECTIONS = ("data", "model", "train", "utterance_stage", "source")
-
-
-SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
-
-
-def find_config(name: str | Path) -> Path:
-    """A config file, or the name of a shipped reference config (mer_search/configs/NAME.yaml)."""
-    path = Path(name)
-    if path.exists() or path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
-        return path
-    if (SHIPPED_CONFIGS / f"{name}.yaml").is_file():
-        return SHIPPED_CONFIGS / f"{name}.yaml"
-    names = ", ".join(sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.yaml")))
-    raise ConfigError(f"no config file {name!r} and no shipped config of that name; shipped: {names}")
-
-
-def load_config(path: str | Path) -> dict:
-    """A training config from YAML (1e-3 reads as a number), its sections' value types checked."""
-    cfg = load_yaml(path, ConfigError, "config file")
-    if not isinstance(cfg, dict) or "model" not in cfg:
-        raise ConfigError(f"{path}: expected a mapping with at least a `model` section")
-    check_types(cfg, str(path))
-    return cfg
-
-
-def check_types(cfg: dict, source: str, prefix: str = "") -> None:
-    """Every value a config sets has the type its field or builder argument declares; a wrong one is one
-    ConfigError naming the source, the key, the expected type and the value. Unknown keys are parse's to name."""
-    for section, cls, ranges in (("data", DataConfig, DATA_RANGES), ("train", TrainConfig, TRAIN_RANGES)):
-        values = _legacy_data(cfg.get(section)) if section == "data" else cfg.get(section)
-        if values is not None and not isinstance(values, dict):
-            raise ConfigError(f"{source}: {prefix}{section}: expected a mapping, got {values!r}")
-        types = field_types(cls)
-        for key, value in (values or {}).items():
-            problem = key in types and (type_problem(value, [types[key]]) or
-                                        (key in ranges and ranges[key].problem(value)))
-            if problem:
-                raise ConfigError(f"{source}: {prefix}{section}.{key}: {problem}")
-    _check_model_types(cfg.get("model"), source, f"{prefix}model")
-    if isinstance(cfg.get("utterance_stage"), dict):
-        check_types(cfg["utterance_stage"], source, f"{prefix}utterance_stage.")
-
-
-def _check_model_types(model: Any, source: str, where: str) -> None:
-    if not isinstance(model, dict):
-        raise ConfigError(f"{source}: {where}: expected a mapping with a name, got {model!r}")
-    for path, node in models.walk(model, where):
-        if node.get("name") not in model_names():
-            continue          # build_model names the valid ones
-        types = model_argument_types(node["name"])
-        for key, value in node.items():
-            if key in models.NESTED and isinstance(value, dict):     # walk visits it
-                continue
-            problem = key in types and type_problem(value, [types[key]])
-            if problem:
-                raise ConfigError(f"{source}: {path}.{key}: {problem}")
-
-
-def final_config(cfg: dict, prepared: str | None = None, epochs: int | None = None, train_on: str = "train") -> dict:
-    """A config as `mer-search train` runs it: its overrides applied; train+dev trains on both for the
-    config's fixed epoch count (nothing held out to stop early or to step a plateau schedule on)."""
-    cfg = copy.deepcopy(cfg)
-    if prepared:
-        cfg.setdefault("data", {})["prepared"] = prepared
-    if epochs:
-        cfg.setdefault("train", {})["epochs"] = epochs
-    if train_on == "train+dev":
-        cfg.setdefault("data", {})["train_splits"] = ["train", "dev"]
-        cfg.setdefault("train", {}).update(patience=0)
-        if cfg["train"].get("schedule") == "plateau":
-            cfg["train"]["schedule"] = "none"
-    elif train_on != "train":
-        raise ConfigError(f"train_on {train_on!r}: train or train+dev")
-    return cfg
-
-
-def _dataclass_from(cls, section: dict | None, where: str):
-    section = dict(section or {})
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(section) - names)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
-    return cls(**section)
-
-
-def parse(cfg: dict, source: str = "config") -> tuple[DataConfig, dict, TrainConfig]:
-    unknown = sorted(set(cfg) - set(SECTIONS))
-    if unknown:
-        raise ConfigError(f"unknown section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}")
-    check_types(cfg, source)
-    data = _dataclass_from(DataConfig, _legacy_data(cfg.get("data")), "data")
-    train = _dataclass_from(TrainConfig, cfg.get("train"), "train")
-    if not data.prepared:
-        raise ConfigError("data.prepared: the output dir of `mer-search prepare` is required")
-    if data.class_balance not in CLASS_BALANCE:
-        raise ConfigError(f"data.class_balance {data.class_balance!r}: one of {', '.join(CLASS_BALANCE)}")
-    return data, copy.deepcopy(cfg["model"]), train
-
-
-def _legacy_data(section: dict | None) -> dict | None:
-    """Configs written before class_balance said `class_weights: true/false`; read them as they meant."""
-    if not section or "class_weights" not in section:
-        return section
-    section = dict(section)
-    old = section.pop("class_weights")
-    section.setdefault("class_balance", "weights" if old else "none")
-    return section
-
-
-class CorpusSizes:
-    """What the prepared data says of a model's sizes (models.DataSizes), read only when a model asks."""
-
-    def __init__(self, corpus: Corpus, data: DataConfig):
-        self.corpus, self.data = corpus, data
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.corpus.vocab)
-
-    @property
-    def n_mels(self) -> int:
-        return self.corpus.n_mels
-
-    @property
-    def num_classes(self) -> int:
-        return self.corpus.num_classes
-
-    def vector_dim(self, kind: str) -> int:
-        return int(self.corpus.vectors(kind, "train", self.data).shape[1])
-
-    def feature_score(self, kind: str) -> float:
-        from mer_search.features import FeatureDir
-
-        return FeatureDir(self.data.feature_dirs.get(kind, "")).dev_score(dataset_metric(self.corpus.manifest))
-
-
-def resolve_sizes(model_cfg: dict, corpus: Corpus, data: DataConfig) -> dict:
-    """Fill vocab_size / n_mels / *_dim from the prepared data (and nested encoder configs): each model's
-    registration says which of its arguments come from where."""
-    return models.resolve_sizes(model_cfg, CorpusSizes(corpus, data))
-
-
-def make_batches(corpus: Corpus, split: str, model_cfg: dict, data: DataConfig, train: bool, seed: int) -> Batches:
-    split_data = SplitData(corpus, split, required_inputs(model_cfg), data, train=train,
-                           encoder=finetuned_encoder(model_cfg))
-    try:
-        return Batches(split_data, data.batch_size if train else max(64, data.batch_size), shuffle=train, seed=seed,
-                       dialogues=needs_dialogues(model_cfg), bucket=data.bucket,
-                       balanced=train and data.class_balance == "sampler")
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
 
 
 @dataclass
@@ -260,7 +105,6 @@ def run(cfg: dict, out: str | Path, seed: int = 0, reporter: Reporter | None = N
     run_dir.path.mkdir(parents=True, exist_ok=True)
     cfg = copy.deepcopy(cfg)
     if cfg.get("utterance_stage"):
-        from mer_search.features import extract_features
 
         stage = copy.deepcopy(cfg["utterance_stage"])
         stage.setdefault("data", {}).setdefault("prepared", cfg.get("data", {}).get("prepared", ""))
@@ -287,9 +131,6 @@ def run(cfg: dict, out: str | Path, seed: int = 0, reporter: Reporter | None = N
 def _trained_before(run_dir: RunDir, exp: Experiment, seed: int, splits: tuple[str, ...]) -> dict | None:
     """The metrics of a finished run of exactly this config and seed in `run_dir` (scored on the splits it
     lacks), or None."""
-    from mer_search.dirs import read_json
-    from mer_search.train import load_checkpoint
-
     done = read_json(run_dir.metrics)
     if not (isinstance(done, dict) and done.get("seed") == seed and run_dir.best.exists()
             and run_dir.config.exists()):
@@ -309,14 +150,6 @@ def _trained_before(run_dir: RunDir, exp: Experiment, seed: int, splits: tuple[s
         write_json_atomic(run_dir.metrics, done)
     log.info("seed %d: this training is in %s already (same config and seed): kept", seed, run_dir.path)
     return done
-
-
-def first_seed(cfg: dict) -> int:
-    """A config's train.seed is where its seeds start (seeds k, k+1, ...; 0 when it names none)."""
-    seed = (cfg.get("train") or {}).get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"train.seed: {seed!r} must be a whole number >= 0 (the first seed of the run)")
-    return seed
 
 
 def run_seeds(cfg: dict, out: str | Path, seeds: int, reporter: Reporter | None = None,
@@ -364,13 +197,3 @@ def train_trial(cfg: dict, workdir: str | Path, reporter: Reporter, resume: dict
     return exp.fit(_WithParams(reporter, exp.n_params), workdir, resume=resume), exp.model
 
 
-def check_data(cfg: dict) -> None:
-    """Raise (ValueError/KeyError/FileNotFoundError) unless the prepared data holds what this config reads."""
-    data, model_cfg, _ = parse(cfg)
-    corpus = Corpus(data.prepared)
-    model_cfg = resolve_sizes(model_cfg, corpus, data)
-    inputs = required_inputs(model_cfg)
-    split = SplitData(corpus, "train", inputs, data, train=True, encoder=finetuned_encoder(model_cfg))
-    Batches(split, data.batch_size, shuffle=False, dialogues=needs_dialogues(model_cfg),
-            balanced=data.class_balance == "sampler")       # sampler x dialogue batches: the same error as a run
-    models.check_data(model_cfg, corpus)

@@ -340,14 +340,15 @@ class Pipeline:
         """A stage that is not searched (the speech floor): its shipped config, on this pipeline's data."""
         path = self.config_path(stage.name)
         if not _readable_config(path):
-            from mer_search.experiment import load_config
+            from mer_search.config import load_config
 
             cfg = load_config(stage.config)
             cfg["data"]["prepared"] = str(self.prepared)
             _write_config(path, cfg)
 
     def final(self, stage: Stage) -> None:
-        from mer_search.experiment import load_config, run_seeds
+        from mer_search.config import load_config
+        from mer_search.experiment import run_seeds
 
         d = self.final_dir(stage.name)
         if self._skip(f"final training {stage.name}", RunDir(d).finished()):
@@ -374,7 +375,7 @@ class Pipeline:
         (checked config for config by run(reuse=True), which trains it again otherwise)."""
         import shutil
 
-        from mer_search.experiment import first_seed
+        from mer_search.config import first_seed
 
         refit = (cfg.get("source") or {}).get("refit")
         if not refit or refit.get("seed") != first_seed(cfg) or final.seed(refit["seed"]).path.exists():
@@ -385,7 +386,8 @@ class Pipeline:
 
     def features(self, stage: Stage) -> None:
         """Later stages read the features of this stage's final seed that scored best on dev."""
-        from mer_search.features import FeatureDir, extract_features
+        from mer_search.dirs import FeatureDir
+        from mer_search.features import extract_features
 
         d = self.features_dir(stage.name)
         if self._skip(f"features {stage.name}", FeatureDir(d).finished()):
@@ -404,7 +406,7 @@ class Pipeline:
 
     def feature_dirs(self, stage: Stage) -> dict[str, str]:
         """Each input's feature dir; `a|b`: of stages a and b, the one whose features scored higher on dev."""
-        from mer_search.features import FeatureDir
+        from mer_search.dirs import FeatureDir
 
         metric = self.metric
 
@@ -594,7 +596,7 @@ def _readable_config(path: Path) -> bool:
     (a config that lost its last keys would still parse, and train with defaults)."""
     if not path.exists():
         return False
-    from mer_search.experiment import load_config
+    from mer_search.config import load_config
 
     try:
         if not path.read_text().endswith(WHOLE):

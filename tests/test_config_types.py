@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from mer_search.cli import main
 from mer_search.config_io import loads
 from mer_search.errors import ConfigError
-from mer_search.experiment import load_config
+from mer_search.config import load_config
 from mer_search.search.space import SpaceError, load_space
 
 

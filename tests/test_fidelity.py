@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from mer_search.experiment import Experiment, find_config, load_config
+from mer_search.config import find_config, load_config
+from mer_search.experiment import Experiment
 from mer_search.search.space import find_space, load_space
 from mer_search.train import fit
 from helpers import sweep_study

@@ -9,7 +9,8 @@ import yaml
 
 from mer_search.errors import ConfigError
 from mer_search.experiment import run
-from mer_search.features import FeatureDir, extract_features
+from mer_search.dirs import FeatureDir
+from mer_search.features import extract_features
 
 
 @pytest.fixture(scope="module")

@@ -77,7 +77,8 @@ def test_the_running_sweeps_state_ends_with_the_sweep_even_on_an_error(tmp_path,
 
 
 def test_train_seed_is_where_a_runs_seeds_start(prepared, tmp_path):
-    from mer_search.experiment import first_seed, run_seeds
+    from mer_search.config import first_seed
+    from mer_search.experiment import run_seeds
 
     cfg = {"data": {"prepared": str(prepared), "batch_size": 16}, "model": {"name": "text_mlp", "emb_dim": 8},
            "train": {"epochs": 1, "seed": 3}}

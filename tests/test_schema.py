@@ -266,7 +266,8 @@ def test_a_dataset_scored_by_micro_f1_reports_it_in_training(synth_corpus, tmp_p
     m = run({"data": {"prepared": str(tmp_path / "p")}, "model": {"name": "text_mlp", "emb_dim": 8, "hidden": [8]},
              "train": {"epochs": 1, "metric": "dev_microf1"}}, tmp_path / "run", seed=0)
     assert 0 <= m["dev_microf1"] <= 1 and m["dev_microf1"] != m["dev_wf1"]
-    from mer_search.features import FeatureDir, extract_features
+    from mer_search.dirs import FeatureDir
+    from mer_search.features import extract_features
 
     features = FeatureDir(extract_features(tmp_path / "run" / "best.pt", tmp_path / "features"))
     assert features.dev_score("dev_microf1") == pytest.approx(m["dev_microf1"])     # what a fusion leads with

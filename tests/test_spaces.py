@@ -52,7 +52,7 @@ def test_shipped_configs_parse_and_build(path):
     """Every `mer-search train NAME` config: its first line runs it, its sections parse, its model builds."""
     import yaml
 
-    from mer_search.experiment import parse
+    from mer_search.config import parse
 
     assert path.read_text().startswith(f"# mer-search train {path.stem} ")
     cfg = yaml.safe_load(path.read_text())

@@ -153,7 +153,8 @@ def test_class_balance_keeps_a_model_from_collapsing(tmp_path, balance):
 
 def test_sampler_draws_classes_evenly_and_refuses_dialogue_batches(tmp_path):
     from mer_search.data import Batches, Corpus, DataConfig, SplitData
-    from mer_search.experiment import ConfigError, make_batches
+    from mer_search.inputs import make_batches
+    from mer_search.errors import ConfigError
 
     root = _imbalanced_corpus(tmp_path / "toy")
     data = DataConfig(prepared=str(root), embeddings="toy")
@@ -209,7 +210,7 @@ def test_a_missing_train_statistics_file_is_caught_before_training(prepared, tmp
     with them, including a speech model that takes train_stats by default, nested ones too."""
     import shutil
 
-    from mer_search.experiment import check_data
+    from mer_search.inputs import check_data
     from mer_search import models
 
     class Data:

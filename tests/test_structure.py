@@ -18,7 +18,8 @@ LAYERS = [
      "mer_search.dirs", "mer_search.signals", "mer_search.encoder_cache"),
     ("mer_search.models", "mer_search.data", "mer_search.dialogue_text", "mer_search.encoders"),
     ("mer_search.train",),
-    ("mer_search.experiment", "mer_search.export", "mer_search.features", "mer_search.predict", "mer_search.plots",
+    ("mer_search.config", "mer_search.inputs", "mer_search.experiment", "mer_search.export", "mer_search.features",
+     "mer_search.predict", "mer_search.plots",
      "mer_search.wandb_runs", "mer_search.refit", "mer_search.bundle"),
     ("mer_search.search",),
     ("mer_search.pipeline",),
@@ -42,16 +43,16 @@ def layer(module: str) -> int:
     raise AssertionError(f"{module} is in no layer: add it to LAYERS")
 
 
-def modules():
-    for path in sorted([*REPO.glob("mer_search/**/*.py"), *REPO.glob("data_prep/**/*.py")]):
-        name = ".".join(path.relative_to(REPO).with_suffix("").parts)
+def modules(root: Path = REPO, packages=("mer_search", "data_prep")):
+    for path in sorted(p for package in packages for p in root.glob(f"{package}/**/*.py")):
+        name = ".".join(path.relative_to(root).with_suffix("").parts)
         yield name.removesuffix(".__init__"), path
 
 
-def imports(path: Path):
+def imports(path: Path, root: Path = REPO):
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            package = REPO.joinpath(*node.module.split("."))
+            package = root.joinpath(*node.module.split("."))
             for alias in node.names:       # `from mer_search import models`: the module it names
                 sub = package / alias.name
                 yield f"{node.module}.{alias.name}" if sub.is_dir() or sub.with_suffix(".py").exists() \
@@ -79,6 +80,47 @@ def test_no_import_runs_from_a_lower_layer_to_a_higher_one():
                 upward.append(f"{name} (layer {layer(name)}) imports {target} (layer {layer(target)})")
     assert checked > 150          # the walk saw the project's imports
     assert upward == []
+
+
+def import_cycles(root: Path = REPO, packages=("mer_search", "data_prep"), allowed=PUBLIC_API) -> list[list[str]]:
+    """Every circle of imports between the project's modules (imports inside functions count: they still tie
+    the two modules together), each as the path that closes it, shortest first."""
+    names = {name for name, _ in modules(root, packages)}
+    graph = {name: sorted({t for t in imports(path, root) if t in names and t != name and (name, t) not in allowed})
+             for name, path in modules(root, packages)}
+    cycles, seen = [], set()
+    for start in sorted(graph):          # breadth first from each module back to itself: its shortest circle
+        paths, visited = [[start]], {start}
+        while paths:
+            path = paths.pop(0)
+            for nxt in graph[path[-1]]:
+                if nxt == start:
+                    key = frozenset(path)
+                    if key not in seen:
+                        seen.add(key)
+                        cycles.append([*path, start])
+                    paths = []
+                    break
+                if nxt not in visited:
+                    visited.add(nxt)
+                    paths.append([*path, nxt])
+    return sorted(cycles, key=len)
+
+
+def test_no_import_cycles():
+    assert [" -> ".join(c) for c in import_cycles()] == []
+
+
+def test_the_cycle_check_names_a_planted_circle(tmp_path):
+    pkg = tmp_path / "planted"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from planted.b import f\n")
+    (pkg / "b.py").write_text("def f():\n    from planted.c import g\n")     # inside a function: still a circle
+    (pkg / "c.py").write_text("import planted.a\n")
+    (pkg / "d.py").write_text("from planted import a\n")                       # into the circle, not part of it
+    assert [" -> ".join(c) for c in import_cycles(tmp_path, ("planted",))] == \
+        ["planted.a -> planted.b -> planted.c -> planted.a"]
 
 
 def test_data_prep_knows_nothing_of_mer_search():

@@ -148,7 +148,7 @@ def _check_address(address: str) -> None:
 
 def _check_prepared(space: Space, base: dict, samples: int = 8) -> None:
     """Every model the space can pick must find its inputs in the prepared data (checked once, here)."""
-    from mer_search.experiment import check_data
+    from mer_search.inputs import check_data
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     seen = set()
     for _ in range(samples):
