@@ -25,6 +25,7 @@ def test_help(command):
     assert r.exit_code == 0 and "Usage:" in r.output and "--help" in r.output
 
 
+@pytest.mark.e2e     # synthesizes and encodes mp4 clips
 def test_synth_writes_meld_layout(tmp_path):
     r = CliRunner().invoke(main, ["synth", "--out", str(tmp_path / "c"), "--dialogues", "6", "--seed", "1"])
     assert r.exit_code == 0, r.output
@@ -37,6 +38,7 @@ def test_synth_writes_meld_layout(tmp_path):
     assert list((root / "output_repeated_splits_test").glob("final_videos_test*.mp4"))
 
 
+@pytest.mark.e2e     # synthesizes and encodes mp4 clips
 def test_synth_speaks_real_meld_dialogues(meld_dir, tmp_path):
     """--text-from: MELD's dialogues as they are (text, speakers, labels); train and test never share one."""
     r = CliRunner().invoke(main, ["synth", "--out", str(tmp_path / "c"), "--dialogues", "8", "--text-from", str(meld_dir)])
@@ -56,6 +58,7 @@ def test_synth_speaks_real_meld_dialogues(meld_dir, tmp_path):
     assert r.exit_code == 1 and "needs train_sent_emo.csv and dev_sent_emo.csv" in r.stderr
 
 
+@pytest.mark.e2e     # synthesizes and encodes mp4 clips
 def test_synth_is_seeded(tmp_path):
     for name in ("a", "b"):
         CliRunner().invoke(main, ["synth", "--out", str(tmp_path / name), "--dialogues", "6", "--seed", "4"])
@@ -69,6 +72,7 @@ def _readme_blocks() -> list[tuple[str, str]]:
     return re.findall(r"<!-- run verbatim by tests/test_cli.py[^>]*-->\n```(\w+)\n(.*?)```", text, flags=re.S)
 
 
+@pytest.mark.e2e     # synthesizes and encodes mp4 clips
 def test_the_demo_synthesizes_once_and_runs_the_pipeline_on_it(monkeypatch, tmp_path):
     import mer_search.cli as cli
 
@@ -81,6 +85,7 @@ def test_the_demo_synthesizes_once_and_runs_the_pipeline_on_it(monkeypatch, tmp_
     assert [(o.meld_root, o.out, o.budget) for o in seen] == [(tmp_path / "d" / "corpus", tmp_path / "d", "tiny")] * 2
 
 
+@pytest.mark.slow     # ~5 min: five pipeline processes; the default run has tests/test_pipeline_smoke.py
 @pytest.mark.ray
 def test_the_readme_quick_start_runs_verbatim_and_resumes(tmp_path):
     """The README's real-MELD commands, verbatim, with a synthetic corpus as MELD.Raw (MER_SEARCH_BUDGET=tiny):
@@ -184,10 +189,16 @@ def _signal_when(cmd, env, sig, ready, timeout=600, cwd=None):
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
-def test_import_of_data_prep_leaves_ray_out():
-    code = "import sys, data_prep.prepare, mer_search.cli; print('ray' in sys.modules, 'optuna' in sys.modules)"
+def test_training_and_the_cli_leave_ray_out():
+    """`import mer_search.train` (and experiment, data_prep.prepare, the CLI) imports no ray and no optuna: one
+    fresh interpreter, each module checked as it is imported."""
+    code = ("import importlib, sys\n"
+            "for m in ('mer_search.train', 'mer_search.experiment', 'data_prep.prepare', 'mer_search.cli'):\n"
+            "    importlib.import_module(m)\n"
+            "    print(m, 'ray' in sys.modules, 'optuna' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "False"]
+    assert out.splitlines() == [f"{m} False False" for m in ("mer_search.train", "mer_search.experiment",
+                                                             "data_prep.prepare", "mer_search.cli")]
 
 
 def test_an_internal_error_shows_its_traceback_with_v(monkeypatch, tmp_path):

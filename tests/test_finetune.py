@@ -119,6 +119,7 @@ def minilm_run(prepared, tmp_path_factory):
     return out, metrics
 
 
+@pytest.mark.e2e     # fine-tunes MiniLM for 3 epochs (the shared minilm_run)
 def test_minilm_builds_offline_and_learns(minilm_run):
     out, metrics = minilm_run
     model = build_model({"name": "text_finetune"})
@@ -128,6 +129,7 @@ def test_minilm_builds_offline_and_learns(minilm_run):
     assert losses[-1] < 0.8 * losses[0], losses
 
 
+@pytest.mark.e2e     # fine-tunes MiniLM for 3 epochs (the shared minilm_run)
 def test_checkpoint_round_trip_and_features(minilm_run, prepared, tmp_path):
     out, metrics = minilm_run
     ck = load_checkpoint(out / "best.pt")          # weights_only=True: no pickled tokenizer or model objects
@@ -145,6 +147,7 @@ def test_checkpoint_round_trip_and_features(minilm_run, prepared, tmp_path):
     assert 0 <= ctx["dev_wf1"] <= 1 and ctx["best_epoch"] in (1, 2)
 
 
+@pytest.mark.e2e     # fine-tunes MiniLM for 3 epochs (the shared minilm_run)
 def test_predict_reproduces_dev_scores(minilm_run, synth_corpus, tmp_path):
     out, metrics = minilm_run
     r = CliRunner().invoke(main, ["predict", str(out / "best.pt"), "--csv", str(synth_corpus / "dev_sent_emo.csv"),

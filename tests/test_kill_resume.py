@@ -55,7 +55,9 @@ def _shards(out):
     return sorted((out / "audio").rglob("shard_*.json")) if (out / "audio").exists() else []
 
 
-@pytest.mark.parametrize("when", ["start", "after_3_shards", "after_12_shards"])
+# one kill point in the default run; the other two in the slow tier
+@pytest.mark.parametrize("when", [pytest.param("start", marks=pytest.mark.slow), "after_3_shards",
+                                  pytest.param("after_12_shards", marks=pytest.mark.slow)])
 def test_sigkill_then_rerun_is_complete(synth_corpus, tmp_path, when):
     out = tmp_path / "out"
     need = {"start": 0, "after_3_shards": 3, "after_12_shards": 12}[when]

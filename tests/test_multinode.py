@@ -36,6 +36,7 @@ def _sweep_cmd(space, prepared, out, address):
             str(out), "--address", address, "--wandb", "disabled"]
 
 
+@pytest.mark.slow     # a two-node Ray cluster; the default run prepares through Ray tasks on one node (test_prepare)
 def test_prepare_runs_as_ray_tasks_across_nodes(cluster, synth_corpus, prepared, tmp_path):
     """`prepare --address` sends the audio shards to the worker nodes; the result equals a local prepare."""
     import hashlib
@@ -54,6 +55,7 @@ def test_prepare_runs_as_ray_tasks_across_nodes(cluster, synth_corpus, prepared,
         assert hashlib.sha256(twin.read_bytes()).digest() == hashlib.sha256(npy.read_bytes()).digest(), npy.name
 
 
+@pytest.mark.slow     # a two-node Ray cluster and a killed worker
 def test_sweep_spreads_over_nodes_and_survives_a_worker_kill(cluster, prepared, tmp_path):
     space = tmp_path / "s.yaml"
     space.write_text(SPACE.format(path=space, epochs=8, trials=6))

@@ -68,6 +68,7 @@ def env():
     return {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
+@pytest.mark.slow     # a driver killed in a subprocess; the default run stops and resumes one in tests/test_pipeline_smoke.py
 def test_live_wandb_and_bounded_checkpoints_through_a_driver_kill(prepared, tmp_path, env):
     space = tmp_path / "tiny.yaml"
     space.write_text(SPACE.format(path=space))
@@ -132,6 +133,7 @@ def test_live_wandb_and_bounded_checkpoints_through_a_driver_kill(prepared, tmp_
     assert _checkpoints(out / "tune") == {tid: 1 for tid in epochs.index}
 
 
+@pytest.mark.slow     # a driver killed in a subprocess; the default run stops and resumes one in tests/test_pipeline_smoke.py
 def test_head_loss_resumes_from_the_storage_uri_alone(prepared, tmp_path, env):
     space = tmp_path / "tiny.yaml"
     space.write_text(SPACE.format(path=space))
@@ -210,6 +212,7 @@ def test_driver_killed_again_and_again_never_loses_a_needed_checkpoint(prepared,
     assert {rid: sorted(s) for rid, s in steps.items()} == {rid: list(range(1, 41)) for rid in steps}
 
 
+@pytest.mark.slow     # a driver killed in a subprocess; the default run stops and resumes one in tests/test_pipeline_smoke.py
 def test_a_driver_killed_before_tunes_first_snapshot_resumes_the_whole_budget(prepared, tmp_path, env):
     """Killed after Tune wrote its tuner file but before any experiment snapshot: Tune's own restore would run
     a budget of one trial; the resume starts a new Tune run over the same study instead."""

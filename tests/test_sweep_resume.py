@@ -15,6 +15,7 @@ from mer_search.dirs import SweepDir
 pytestmark = pytest.mark.ray
 
 
+@pytest.mark.slow     # a SIGKILLed driver; the default run stops and resumes one in tests/test_pipeline_smoke.py
 def test_driver_sigkill_then_resume_accounts_for_every_trial(prepared, tmp_path):
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     space = tmp_path / "tiny.yaml"

@@ -57,6 +57,7 @@ def _run(bin_dir: Path, args: list[str], cwd: Path, timeout: int = 400) -> subpr
                           timeout=timeout)
 
 
+@pytest.mark.slow     # builds a wheel into a fresh venv
 def test_the_wheel_finds_its_spaces_from_any_directory(installed, prepared, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
