@@ -87,6 +87,7 @@ def test_a_two_stage_rerun_with_reuse_keeps_both_stages(prepared, tmp_path):
     assert (tmp_path / "two" / "best.pt").stat().st_mtime_ns != stamps["best.pt"]
 
 
+@pytest.mark.slow     # the 120-dialogue corpus (~65 s to make); the default run trains both through the pipeline smoke test
 @pytest.mark.e2e
 def test_two_stage_context_and_joint(corpus_dir, tmp_path):
     text = {"name": "text_mlp", "emb_dim": 16, "hidden": [32], "dropout": 0.1}
@@ -103,6 +104,7 @@ def test_two_stage_context_and_joint(corpus_dir, tmp_path):
     assert run(joint, tmp_path / "joint", seed=0)["dev_wf1"] > majority_wf1(corpus_dir) + 0.15
 
 
+@pytest.mark.slow     # the 120-dialogue corpus (~65 s to make); the default run trains both through the pipeline smoke test
 @pytest.mark.e2e
 def test_fusion_is_at_least_the_better_modality(corpus_dir, tmp_path):
     runs = {}
