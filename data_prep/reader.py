@@ -1,4 +1,5 @@
-"""Reading prepared data without PyAV or torch: what training imports."""
+"""Reading prepared data without PyAV or torch: what training imports. `PreparedDir` owns the prepared dir's
+file names: prepare writes through it, everything else reads through it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,65 @@ import numpy as np
 from data_prep.errors import PrepError
 
 LOGMEL_FLOOR = -30.0     # log-mel below this (digital silence is -100) is floored before statistics
-TRAIN_STATS = "audio/train_stats.json"   # per-band log-mel mean/std over train's clips, written by prepare
+SPLITS = ("train", "dev", "test")
+
+
+class PreparedDir:
+    """What `mer-search prepare` writes: {split}.parquet (a row per utterance), vocab.json, labels.json,
+    quirks.csv, dataset.yaml (the schema's text as prepared), audio/{split}/shard_*.npy + .json and
+    audio/train_stats.json, functionals/{split}.npy, embeddings/NAME/{split}.npy, and manifest.json, last."""
+
+    MANIFEST = "manifest.json"
+    VOCAB = "vocab.json"
+    LABELS = "labels.json"
+    QUIRKS = "quirks.csv"
+    DATASET = "dataset.yaml"
+    AUDIO = "audio"
+    TRAIN_STATS = "audio/train_stats.json"   # per-band log-mel mean/std over train's clips
+    FUNCTIONALS = "functionals"
+    EMBEDDINGS = "embeddings"
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def table_path(self, split: str) -> Path:
+        return self.path / f"{split}.parquet"
+
+    def has_split(self, split: str) -> bool:
+        return self.table_path(split).exists()
+
+    def table(self, split: str, columns: list[str] | None = None):
+        import pandas as pd
+
+        return pd.read_parquet(self.table_path(split), columns=columns)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / self.MANIFEST
+
+    def manifest(self) -> dict:
+        """The manifest of a finished preparation, or a PrepError saying what is wrong."""
+        return load_manifest(self.path)
+
+    def file(self, name: str) -> Path:
+        """One of the named files above (PreparedDir.VOCAB ...)."""
+        return self.path / name
+
+    def emotion_names(self) -> list[str]:
+        """The emotions in label-id order, as prepare wrote them: a model's classes."""
+        return json.loads(self.file(self.LABELS).read_text())["emotion"]
+
+    def functionals(self, split: str) -> Path:
+        return self.path / self.FUNCTIONALS / f"{split}.npy"
+
+    def embeddings(self, name: str, split: str) -> Path:
+        return self.path / self.EMBEDDINGS / name / f"{split}.npy"
+
+    def shard(self, split: str, index: int, suffix: str = ".npy") -> Path:
+        return self.path / self.AUDIO / split / f"shard_{index:05d}{suffix}"
+
+
+TRAIN_STATS = PreparedDir.TRAIN_STATS
 
 
 def private_tmp(name: str) -> Path:
@@ -77,7 +136,7 @@ def localize(prepared: Path | str) -> Path:
 
 def load_manifest(out: Path | str) -> dict:
     """The manifest of a finished preparation, or a PrepError saying what is wrong."""
-    path = localize(out) / "manifest.json"
+    path = localize(out) / PreparedDir.MANIFEST
     if not path.exists():
         raise PrepError(f"{out}: no manifest.json; run `mer-search prepare` first")
     m = json.loads(path.read_text())
@@ -88,7 +147,7 @@ def load_manifest(out: Path | str) -> dict:
 
 def emotion_names(prepared: Path | str) -> list[str]:
     """The emotions in label-id order, as prepare wrote them (labels.json): a model's classes."""
-    return json.loads((Path(prepared) / "labels.json").read_text())["emotion"]
+    return PreparedDir(prepared).emotion_names()
 
 
 def data_fingerprint(out: Path | str) -> str:
@@ -121,7 +180,7 @@ class ShardReader:
     def shard(self, split: str, index: int) -> np.ndarray:
         key = (split, index)
         if key not in self._maps:
-            path = self.root / "audio" / split / f"shard_{index:05d}.npy"
+            path = PreparedDir(self.root).shard(split, index)
             self._maps[key] = np.load(path, mmap_mode="r", allow_pickle=False)
         return self._maps[key]
 

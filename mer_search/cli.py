@@ -383,32 +383,16 @@ def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs,
                    "the best of them on dev. Costs K final trainings; each is kept under SWEEP_DIR/refit/.")
 def export(sweep_dir, out, rank, allow_unfinished, refit):
     """Write the best (or rank-th) trial's full config as YAML, ready for `mer-search train`."""
-    import yaml
+    from mer_search import signals
+    from mer_search.export import exported_config, provenance, write_config
 
-    from mer_search.export import export_config
-
-    if refit and rank != 1:
-        _fail("--refit picks among the top trials itself: leave --rank out")
-    if refit:
-        from mer_search import signals
-        from mer_search.refit import refit_config
-
-        try:
-            with signals.stop_on_signals():
-                cfg = refit_config(sweep_dir, refit, allow_unfinished=allow_unfinished)
-        except signals.Stopped as stop:
-            _stopped(stop, "the refit is unfinished (finished refits are kept)", _this_command())
-    else:
-        cfg = export_config(sweep_dir, rank, allow_unfinished)
-    src = cfg["source"]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    how = f"refit best of the top {src['refit']['k']}, dev {src['refit']['metric']} " \
-          f"{max(t['refit_value'] for t in src['refit']['trials']):.4f}; " if refit else ""
-    out.write_text(f"# mer-search train {out} --seeds 3\n# exported from {src['sweep']} (trial {src['trial_id']}, "
-                   f"{how}rank {src['rank']}, {src['metric']} {src['value']:.4f} at epoch {src['best_epoch']})\n"
-                   + yaml.safe_dump(cfg, sort_keys=False))
-    click.echo(f"{out}: {cfg['model']['name']}, trial {src['trial_id']} ({how}{src['metric']} {src['value']:.4f} "
-               f"in the sweep, {cfg['train'].get('epochs')} epochs)")
+    try:
+        with signals.stop_on_signals():
+            cfg = exported_config(sweep_dir, rank, refit=refit, allow_unfinished=allow_unfinished)
+    except signals.Stopped as stop:
+        _stopped(stop, "the refit is unfinished (finished refits are kept)", _this_command())
+    write_config(out, cfg)
+    click.echo(f"{out}: {cfg['model']['name']}, {provenance(cfg)}, {cfg['train'].get('epochs')} epochs to train")
 
 
 @main.command()
@@ -578,8 +562,8 @@ def _run_pipeline(opts) -> None:
                  _this_command())
     click.echo("")
     click.echo(table)
-    click.echo(f"summary: {opts.out / 'summary.md'}")
-    for d in sorted((opts.out / "sweeps").glob("*/report/index.html")):
+    click.echo(f"summary: {pipe.dir.summary}")
+    for d in pipe.dir.reports():
         click.echo(f"report: {d}")
     runs = sorted(opts.out.glob("**/wandb/offline-run-*"))
     if runs:

@@ -114,17 +114,18 @@ def test_time_budgets_parse_and_auto_picks_by_hardware(tmp_path, monkeypatch):
     for bad in ("", "soon", "0m", "-1h"):
         with pytest.raises(ValueError, match="--time-budget"):
             p.parse_duration(bad)
-    assert p.choose_text_space(1, None, 9000)[0] == "text_finetune"
-    name, why = p.choose_text_space(0, None, 9000)
+    t = p.text_space
+    assert t.choose_text_space(1, None, 9000)[0] == "text_finetune"
+    name, why = t.choose_text_space(0, None, 9000)
     assert name == "text_any" and "~2h30m on these CPUs" in why and "--time-budget of at least 3h45m" in why
-    assert p.choose_text_space(0, 4 * 3600, 9000)[0] == "text_finetune"
-    assert p.choose_text_space(0, 3600, 9000)[0] == "text_any"
+    assert t.choose_text_space(0, 4 * 3600, 9000)[0] == "text_finetune"
+    assert t.choose_text_space(0, 3600, 9000)[0] == "text_any"
     # MELD's 9,989 train utterances on 2 cores at --budget small: hours of fine-tuning, so auto takes text_any
-    est = p.finetune_estimate_s(9989, 2, p.BUDGETS["small"], find_space("text_finetune"))
+    est = t.finetune_estimate_s(9989, 2, p.BUDGETS["small"], find_space("text_finetune"))
     assert 3600 < est < 4 * 3600
-    assert p.asha_epochs_per_trial(1, 2, 3) == 1.75          # rungs at 1 and 2 epochs, the top at 3
-    assert p.asha_epochs_per_trial(3, 3, 30) == pytest.approx(3 + 6 / 3 + 18 / 9 + 3 / 27)
-    assert p.asha_epochs_per_trial(0.5, 2, 3) == 0.5 + 0.5 / 2 + 1 / 4 + 1 / 8
+    assert t.asha_epochs_per_trial(1, 2, 3) == 1.75          # rungs at 1 and 2 epochs, the top at 3
+    assert t.asha_epochs_per_trial(3, 3, 30) == pytest.approx(3 + 6 / 3 + 18 / 9 + 3 / 27)
+    assert t.asha_epochs_per_trial(0.5, 2, 3) == 0.5 + 0.5 / 2 + 1 / 4 + 1 / 8
 
 
 def test_auto_text_space_on_a_gpu_cluster_and_on_cpus(prepared, tmp_path, monkeypatch):
@@ -136,13 +137,13 @@ def test_auto_text_space_on_a_gpu_cluster_and_on_cpus(prepared, tmp_path, monkey
     out = tmp_path / "pipe"
     shutil.copytree(prepared, out / "prepared")
     asked = []
-    monkeypatch.setattr(p, "visible_gpus", lambda address: asked.append(address) or 4.0)
-    monkeypatch.setattr(p, "mpnet_installed", lambda: False)
+    monkeypatch.setattr(p.text_space, "visible_gpus", lambda address: asked.append(address) or 4.0)
+    monkeypatch.setattr(p.text_space, "mpnet_installed", lambda: False)
     gpu = p.Pipeline(p.PipelineOptions(meld_root=tmp_path, out=out, gpus_per_trial=0.5, address="ray://head:10001"))
     assert gpu.text_space() == "text_finetune" and asked == ["ray://head:10001"]
     assert gpu.stages()[0].space.stem == "text_finetune" and "trials get GPUs (4 visible" in gpu.why["text"]
     assert "./install.sh mpnet" in gpu.why["text"]
-    monkeypatch.setattr(p, "mpnet_installed", lambda: True)       # then the larger encoder is a choice too
+    monkeypatch.setattr(p.text_space, "mpnet_installed", lambda: True)       # then the larger encoder is a choice too
     both = p.Pipeline(p.PipelineOptions(meld_root=tmp_path, out=out, gpus_per_trial=0.5))
     assert both.text_space() == "text_finetune_gpu" and "MiniLM or mpnet" in both.why["text"]
     space = load_space(find_space("text_finetune_gpu"))
@@ -193,7 +194,7 @@ def test_sweep_reports_inside_epochs_starts_from_its_point_and_refits(prepared, 
 
     from mer_search.dirs import SweepDir, ranked
     from mer_search.export import export_config
-    from mer_search.refit import refit_config
+    from mer_search.export import refit_config
     from mer_search.search.sweep import SweepOptions, run_sweep
 
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
@@ -313,19 +314,19 @@ def test_export_refit_on_the_command_line(tmp_path, monkeypatch):
     import yaml
     from click.testing import CliRunner
 
-    from mer_search import refit as refit_module
+    from mer_search import export as export_module
     from mer_search.cli import main
 
     seen = {}
 
-    def fake(sweep_dir, k, allow_unfinished=False):
+    def fake(sweep_dir, k, seed=0, allow_unfinished=False, reporter=None):
         seen.update(k=k, allow=allow_unfinished)
         return {"model": {"name": "text_mlp"}, "train": {"epochs": 3},
                 "source": {"sweep": str(sweep_dir), "trial_id": "t2", "rank": 2, "metric": "dev_wf1", "value": 0.5,
                            "best_epoch": 1.5, "refit": {"k": k, "metric": "dev_wf1", "chosen_rank": 2, "seed": 0,
                                                          "trials": [{"refit_value": 0.55}, {"refit_value": 0.57}]}}}
 
-    monkeypatch.setattr(refit_module, "refit_config", fake)
+    monkeypatch.setattr(export_module, "refit_config", fake)
     out = tmp_path / "best.yaml"
     r = CliRunner().invoke(main, ["export", str(tmp_path), "--refit", "2", "--out", str(out)])
     assert r.exit_code == 0, r.output

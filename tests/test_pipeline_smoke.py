@@ -72,13 +72,19 @@ def test_the_pipeline_stops_resumes_skips_and_its_bundle_predicts(synth_corpus, 
     card = json.loads((out / "bundle" / "bundle.json").read_text())["card"]
     assert card["stage"] == max(STAGES, key=dev.get) and f"best (chosen on dev): {card['row']};" in table
 
-    # a rerun skips every step, and says so only of steps it skipped
+    # a rerun skips every step but prepare (which keeps its finished work itself, and says it computed nothing)
     caplog.clear()
-    with caplog.at_level("INFO", logger="mer_search"):
+    with caplog.at_level("INFO"):
         again = CliRunner().invoke(main, cmd)
     assert again.exit_code == 0, again.output
     started = [m for m in caplog.messages if m.startswith("[pipeline]") and m.endswith(" ...")]
-    assert started == [], started
+    assert started == ["[pipeline] prepare ..."] and any("0 shards (0 clips) to compute" in m for m in caplog.messages)
+    skipped = [m.removeprefix("[pipeline] ").removesuffix(": done before, skipped") for m in caplog.messages
+               if m.endswith("done before, skipped")]
+    per_stage = ["sweep {}", "report {}", "export {}", "final training {}"]
+    assert skipped == [s.format(stage) for stage in STAGES[:-1] for s in per_stage + ["features {}"] * (
+        stage in ("text", "text_context", "speech", "speech_context"))] + \
+        ["config speech_floor", "final training speech_floor", "bundle"]
     assert (out / "summary.md").read_text() == table
 
     # the bundle labels the test dialogues with the bundled model's own test score

@@ -61,7 +61,7 @@ def test_the_cli_refuses_a_dir_another_process_holds(command, tmp_path, prepared
 
 
 def test_a_marker_cut_short_is_not_trusted(tmp_path):
-    from mer_search.pipeline import _readable_config, _write_config
+    from mer_search.export import readable_config as _readable_config, write_config as _write_config
 
     run = RunDir(tmp_path / "run")
     run.path.mkdir()

@@ -20,7 +20,7 @@ LAYERS = [
     ("mer_search.train",),
     ("mer_search.config", "mer_search.inputs", "mer_search.experiment", "mer_search.export", "mer_search.features",
      "mer_search.predict", "mer_search.plots",
-     "mer_search.wandb_runs", "mer_search.refit", "mer_search.bundle"),
+     "mer_search.wandb_runs", "mer_search.bundle"),
     ("mer_search.search",),
     ("mer_search.pipeline",),
     ("mer_search.cli", "mer_search.cli_reference"),
@@ -50,7 +50,15 @@ def modules(root: Path = REPO, packages=("mer_search", "data_prep")):
 
 
 def imports(path: Path, root: Path = REPO):
-    for node in ast.walk(ast.parse(path.read_text())):
+    """The modules a file imports, at its top or inside functions; not those under `if TYPE_CHECKING:`, which
+    only annotations read."""
+    tree = ast.parse(path.read_text())
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                   and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+                   for stmt in block.body for n in ast.walk(stmt)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             package = root.joinpath(*node.module.split("."))
             for alias in node.names:       # `from mer_search import models`: the module it names

@@ -1,0 +1,142 @@
+"""`Pipeline`: one study's options, stages and answer, and the steps that make them (run by `Runner`)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+from mer_search.dirs import FeatureDir, RunDir, SweepDir, read_json
+from mer_search.pipeline import summary, text_space, time_budget
+from mer_search.pipeline.layout import PipelineDir
+from mer_search.pipeline.runner import Runner, Step
+from mer_search.pipeline.stages import AUTO, PipelineOptions, Stage, is_finetuning, stages
+from mer_search.pipeline.steps import bundle_step, stage_steps
+
+log = logging.getLogger("mer_search.pipeline")
+
+
+class Pipeline:
+    def __init__(self, opts: PipelineOptions):
+        self.opts, self.out = opts, Path(opts.out)
+        self.budget = opts.budget_settings()
+        self.dir = PipelineDir(self.out)
+        self.prepared = self.dir.prepared
+        self.why: dict[str, str] = {}          # stage -> why it used its space (the summary says)
+        self._text_space: str | None = None
+        self.t0 = time.time()
+
+    def run(self, progress=None, on_prepared: Callable[[dict], None] | None = None) -> str:
+        """Every step in order; returns the summary table as Markdown (also written to summary.md).
+        `progress` makes prepare's progress bar; `on_prepared(manifest)` hears when the data is ready."""
+        from mer_search.search.sweep import Sweep
+
+        with Sweep.ray_kept():      # one Ray for every stage's sweep, started by the first that runs
+            Runner(self.out, self.dir.timings).run(self.steps(progress, on_prepared))
+        table = self.summary()
+        self.dir.summary.write_text(table)
+        return table
+
+    def steps(self, progress=None, on_prepared=None) -> Iterator[Step]:
+        """prepare; each stage's steps (stage_steps); the bundle of the row best on dev."""
+        yield Step("prepare", self.prepared, lambda: False,          # always: it keeps its finished work itself
+                   lambda: self.prepare(progress, on_prepared))
+        for stage in self.stages():
+            yield from stage_steps(self, stage)
+        if self.best_row() is not None:
+            yield bundle_step(self)
+
+    def prepare(self, progress=None, on_prepared=None) -> dict:
+        """The splits at hand, with frozen MiniLM embeddings (text_pretrained); returns the manifest."""
+        from data_prep.embeddings import DEFAULT
+        from data_prep.prepare import PrepareOptions, prepare
+
+        o = self.opts
+        manifest = prepare(PrepareOptions(meld_root=Path(o.meld_root), out=self.prepared, workers=o.workers,
+                                          text_only=o.text_only, dataset=o.dataset, text_embeddings=DEFAULT,
+                                          splits=available_splits(o.meld_root, o.dataset)), progress=progress)
+        if not o.text_only and not self.has_audio:
+            log.info("[pipeline] dataset %s has no audio: the speech, fusion and floor stages are skipped",
+                     manifest.get("dataset", {}).get("name", o.dataset))
+        if on_prepared:
+            on_prepared(manifest)
+        return manifest
+
+    @property
+    def manifest(self) -> dict:
+        from data_prep.reader import load_manifest
+
+        return load_manifest(self.prepared)
+
+    @property
+    def has_audio(self) -> bool:
+        return self.manifest["settings"]["audio"] is not None
+
+    def text_space(self) -> str:
+        """The text stage's space: as given; with auto, the one its sweep already started with, else chosen."""
+        if self._text_space is None:
+            d = SweepDir(self.dir.sweep("text"))
+            if self.opts.text_space != AUTO:
+                self._text_space, self.why["text"] = self.opts.text_space, "--text-space"
+            elif d.holds_sweep():
+                self._text_space = d.load_plan().space_source
+                self.why["text"] = "auto, chosen when its sweep started"
+            else:
+                self._text_space, self.why["text"] = text_space.auto_text_space(
+                    self.manifest["splits"]["train"]["rows"], self.opts, self.budget)
+            log.info("[pipeline] text space: %s (%s)", Path(self._text_space).stem, self.why["text"])
+        return self._text_space
+
+    def stages(self) -> list[Stage]:
+        return stages(self.opts.text_only or not self.has_audio, self.text_space())
+
+    def sweep_budget_s(self, stage: Stage) -> float | None:
+        """This stage's sweep's share of what is left of --time-budget (time_budget.sweep_share_s)."""
+        if self.opts.time_budget_s is None:
+            return None
+        todo = {s.name: is_finetuning(s.space) for s in self.stages()
+                if s.space is not None and not RunDir(self.dir.final(s.name)).finished()}
+        return time_budget.sweep_share_s(self.opts.time_budget_s - (time.time() - self.t0), stage.name, todo)
+
+    def feature_dirs(self, stage: Stage) -> dict[str, str]:
+        """Each input's feature dir: of the stages it may read, the one whose features scored higher on dev."""
+        def better(names: tuple[str, ...]) -> str:
+            return max(names, key=lambda n: FeatureDir(self.dir.features(n)).dev_score(self.metric))
+
+        return {key: str(self.dir.features(better(names))) for key, names in stage.consumes.items()}
+
+    @property
+    def metric(self) -> str:
+        """What the rows are chosen by: dev weighted F1, or the dataset's micro F1 without a class."""
+        from mer_search.metrics import dataset_metric
+
+        return dataset_metric(self.manifest)
+
+    def chosen_seed(self, stage: str) -> RunDir:
+        """A stage's final seed best on dev: the model its features (and the bundle) come from."""
+        final = RunDir(self.dir.final(stage))
+        best = max(read_json(final.summary)["per_seed"], key=lambda m: m[self.metric])
+        return final.seed(best["seed"])
+
+    def best_row(self) -> tuple[Stage, dict] | None:
+        """The stage whose final models scored best on dev (mean over seeds; a tie goes to the earlier row)."""
+        done = [(stage, s) for stage in self.stages()
+                if isinstance(s := read_json(RunDir(self.dir.final(stage.name)).summary), dict) and self.metric in s]
+        return max(done, key=lambda d: d[1][self.metric]["mean"], default=None)
+
+    def summary(self) -> str:
+        return summary.table(self)
+
+    def space_lines(self) -> list[str]:
+        return summary.space_lines(self)
+
+
+def available_splits(meld_root: str | Path, dataset: str = "meld") -> tuple[str, ...]:
+    """train and dev, plus test when the dataset declares it and its CSV is there (MELD's test labels are not
+    always at hand)."""
+    from data_prep.schema import load_schema
+
+    schema = load_schema(dataset)
+    return tuple(s for s in ("train", "dev", "test") if s in schema.files
+                 and (s != "test" or schema.csv_path(Path(meld_root), s).exists()))
