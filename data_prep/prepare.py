@@ -34,7 +34,7 @@ from data_prep.audio import AudioParams
 from data_prep.errors import PrepError
 from data_prep.parallel import run_tasks
 from data_prep.quirks import Quirks
-from data_prep.reader import TRAIN_STATS, load_manifest  # noqa: F401  (load_manifest: re-exported)
+from data_prep.reader import SPLITS, TRAIN_STATS, PreparedDir, load_manifest  # noqa: F401  (load_manifest: re-exported)
 from data_prep.checks import check_rows
 from data_prep.schema import Schema, load_schema, read_split
 from data_prep.shards import ShardTask, process_shard, shard_is_done, write_train_stats
@@ -43,8 +43,9 @@ from data_prep.text import OTHER_SPEAKER, TextParams, build_vocab, clean_text, e
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 # every output prepare derives from the inputs: --overwrite removes them all, so nothing stale is reused
-OUTPUTS = ("manifest.json", "vocab.json", "labels.json", "quirks.csv", "audio", "functionals", "embeddings",
-           *(f"{s}.parquet" for s in meld.SPLITS))
+P = PreparedDir
+OUTPUTS = (P.MANIFEST, P.VOCAB, P.LABELS, P.QUIRKS, P.DATASET, P.AUDIO, P.FUNCTIONALS, P.EMBEDDINGS,
+           *(f"{s}.parquet" for s in SPLITS))
 
 
 @dataclass
@@ -111,7 +112,7 @@ def _check_writable(out: Path) -> None:
 
 
 def _check_previous(opts: PrepareOptions, settings: dict, inputs: dict) -> dict | None:
-    path = opts.out / "manifest.json"
+    path = PreparedDir(opts.out).manifest_path
     if not path.exists():
         return None
     try:
@@ -363,7 +364,7 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
     if stale:
         log.info("removed %d temporary files left by an interrupted run", stale)
     old_inputs = (old or {}).get("inputs", {})
-    write_json_atomic(opts.out / "manifest.json", {
+    write_json_atomic(PreparedDir(opts.out).manifest_path, {
         "complete": False, "settings": settings, "inputs": {**old_inputs, **inputs},
         "note": "preparation in progress or interrupted; rerun the same command to finish"})
     # 3. text (fast) then audio (slow, parallel, resumable)
@@ -384,14 +385,17 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
             _audio_quirks(s, sidecars, opts.audio, quirks)
         tables[s] = df
     # 4. outputs, then the manifest that declares them complete
+    out = PreparedDir(opts.out)
     for s in opts.splits:
-        _write_parquet(opts.out / f"{s}.parquet", _typed(tables[s]))
+        _write_parquet(out.table_path(s), _typed(tables[s]))
     functionals = _gather_functionals(opts, tables, sidecars) \
         if not opts.text_only and opts.audio.functionals != "none" else {}
-    write_json_atomic(opts.out / "vocab.json", vocab)
-    write_json_atomic(opts.out / "labels.json",
+    write_json_atomic(out.file(out.VOCAB), vocab)
+    write_json_atomic(out.file(out.LABELS),
                       {"emotion": list(schema.labels), "sentiment": list(schema.second_labels)})
-    quirks.write_csv(opts.out / "quirks.csv")
+    quirks.write_csv(out.file(out.QUIRKS))
+    # the schema's own text, as prepared: a bundle made from this dir carries it, wherever the file went since
+    write_atomic(out.file(out.DATASET), lambda p: p.write_text(schema.source.read_text()))
     files = {}
     previous_splits = {k: v for k, v in (old or {}).get("splits", {}).items() if k not in opts.splits}
     for s in opts.splits:
@@ -407,8 +411,8 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
     if not opts.text_only and "train" in opts.splits:
         files[TRAIN_STATS] = {"sha256": write_train_stats(opts.out, [m for (s, _), m in sorted(sidecars.items())
                                                                       if s == "train"], opts.audio.n_mels)}
-    for name in ("vocab.json", "labels.json", "quirks.csv"):
-        files[name] = {"sha256": sha256_file(opts.out / name)}
+    for name in (out.VOCAB, out.LABELS, out.QUIRKS, out.DATASET):
+        files[name] = {"sha256": sha256_file(out.file(name))}
     old_files = {k: v for k, v in (old or {}).get("files", {}).items()
                  if any(k in (f"{s}.parquet", f"functionals/{s}.npy") or k.startswith(f"audio/{s}/")
                         or (s == "train" and k == TRAIN_STATS) for s in previous_splits)}
@@ -431,7 +435,7 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
         from data_prep.embeddings import embed_splits
 
         manifest["embeddings"] = {opts.text_embeddings: embed_splits(opts.out, list(opts.splits), opts.text_embeddings)}
-    write_json_atomic(opts.out / "manifest.json", manifest)
+    write_json_atomic(PreparedDir(opts.out).manifest_path, manifest)
     return manifest
 
 

@@ -6,6 +6,8 @@ reads a text and a speech model's, or their context models'). The bundle holds t
     bundle.json      the parts in the order they run, which features each reads from which part, the
                      fitted preparation (text and audio settings, speaker tags), the label set, scores
     vocab.json       the training vocabulary (its hash is checked against every part's)
+    labels.json      the label set, in class-id order
+    dataset.yaml     the corpus's schema as it was prepared: which columns a new CSV has
     parts/NAME.pt    each part's checkpoint (loaded with weights_only=True)
     stats/NAME.KIND.npy  train mean and std of each vector input a part z-scores (embeddings,
                      functionals, upstream features), so new rows are scaled as the training rows were
@@ -30,13 +32,16 @@ import yaml
 
 from data_prep import meld
 from data_prep.atomic import write_json_atomic
+from data_prep.reader import PreparedDir
 from data_prep.schema import SPLITS, load_schema, shipped
 from data_prep.text import OTHER_SPEAKER
 from mer_search.dirs import read_json
-from mer_search.errors import ConfigError
+from mer_search.errors import ConfigError, UserError
 
 BUNDLE_JSON = "bundle.json"
-DATASET = "dataset.yaml"      # the schema of the corpus it was trained on: what a new CSV looks like
+DATASET = PreparedDir.DATASET   # the schema of the corpus it was trained on: what a new CSV looks like
+VOCAB = PreparedDir.VOCAB
+LABELS = PreparedDir.LABELS
 FORMAT = 1
 TOP = "model"        # the part whose outputs are the predictions
 RAW_INPUTS = {"tokens", "mel", "dialogue_text"}      # prepared, not z-scored vectors
@@ -135,13 +140,12 @@ def write_bundle(checkpoint: str | Path, out: str | Path, card: dict | None = No
                           "inputs": inputs, "model": model_cfg["name"], "source": str(part.checkpoint),
                           "embeddings": data.embeddings if "embedding" in inputs else None})
         configs[part.name] = ck["config"]
-    root = Path(corpus.root)
+    root = PreparedDir(corpus.root)
     train = corpus.table("train")
     tags = {s: t for s, t in zip(train.speaker, train.speaker_tag) if t and t != OTHER_SPEAKER}
-    dataset = (corpus.manifest.get("dataset") or {}).get("schema")       # prepared before schemas: MELD
-    shutil.copyfile(dataset if dataset and Path(dataset).is_file() else shipped()["meld"], tmp / DATASET)
-    shutil.copyfile(root / "vocab.json", tmp / "vocab.json")
-    shutil.copyfile(root / "labels.json", tmp / "labels.json")
+    shutil.copyfile(prepared_schema(root, corpus.manifest), tmp / DATASET)
+    shutil.copyfile(root.file(root.VOCAB), tmp / VOCAB)
+    shutil.copyfile(root.file(root.LABELS), tmp / LABELS)
     manifest = corpus.manifest
     card = dict(card or {})
     card.setdefault("data", {"prepared": str(prepared), "splits": {s: v.get("rows") for s, v in
@@ -155,6 +159,23 @@ def write_bundle(checkpoint: str | Path, out: str | Path, card: dict | None = No
         shutil.rmtree(out)
     tmp.rename(out)
     return out
+
+
+def prepared_schema(prepared: PreparedDir, manifest: dict) -> Path:
+    """The schema a prepared dir was made with: its own copy (dataset.yaml, written since prepare records it);
+    in an older dir, the file its manifest names, or MELD's for a dir prepared before schemas existed. Never a
+    guess: an older dir whose schema file is gone is an error saying how to record it."""
+    own = prepared.file(prepared.DATASET)
+    if own.is_file():
+        return own
+    recorded = (manifest.get("dataset") or {}).get("schema")
+    if recorded is None:                          # prepared before dataset schemas: MELD was the only corpus
+        return shipped()["meld"]
+    if Path(recorded).is_file():
+        return Path(recorded)
+    raise ConfigError(f"{prepared.path}: prepared with the dataset schema {recorded}, which is gone, by a version "
+                      f"that did not keep a copy: rerun the same `mer-search prepare` (it reuses the finished work "
+                      f"and records the schema's text in {prepared.DATASET}) with --dataset naming that schema")
 
 
 def _card_text(card: dict, parts: list[dict], configs: dict) -> str:
@@ -190,7 +211,7 @@ class Bundle:
         for p in spec["parts"]:
             if not (self.path / p["file"]).is_file():
                 raise ConfigError(f"bundle {self.path}: part {p['name']} ({p['file']}) is missing")
-        vocab = json.loads((self.path / "vocab.json").read_text())
+        vocab = json.loads((self.path / VOCAB).read_text())
         self.vocab_hash = vocab_hash(vocab)
         if self.vocab_hash != spec["vocab_hash"]:
             raise ConfigError(f"bundle {self.path}: vocab.json is not the vocabulary its parts were trained on")
@@ -200,7 +221,7 @@ class Bundle:
                 raise ConfigError(f"bundle {self.path}: part {name} was trained on another vocabulary")
         self.vocab = vocab
         self.dataset_text = (self.path / DATASET).read_text()     # kept: a bundle made on the fly is deleted
-        self.labels = json.loads((self.path / "labels.json").read_text())["emotion"]
+        self.labels = json.loads((self.path / LABELS).read_text())["emotion"]
         self.stats = {(p["name"], kind): np.load(path, allow_pickle=False)
                       for p in spec["parts"] for kind in p["inputs"]
                       if (path := self.path / "stats" / f"{p['name']}.{kind}.npy").exists()}
@@ -217,10 +238,20 @@ class Bundle:
             raise ConfigError(f"{self.path}: a speech model needs the clips: pass --meld-root (clips=)")
         if split not in SPLITS:
             raise ConfigError(f"--split {split!r}: one of {', '.join(SPLITS)}")
-        with tempfile.TemporaryDirectory(prefix="mer-predict-") as work:
-            return self._predict(_read_user_csv(csv), Path(work), clips, split)
+        shown = "the DataFrame given to predict" if isinstance(csv, pd.DataFrame) else str(csv)
+        user = _read_user_csv(csv)
+        with tempfile.TemporaryDirectory(prefix="mer-predict-") as tmp:
+            work = Path(tmp)
+            (work / DATASET).write_text(self.dataset_text)
+            schema = load_schema(work / DATASET)
+            copy = schema.csv_path(work / "corpus", "test")       # the user's rows, as the schema's test CSV
+            try:
+                return self._predict(user, work, schema, clips, split)
+            except UserError as e:           # name the user's file (and the bundle's schema), not the copies
+                message = str(e).replace(str(copy), shown).replace(str(work / DATASET), f"{self.path / DATASET}")
+                raise type(e)(message) from None
 
-    def _predict(self, user: pd.DataFrame, work: Path, clips, split: str) -> tuple[pd.DataFrame, dict | None]:
+    def _predict(self, user: pd.DataFrame, work: Path, schema, clips, split: str) -> tuple[pd.DataFrame, dict | None]:
         from data_prep.audio import AudioParams
         from data_prep.prepare import PrepareOptions, prepare
         from data_prep.text import TextParams
@@ -232,8 +263,6 @@ class Bundle:
         from mer_search.train import metrics_from
         from mer_search.train import predict as model_predict
 
-        (work / DATASET).write_text(self.dataset_text)
-        schema = load_schema(work / DATASET)
         cols = schema.columns
         labelled = cols["label"] in user.columns
         root, prepared = work / "corpus", work / "prepared"

@@ -60,3 +60,56 @@ def test_predict_without_labels_and_mistakes(trained, synth_corpus, tmp_path):
     speech, _ = trained["speech"]
     r = CliRunner().invoke(main, ["predict", str(speech), "--csv", str(synth_corpus / "dev_sent_emo.csv")])
     assert r.exit_code == 1 and "needs the clips: pass --meld-root" in r.stderr
+
+
+def test_a_bad_row_is_named_in_the_users_file(trained, synth_corpus, tmp_path):
+    """predict copies the rows into a working folder: its errors still name the user's file and row."""
+    import mer_search
+    from mer_search.errors import UserError
+
+    ckpt, _ = trained["text"]
+    rows = pd.read_csv(synth_corpus / "dev_sent_emo.csv", dtype=str, keep_default_na=False)
+    rows.loc[3, "Emotion"] = "happy"
+    mine = tmp_path / "my rows.csv"
+    rows.to_csv(mine, index=False)
+    r = CliRunner().invoke(main, ["predict", str(ckpt), "--csv", str(mine)])
+    assert r.exit_code == 1, r.output
+    assert f"{mine}: row 4" in r.stderr and "'happy'" in r.stderr and "mer-predict-" not in r.stderr, r.stderr
+    with pytest.raises(UserError, match=r"the DataFrame given to predict: row 4 .*'happy'"):
+        mer_search.load(ckpt).predict(rows)
+
+
+def test_a_bundle_keeps_its_schema_when_the_schema_file_is_gone(synth_corpus, tmp_path):
+    """Prepared with a schema file that is deleted afterwards (another machine, a moved venv): the bundle still
+    reads that dataset's own columns, never MELD's; an older prepared dir without its copy says how to fix it."""
+    import json
+    import shutil
+
+    from data_prep.prepare import PrepareOptions, prepare
+    from data_prep.schema import shipped
+    from helpers import emorynlp_corpus
+    from mer_search.bundle import write_bundle
+    from mer_search.errors import ConfigError
+
+    root = emorynlp_corpus(tmp_path / "emory", synth_corpus)
+    schema = tmp_path / "schemas" / "my_emory.yaml"
+    schema.parent.mkdir()
+    shutil.copyfile(shipped()["emorynlp"], schema)
+    prepared = tmp_path / "prepared"
+    prepare(PrepareOptions(meld_root=root, out=prepared, dataset=str(schema), text_only=True))
+    cfg = {"data": {"prepared": str(prepared), "batch_size": 8}, "model": {"name": "text_mlp", "emb_dim": 8},
+           "train": {"epochs": 1, "patience": 0}}
+    metrics = run(cfg, tmp_path / "run", seed=0)
+    shutil.rmtree(schema.parent)                                          # the schema file is gone
+    bundle = write_bundle(tmp_path / "run" / "best.pt", tmp_path / "bundle")
+    r = CliRunner().invoke(main, ["predict", str(bundle), "--csv", str(root / "emorynlp_dev_final.csv"),
+                                  "--out", str(tmp_path / "p.csv")])
+    assert r.exit_code == 0, r.output
+    assert f"weighted F1 {metrics['dev_wf1']:.4f}" in r.output            # EmoryNLP's columns, read as prepared
+    written = pd.read_csv(tmp_path / "p.csv", dtype=str)
+    assert written.dialogue.str.count("/").eq(2).all()                    # EmoryNLP's composite scene key
+    (prepared / "dataset.yaml").unlink()                                  # as a dir prepared by an older version
+    manifest = json.loads((prepared / "manifest.json").read_text())
+    assert manifest["dataset"]["schema"] == str(schema)
+    with pytest.raises(ConfigError, match="which is gone.*rerun the same `mer-search prepare`"):
+        write_bundle(tmp_path / "run" / "best.pt", tmp_path / "bundle2")
