@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data_prep import meld  # noqa: E402
+from data_prep.schema import load_schema, read_split  # noqa: E402
 from data_prep.audio import AudioParams  # noqa: E402
 from data_prep.parallel import run_tasks  # noqa: E402
 from data_prep.prepare import PrepareOptions, prepare  # noqa: E402
@@ -34,9 +35,10 @@ from data_prep.synth import SynthConfig, synthesize  # noqa: E402
 
 def decode_tasks(corpus: Path, shard_size: int) -> list[ShardTask]:
     tasks = []
-    for split in meld.SPLITS:
-        df = meld.read_annotations(corpus / meld.CSV_NAMES[split], split)
-        idx = meld.index_clips(corpus / meld.CLIP_DIRS[split], split)
+    schema = load_schema("meld")
+    for split in schema.files:
+        df = read_split(schema, corpus, split)
+        idx = meld.index_clips(corpus / schema.clip_dirs[split], split)
         items = [(d, u, str(idx.paths[(d, u)]) if (d, u) in idx.paths else None)
                  for d, u in zip(df.dialogue_id, df.utterance_id)]
         tasks += [ShardTask("", split, i // shard_size, asdict(AudioParams()), items[i:i + shard_size])

@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data_prep import meld
+from data_prep import clip_rules
 from data_prep.atomic import (check_writable_dir, remove_stale_tmp, sha256_file, write_atomic, write_json_atomic,
                               write_npy_atomic)
 from data_prep.audio import AudioParams
@@ -76,12 +76,6 @@ class PrepareOptions:
         if split not in schema.files:
             raise PrepError(f"split {split}: dataset {schema.name} declares {', '.join(schema.files)}")
         return Path(self.csv_paths.get(split) or schema.csv_path(Path(self.meld_root), split))
-
-    @property
-    def meld_quirks(self) -> bool:
-        """MELD's own reader and clip rules (final_videos_test, dia{D}_utt{U} names, the reference's quirks)."""
-        audio = self.schema().audio
-        return audio is not None and audio.quirks == "meld"
 
 
 def _settings(opts: PrepareOptions) -> dict:
@@ -143,8 +137,7 @@ def _diff(old, new, prefix="") -> list[str]:
 
 
 def prepare_text(frames: dict[str, pd.DataFrame], params: TextParams, fitted: dict | None = None,
-                 labels: tuple[str, ...] = meld.EMOTIONS,
-                 second: tuple[str, ...] = meld.SENTIMENTS) -> tuple[dict[str, pd.DataFrame], dict]:
+                 labels: tuple[str, ...] = (), second: tuple[str, ...] = ()) -> tuple[dict[str, pd.DataFrame], dict]:
     """Clean, tokenize and encode every split; the vocabulary and speaker tags come from train only (or,
     `fitted`, from the train a model was prepared on)."""
     if fitted is not None:
@@ -181,37 +174,17 @@ def _dedupe(df: pd.DataFrame, split: str, path: Path, quirks: Quirks) -> pd.Data
 
 
 def _plan_shards(opts: PrepareOptions, split: str, df: pd.DataFrame, quirks: Quirks) -> list[ShardTask]:
-    if not opts.meld_quirks:
-        return _plan_declared_clips(opts, split, df, quirks)
-    folder = Path(opts.meld_root) / meld.CLIP_DIRS[split]
-    idx = meld.index_clips(folder, split)
-    keys = set(zip(df["dialogue_id"], df["utterance_id"]))
-    for (d, u), p in sorted(idx.paths.items()):
-        if (d, u) not in keys:
-            quirks.add(split, d, u, p.name, "clip without CSV row", "ignored")
-    for (d, u), (chosen, plain) in sorted(idx.preferred.items()):
-        if (d, u) in keys:
-            quirks.add(split, d, u, chosen.name, "final_videos_test clip present",
-                       f"used it instead of {plain.name if plain else 'a missing plain clip'}")
-    for p in idx.unrecognised:
-        quirks.add(split, -1, -1, p.name, "unrecognised clip name", "ignored")
-    items = [(int(d), int(u), str(idx.paths[(d, u)]) if (d, u) in idx.paths else None)
-             for d, u in zip(df["dialogue_id"], df["utterance_id"])]
-    return _shard_tasks(opts, split, items)
-
-
-def _plan_declared_clips(opts: PrepareOptions, split: str, df: pd.DataFrame, quirks: Quirks) -> list[ShardTask]:
-    """A schema's clips: each row's path (template or column) under its split's clip folder."""
+    """A split's clips, found as its schema says (a template or column, and a named clip rule where it has one),
+    cut into shards."""
     schema = opts.schema()
     folder = Path(opts.meld_root) / schema.clip_dirs[split]
     if not folder.is_dir():
         raise PrepError(f"{folder}: clip folder for {split} not found (dataset {schema.name}: splits.{split}.clips; "
                         f"or use --text-only)")
-    items = []
-    for d, u, clip in zip(df["dialogue_id"], df["utterance_id"], df["clip"]):
-        path = folder / clip
-        items.append((int(d), int(u), str(path) if path.is_file() else None))
-    return _shard_tasks(opts, split, items)
+    find = clip_rules.RULES[schema.audio.rule] if schema.audio.rule else clip_rules.declared
+    paths = find(folder, split, df, quirks)
+    return _shard_tasks(opts, split, [(int(d), int(u), p) for d, u, p in zip(df["dialogue_id"], df["utterance_id"],
+                                                                            paths)])
 
 
 def _shard_tasks(opts: PrepareOptions, split: str, items: list[tuple]) -> list[ShardTask]:
@@ -332,9 +305,9 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
     opts.out = Path(opts.out)
     opts.meld_root = Path(opts.meld_root)
     schema = opts.schema()
-    unknown = [s for s in opts.splits if s not in meld.SPLITS]
+    unknown = [s for s in opts.splits if s not in SPLITS]
     if unknown or not opts.splits:
-        raise PrepError(f"unknown split(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(meld.SPLITS)}")
+        raise PrepError(f"unknown split(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(SPLITS)}")
     if schema.audio is None and not opts.text_only:
         log.info("dataset %s declares no audio: preparing its text only", schema.name)
         opts.text_only = True
@@ -344,10 +317,7 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
         raise PrepError(f"{opts.meld_root}: --meld-root is not a directory")
     # 1. read and validate every input before writing anything
     need = list(opts.splits) if opts.fitted else ["train"] + [s for s in opts.splits if s != "train"]
-    if opts.meld_quirks:
-        frames = {s: meld.read_annotations(opts.csv_path(s), s) for s in need}
-    else:
-        frames = {s: read_split(schema, opts.meld_root, s, path=opts.csv_path(s)) for s in need}
+    frames = {s: read_split(schema, opts.meld_root, s, path=opts.csv_path(s)) for s in need}
     quirks = Quirks()
     frames = {s: _dedupe(df, s, opts.csv_path(s), quirks) for s, df in frames.items()}
     check_rows(frames, quirks)

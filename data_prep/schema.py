@@ -2,16 +2,20 @@
 
 MELD is one declaration (datasets/meld.yaml) among several; `load_schema(NAME or FILE)` reads and checks one,
 every error naming the file and the key. `read_split` turns a split's CSV into the columns prepare works on:
-dialogue_id (a composite key becomes one number per dialogue, in order of appearance), dialogue_key (the
-key as written), utterance_id, speaker (a list literal such as "['Monica Geller']" is read as data, never
-evaluated), text_raw, emotion_name (spelled as the schema's label set spells it), sentiment_name (the
-second label, or empty), start_s / end_s (HH:MM:SS,mmm or HH:MM:SS.mmm), csv_row.
+dialogue_id (a composite or non-numeric key becomes one number per dialogue, in order of appearance, and
+dialogue_key holds the key as written), utterance_id, speaker (a list literal such as "['Monica Geller']" is
+read as data, never evaluated), text_raw, emotion_name (spelled as the schema's label set spells it),
+sentiment_name (the second label, or empty), start_s / end_s (HH:MM:SS,mmm or HH:MM:SS.mmm), clip (a declared
+clip's path), csv_row.
+Every corpus, MELD too, is read by this one function; what no YAML can say about a corpus's clips is a named
+clip rule (clip_rules.py) that its schema turns on with `audio.rule`.
 """
 
 from __future__ import annotations
 
 import ast
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +23,9 @@ import pandas as pd
 import yaml
 
 from data_prep.errors import PrepError
-from data_prep.meld import parse_timestamp as parse_time  # HH:MM:SS,mmm or .mmm -> s
+from data_prep.reader import SPLITS
 
 SHIPPED = Path(__file__).resolve().parent / "datasets"
-SPLITS = ("train", "dev", "test")
 METRICS = ("weighted_f1", "micro_f1")
 SPEAKER_FORMATS = ("plain", "list")
 COLUMN_KEYS = ("text", "speaker", "label", "dialogue", "utterance", "second_label", "start", "end", "split")
@@ -39,7 +42,7 @@ class Metric:
 class Audio:
     clip: str | None = None            # a path template under the clip folder: {dialogue}, {utterance}, {key[i]}
     column: str | None = None          # or a column holding each row's clip path under the clip folder
-    quirks: str | None = None          # named rule set kept for one corpus (meld)
+    rule: str | None = None            # a named clip rule (clip_rules.RULES) for what no template can say
 
     def path(self, row: dict, keys: list[str]) -> str:
         """A row's clip path under its split's clip folder."""
@@ -61,6 +64,8 @@ class Schema:
     speaker_format: str = "plain"
     audio: Audio | None = None
     metric: Metric = Metric()
+    row_label: str | None = None       # a column naming each row in messages, where the CSV has it (MELD: Sr No.)
+    numbered_dialogues: bool = False   # the dialogue column must hold whole numbers >= 0 (MELD's Dialogue_ID)
 
     @property
     def dialogue_columns(self) -> list[str]:
@@ -98,7 +103,7 @@ def parse_schema(raw, path: Path) -> Schema:
     if not isinstance(raw, dict):
         fail("(top)", "a mapping of name, splits, columns, labels ... expected")
     known = {"name", "splits", "file", "split_values", "columns", "speaker_format", "labels", "second_labels",
-             "audio", "metric"}
+             "audio", "metric", "row_label", "numbered_dialogues"}
     for key in raw:
         if key not in known:
             fail(key, f"unknown key; valid: {', '.join(sorted(known))}")
@@ -133,14 +138,18 @@ def parse_schema(raw, path: Path) -> Schema:
     audio = None
     if raw.get("audio") is not None:
         a = raw["audio"]
-        if not isinstance(a, dict) or sum(isinstance(a.get(k), str) for k in ("clip", "column")) != 1:
+        declared = sum(isinstance(a.get(k), str) for k in ("clip", "column")) if isinstance(a, dict) else 0
+        if not isinstance(a, dict) or declared > 1 or not (declared or a.get("rule") or a.get("quirks")):
             fail("audio", "a mapping with clip: a path template such as 'dia{dialogue}_utt{utterance}.mp4', "
-                          "or column: the column holding each row's clip path")
-        unknown = set(a) - {"clip", "column", "quirks"}
+                          "or column: the column holding each row's clip path, or rule: a named clip rule")
+        unknown = set(a) - {"clip", "column", "rule", "quirks"}
         if unknown:
-            fail(f"audio.{sorted(unknown)[0]}", "unknown; valid: clip, column, quirks")
-        if a.get("quirks") not in (None, "meld"):
-            fail("audio.quirks", f"{a['quirks']!r}: the only named rule set is meld")
+            fail(f"audio.{sorted(unknown)[0]}", "unknown; valid: clip, column, rule")
+        rule = a.get("rule", a.get("quirks"))        # `quirks:` is what schemas before clip rules called it
+        from data_prep.clip_rules import RULES
+
+        if rule is not None and rule not in RULES:
+            fail("audio.rule", f"{rule!r}: a named clip rule ({', '.join(RULES)}; data_prep/clip_rules.py)")
         if not clip_dirs:
             fail("splits", "audio needs each split's clip folder (splits.SPLIT.clips)")
         try:
@@ -148,7 +157,7 @@ def parse_schema(raw, path: Path) -> Schema:
                 a["clip"].format(dialogue=0, utterance=0, key=("0",) * len(_as_list(columns["dialogue"])))
         except (KeyError, IndexError, ValueError) as e:
             fail("audio.clip", f"{a['clip']!r}: unknown field {e} (use {{dialogue}}, {{utterance}}, {{key[0]}} ...)")
-        audio = Audio(a.get("clip"), a.get("column"), a.get("quirks"))
+        audio = Audio(a.get("clip"), a.get("column"), rule)
     metric = Metric()
     if raw.get("metric") is not None:
         m = raw["metric"]
@@ -161,8 +170,14 @@ def parse_schema(raw, path: Path) -> Schema:
         if m.get("exclude") is not None and m["name"] != "micro_f1":
             fail("metric.exclude", "only micro_f1 leaves a class out")
         metric = Metric(m["name"], m.get("exclude"))
+    row_label = raw.get("row_label")
+    if row_label is not None and not (isinstance(row_label, str) and row_label):
+        fail("row_label", "a column name")
+    numbered = raw.get("numbered_dialogues", False)
+    if not isinstance(numbered, bool) or (numbered and not isinstance(columns["dialogue"], str)):
+        fail("numbered_dialogues", "true or false (true: one dialogue column of whole numbers)")
     return Schema(name, path, files, dict(columns), labels, second, split_values, clip_dirs, speaker_format, audio,
-                  metric)
+                  metric, row_label, numbered)
 
 
 def _as_list(value) -> list:
@@ -227,20 +242,50 @@ def parse_speaker(value: str, where: str) -> str:
     return " & ".join(n.strip() for n in names)
 
 
+def parse_time(s: str) -> float:
+    """'00:16:16,059', '0:16:16.059' -> seconds; NaN when malformed (MELD has a few)."""
+    m = re.fullmatch(r"\s*(\d+):(\d+):(\d+)[,.](\d+)\s*", s or "")
+    if not m:
+        return float("nan")
+    h, mi, se, frac = m.groups()
+    return int(h) * 3600 + int(mi) * 60 + int(se) + int(frac) / 10 ** len(frac)
+
+
+def check_separator(path: Path, text: str) -> None:
+    """A CSV saved with another separator (a spreadsheet in a ';' locale, a TSV) fails with that said, not
+    with a parser's field count: a header names its columns, so count what separates them there."""
+    header = text.lstrip().split("\n", 1)[0]
+    counts = {sep: header.count(sep) for sep in (",", ";", "\t", "|")}
+    best = max(counts, key=counts.get)
+    if best != "," and counts[best] >= 3 and counts[best] > 2 * counts[","]:
+        shown = "tab" if best == "\t" else f"'{best}'"
+        raise PrepError(f"{path}: looks separated by {shown} (header: {header[:80]!r}); the CSVs must use ',': "
+                        f"re-save it as comma-separated")
+
+
 def read_split(schema: Schema, root: Path, split: str, text: str | None = None,
                path: Path | None = None) -> pd.DataFrame:
     """A split's rows in prepare's columns (module docstring); a bad value is an error naming file and row."""
     path = Path(path or schema.csv_path(root, split))
     if text is None:
+        if path.is_dir():
+            raise PrepError(f"{path}: is a directory, expected the {split} CSV file")
         if not path.is_file():
-            raise PrepError(f"{path}: no such file (the {split} CSV of dataset {schema.name})")
+            raise PrepError(f"{path}: no such file (the {split} CSV of dataset {schema.name}; pass --{split}-csv "
+                            f"or fix the corpus folder)")
+        raw = path.read_bytes()
         try:
-            text = path.read_bytes().decode("utf-8-sig")
+            text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as e:
-            raise PrepError(f"{path}: byte {e.start} is not UTF-8; re-save the file as UTF-8") from None
+            line = raw[: e.start].count(b"\n") + 1
+            raise PrepError(f"{path}: line {line}: byte 0x{raw[e.start]:02x} is not UTF-8; re-save the file as "
+                            f"UTF-8") from None
+    if not text.strip():
+        raise PrepError(f"{path}: file is empty (expected the columns named in {schema.source})")
+    check_separator(path, text)
     try:
         df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
         raise PrepError(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from None
     df.columns = [c.strip() for c in df.columns]
     cols = schema.columns
@@ -257,7 +302,8 @@ def read_split(schema: Schema, root: Path, split: str, text: str | None = None,
         raise PrepError(f"{path}: no rows for split {split}")
 
     def where(i: int) -> str:
-        return f"{path}: row {i + 1}"
+        label = schema.row_label in df.columns and df[schema.row_label].iloc[i]
+        return f"{path}: row {i + 1}" + (f" ({schema.row_label} {label})" if label else "")
 
     out = pd.DataFrame(index=df.index)
     first, *rest = schema.dialogue_columns
@@ -265,12 +311,15 @@ def read_split(schema: Schema, root: Path, split: str, text: str | None = None,
     for column in rest:
         keys = keys + "/" + df[column].str.strip()
     numbers = pd.to_numeric(keys, errors="coerce")
-    if len(schema.dialogue_columns) == 1 and not numbers.isna().any() and (numbers >= 0).all() \
-            and (numbers == numbers.round()).all():
+    bad = numbers.isna() | (numbers < 0) | (numbers != numbers.round())
+    if schema.numbered_dialogues and bad.any():
+        i = int(bad.to_numpy().nonzero()[0][0])
+        raise PrepError(f"{where(i)}: {first} {df[first].iloc[i]!r} is not a non-negative integer")
+    if len(schema.dialogue_columns) == 1 and not bad.any():
         out["dialogue_id"] = numbers.astype("int32")            # a numbered dialogue keeps its number (MELD)
-    else:                                                     # else one number per dialogue, in order
+    else:                                                     # else one number per dialogue, in order, and
         out["dialogue_id"] = pd.Series(pd.factorize(keys)[0], index=df.index).astype("int32")
-    out["dialogue_key"] = keys
+        out["dialogue_key"] = keys                            # the key as written
     utt = pd.to_numeric(df[cols["utterance"]].str.strip(), errors="coerce")
     bad = utt.isna() | (utt < 0) | (utt != utt.round())
     if bad.any():
@@ -289,7 +338,7 @@ def read_split(schema: Schema, root: Path, split: str, text: str | None = None,
     for key, name in (("start", "start_s"), ("end", "end_s")):
         out[name] = (df[cols[key]].map(parse_time) if key in cols else float("nan"))
         out[name] = out[name].astype("float32")
-    if schema.audio:
+    if schema.audio and (schema.audio.clip or schema.audio.column):       # else its clip rule finds the clips
         parts = df[schema.dialogue_columns].to_numpy().tolist()
         rows = df.assign(dialogue=keys, utterance=df[cols["utterance"]].str.strip()).to_dict("records")
         out["clip"] = [schema.audio.path(r, [str(k).strip() for k in p]) for r, p in zip(rows, parts)]

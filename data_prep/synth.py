@@ -25,9 +25,12 @@ import numpy as np
 import pandas as pd
 
 from data_prep import voices
-from data_prep.meld import CLIP_DIRS, CSV_NAMES, EMOTIONS
+from data_prep.schema import load_schema
 
 SR = 48000
+_MELD = load_schema("meld")                 # the layout written: MELD's, as its schema declares it
+EMOTIONS = _MELD.labels
+CSV_NAMES, CLIP_DIRS = _MELD.files, _MELD.clip_dirs
 # emotion -> (f0 Hz, amplitude, syllables per second): the learnable signal.
 VOICE = {"neutral": (140, 0.15, 4.0), "joy": (240, 0.35, 6.0), "surprise": (300, 0.40, 5.0),
          "anger": (180, 0.60, 7.0), "sadness": (110, 0.08, 2.5), "disgust": (130, 0.25, 3.0),

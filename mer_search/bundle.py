@@ -30,10 +30,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from data_prep import meld
 from data_prep.atomic import write_json_atomic
 from data_prep.reader import PreparedDir
-from data_prep.schema import SPLITS, load_schema, shipped
+from data_prep.schema import SPLITS, check_separator, load_schema, shipped
 from data_prep.text import OTHER_SPEAKER
 from mer_search.dirs import read_json
 from mer_search.errors import ConfigError, UserError
@@ -335,7 +334,7 @@ def _read_user_csv(csv) -> pd.DataFrame:
     if not path.is_file():
         raise ConfigError(f"{csv}: no such CSV file")
     try:
-        meld.check_separator(path, path.read_text(encoding="utf-8-sig"))
+        check_separator(path, path.read_text(encoding="utf-8-sig"))
         return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise ConfigError(f"{csv}: not a readable UTF-8 CSV ({str(e).splitlines()[0][:120]})") from None

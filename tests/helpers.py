@@ -88,3 +88,16 @@ def emorynlp_corpus(root, source):
                       "Start_Time": df.StartTime.str.replace(",", "."), "End_Time": df.EndTime.str.replace(",", ".")}
                      ).to_csv(root / f"emorynlp_{split}_final.csv", index=False)
     return root
+
+
+TABLE_COLUMNS = ["dialogue_id", "utterance_id", "split", "emotion_name", "sentiment_name", "speaker", "text_raw",
+                 "csv_row", "start_s", "end_s"]
+
+
+def table_digest(df) -> str:
+    """A short sha256 of the columns prepare reads from a CSV (times to 4 decimals): equal tables, equal digests."""
+    import hashlib
+
+    ints = {"dialogue_id": "int64", "utterance_id": "int64", "csv_row": "int64"}
+    text = df[TABLE_COLUMNS].astype(ints).to_csv(index=False, float_format="%.4f")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

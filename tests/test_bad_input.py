@@ -58,7 +58,7 @@ def test_unknown_emotion(corpus, tmp_path):
                    else "happiness" for c in cells[:5]) + "," + ",".join(cells[5:])
     (corpus / "train_sent_emo.csv").write_text("\n".join([*lines[:3], row, *lines[4:]]) + "\n")
     _assert_clean_failure(_run("--meld-root", corpus, "--out", tmp_path / "o"), tmp_path / "o",
-                          "train_sent_emo.csv", "row 3 (Sr No. 3)", "unknown emotion 'happiness'")
+                          "train_sent_emo.csv", "row 3 (Sr No. 3)", "Emotion 'happiness' is not in the label set")
 
 
 def test_missing_csv(corpus, tmp_path):
@@ -156,4 +156,4 @@ def test_semicolon_separated_csv(corpus, tmp_path):
     df = pd.read_csv(corpus / "dev_sent_emo.csv", dtype=str, keep_default_na=False)
     df.to_csv(corpus / "dev_sent_emo.csv", sep=";", index=False)
     _assert_clean_failure(_run("--meld-root", corpus, "--out", tmp_path / "o"), tmp_path / "o",
-                          "dev_sent_emo.csv", "looks separated by ';'", "MELD's CSVs use ','")
+                          "dev_sent_emo.csv", "looks separated by ';'", "the CSVs must use ','")

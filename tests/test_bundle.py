@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from data_prep import meld
+from data_prep.synth import EMOTIONS
 from mer_search.bundle import Bundle, chain, load, write_bundle
 from mer_search.cli import main
 from mer_search.errors import ConfigError
@@ -96,7 +96,7 @@ def test_the_python_api_predicts_a_dataframe(trained_chain, synth_corpus):
     dev = pd.read_csv(synth_corpus / "dev_sent_emo.csv", dtype=str, keep_default_na=False)
     new = dev[dev.Dialogue_ID == dev.Dialogue_ID.iloc[0]].drop(columns=["Emotion", "Sentiment"])
     df, metrics = mer_search.load(root / "text_context" / "best.pt").predict(new)
-    assert metrics is None and len(df) == len(new) and set(df.predicted) <= set(meld.EMOTIONS)
+    assert metrics is None and len(df) == len(new) and set(df.predicted) <= set(EMOTIONS)
     assert df.Utterance.tolist() == new.sort_values("Utterance_ID", key=lambda c: c.astype(int)).Utterance.tolist()
     # a text model needs no times: only the columns that carry the dialogue
     bare = new.drop(columns=["StartTime", "EndTime", "Season", "Episode"])

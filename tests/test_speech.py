@@ -12,7 +12,7 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import cross_val_predict
 from sklearn.preprocessing import StandardScaler
 
-from data_prep.meld import EMOTIONS
+from data_prep.synth import EMOTIONS
 from data_prep.reader import LOGMEL_FLOOR, TRAIN_STATS
 from mer_search.experiment import run
 from mer_search.models.common import lengths_to_mask, masked_pool

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from data_prep.meld import parse_timestamp
+from data_prep.schema import parse_time as parse_timestamp
 from data_prep.prepare import PrepareOptions, prepare
 from data_prep.text import OTHER_SPEAKER, UNK, build_vocab, clean_text, tokenize
 

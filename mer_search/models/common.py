@@ -5,12 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from data_prep.meld import EMOTIONS
 from mer_search.errors import ConfigError
 
 # a model's classes come from the prepared data's labels.json (the registry fills num_classes); this default,
-# MELD's emotions as prepare writes them there, serves configs saved before num_classes was filled in
-NUM_CLASSES = len(EMOTIONS)
+# MELD's seven emotions as prepare writes them there, serves configs saved before num_classes was filled in
+NUM_CLASSES = 7
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
