@@ -314,7 +314,7 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
     if opts.shard_size < 1 or opts.workers < 1:
         raise PrepError("--shard-size and --workers must be at least 1")
     if not opts.meld_root.is_dir() and not opts.csv_paths:
-        raise PrepError(f"{opts.meld_root}: --meld-root is not a directory")
+        raise PrepError(f"{opts.meld_root}: --corpus is not a directory")
     # 1. read and validate every input before writing anything
     need = list(opts.splits) if opts.fitted else ["train"] + [s for s in opts.splits if s != "train"]
     frames = {s: read_split(schema, opts.meld_root, s, path=opts.csv_path(s)) for s in need}

@@ -28,7 +28,7 @@ class ShardTask:
     index: int
     audio: dict                                   # AudioParams as a dict (plain data crosses processes)
     items: list[tuple[int, int, str | None]]      # (dialogue_id, utterance_id, absolute clip path or None)
-    root: str = ""                                # --meld-root: clips are identified by their path under it
+    root: str = ""                                # --corpus: clips are identified by their path under it
 
     def clips(self) -> list[list | None]:
         """Each clip as it is now: path under the root, size, mtime (None: no clip). A shard is reused only

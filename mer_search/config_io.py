@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from mer_search.errors import UserError
+from mer_search.errors import ConfigError, UserError
 
 
 class Loader(yaml.SafeLoader):
@@ -139,3 +139,16 @@ def type_problem(value: Any, candidates: list) -> str | None:
     expected = " or ".join(dict.fromkeys(type_name(tp) for tp in candidates))
     kind = type(value).__name__
     return f"expected {expected}, got {value!r} ({'an' if kind[0] in 'aeiou' else 'a'} {kind})"
+
+
+def parse_duration(text: str) -> float:
+    """'2h', '90m', '1h30m', '45s' or plain seconds -> seconds."""
+    t = str(text).strip().lower()
+    m = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?", t)
+    if not t or not m or not any(m.groups()):
+        raise ConfigError(f"--time-budget {text!r}: give a duration like 2h, 90m, 1h30m or 600s")
+    h, mins, secs = (float(g) if g else 0.0 for g in m.groups())
+    total = h * 3600 + mins * 60 + secs
+    if total <= 0:
+        raise ConfigError(f"--time-budget {text!r}: must be longer than zero")
+    return total

@@ -97,7 +97,7 @@ def test_the_readme_quick_start_runs_verbatim_and_resumes(tmp_path):
     assert [lang for lang, _ in blocks] == ["bash", "bash", "python"]
     study, predict, python = (code for _, code in blocks)
     line = study.splitlines()[0]
-    assert line.startswith("mer-search pipeline --meld-root MELD.Raw --out runs/meld")
+    assert line.startswith("mer-search pipeline --corpus MELD.Raw --out runs/meld")
     r = CliRunner().invoke(main, ["synth", "--out", str(tmp_path / "MELD.Raw"), "--dialogues", "8", "--seed", "0"])
     assert r.exit_code == 0, r.output
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "MER_SEARCH_BUDGET": "tiny",

@@ -39,7 +39,7 @@ def _signal_self_when(ready, sig, done: threading.Event, timeout=600):
 def test_the_pipeline_stops_resumes_skips_and_its_bundle_predicts(synth_corpus, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     out = tmp_path / "out"
-    cmd = ["pipeline", "--meld-root", str(synth_corpus), "--out", str(out), "--budget", "tiny"]   # W&B offline
+    cmd = ["pipeline", "--corpus", str(synth_corpus), "--out", str(out), "--budget", "tiny"]   # W&B offline
 
     done = threading.Event()
     _signal_self_when(lambda: len(rung_records(out / "sweeps" / "speech")) >= 2, signal.SIGTERM, done)

@@ -59,7 +59,7 @@ def test_predict_without_labels_and_mistakes(trained, synth_corpus, tmp_path):
     assert r.exit_code == 1 and "not a readable UTF-8 CSV" in r.stderr
     speech, _ = trained["speech"]
     r = CliRunner().invoke(main, ["predict", str(speech), "--csv", str(synth_corpus / "dev_sent_emo.csv")])
-    assert r.exit_code == 1 and "needs the clips: pass --meld-root" in r.stderr
+    assert r.exit_code == 1 and "needs the clips: pass --corpus" in r.stderr
 
 
 def test_a_bad_row_is_named_in_the_users_file(trained, synth_corpus, tmp_path):

@@ -23,7 +23,7 @@ LAYERS = [
      "mer_search.wandb_runs", "mer_search.bundle"),
     ("mer_search.search",),
     ("mer_search.pipeline",),
-    ("mer_search.cli", "mer_search.cli_reference"),
+    ("mer_search.cli", "mer_search.cli_options", "mer_search.cli_reference"),
 ]
 
 # the package's own namespace offers the common jobs (`mer_search.load(bundle).predict(df)`): imported inside

@@ -1,27 +1,12 @@
-"""--time-budget: a duration as typed, and each searched stage's share of what is left of it."""
+"""--time-budget: each searched stage's share of what is left of it (parsing: config_io.parse_duration)."""
 
 from __future__ import annotations
 
-import re
-
-from mer_search.errors import ConfigError
+from mer_search.config_io import parse_duration  # noqa: F401  (re-exported: the pipeline's own name for it)
 
 SWEEP_SHARE = 0.5      # of a stage's share of --time-budget, what its sweep may spend (the rest: refit, seeds)
 FINETUNE_WEIGHT = 4.0  # a fine-tuning stage counts four against any other stage's one
 FLOOR_S = 60.0         # a spent budget still lets each sweep run its first trial a while
-
-
-def parse_duration(text: str) -> float:
-    """'2h', '90m', '1h30m', '45s' or plain seconds -> seconds."""
-    t = str(text).strip().lower()
-    m = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?", t)
-    if not t or not m or not any(m.groups()):
-        raise ConfigError(f"--time-budget {text!r}: give a duration like 2h, 90m, 1h30m or 600s")
-    h, mins, secs = (float(g) if g else 0.0 for g in m.groups())
-    total = h * 3600 + mins * 60 + secs
-    if total <= 0:
-        raise ConfigError(f"--time-budget {text!r}: must be longer than zero")
-    return total
 
 
 def sweep_share_s(left_s: float, stage: str, todo: dict[str, bool]) -> float:
