@@ -213,7 +213,7 @@ class Bundle:
         vocab = json.loads((self.path / VOCAB).read_text())
         self.vocab_hash = vocab_hash(vocab)
         if self.vocab_hash != spec["vocab_hash"]:
-            raise ConfigError(f"bundle {self.path}: vocab.json is not the vocabulary its parts were trained on")
+            raise ConfigError(f"bundle {self.path}: {VOCAB} is not the vocabulary its parts were trained on")
         self.checkpoints = {p["name"]: load_checkpoint(self.path / p["file"]) for p in spec["parts"]}
         for name, ck in self.checkpoints.items():
             if ck["vocab_hash"] != self.vocab_hash:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from data_prep.reader import PreparedDir
 from mer_search import __version__
 from mer_search import cli_options as opt
 from mer_search.dirs import RunDir, SweepDir
@@ -170,7 +171,7 @@ def _print_summary(manifest: dict, out: Path) -> None:
         click.echo(f"  {split:5s} {info['rows']:6d} utterances, {info['dialogues']:5d} dialogues | {emo}")
         click.echo(f"        audio: {audio}")
     if manifest.get("quirk_summary"):
-        click.echo(f"quirks ({out / 'quirks.csv'}):")
+        click.echo(f"quirks ({PreparedDir(out).file(PreparedDir.QUIRKS)}):")
         for line in manifest["quirk_summary"]:
             click.echo(f"  {line}")
     check = manifest.get("reference_check")

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from data_prep.reader import ShardReader, emotion_names, load_manifest, load_train_stats, localize
+from data_prep.reader import SPLITS, PreparedDir, ShardReader, emotion_names, load_manifest, load_train_stats, localize
 from mer_search.config_io import COUNT, NATURAL, Range
 from mer_search.errors import ConfigError
 
@@ -77,14 +77,14 @@ class Corpus:
     def __init__(self, root: str | Path):
         self.root = localize(root)          # a URI: copied once per node into a local cache
         self.manifest = load_manifest(self.root)
-        self.vocab = json.loads((self.root / "vocab.json").read_text())
+        self.vocab = json.loads(PreparedDir(self.root).file(PreparedDir.VOCAB).read_text())
         self.reader = ShardReader(self.root)
         self._tables: dict[str, pd.DataFrame] = {}
         self._stats: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def splits(self) -> list[str]:
-        return [s for s in ("train", "dev", "test") if (self.root / f"{s}.parquet").exists()]
+        return [s for s in SPLITS if PreparedDir(self.root).has_split(s)]
 
     @property
     def vocab_hash(self) -> str:
@@ -116,7 +116,7 @@ class Corpus:
 
     def table(self, split: str) -> pd.DataFrame:
         if split not in self._tables:
-            path = self.root / f"{split}.parquet"
+            path = PreparedDir(self.root).table_path(split)
             if not path.exists():
                 raise FileNotFoundError(f"{path}: split {split!r} was not prepared")
             self._tables[split] = pd.read_parquet(path)
@@ -125,11 +125,11 @@ class Corpus:
     def vectors(self, kind: str, split: str, cfg: DataConfig) -> np.ndarray:
         """(N, D) float32 per-utterance vectors, row-aligned with the split's table."""
         if kind == "embedding":
-            path = self.root / "embeddings" / cfg.embeddings / f"{split}.npy"
+            path = PreparedDir(self.root).embeddings(cfg.embeddings, split)
             hint = (f"rerun the `mer-search prepare` that made {self.root} with `--text-embeddings {cfg.embeddings}` "
                     f"added (it keeps the finished tables and shards)")
         elif kind == "functionals":
-            path = self.root / "functionals" / f"{split}.npy"
+            path = PreparedDir(self.root).functionals(split)
             hint = "prepare with --functionals"
         else:
             key, suffix = (kind[: -len(LOGP)], LOGP) if kind.endswith(LOGP) else (kind, "")

@@ -1,6 +1,6 @@
-"""The layout's rules, checked on the source: imports run down the layers only, every sweep-dir and run-dir
-file name is spelled in mer_search/dirs.py alone, only `Sweep` shuts Ray down, and the README's tree names
-every module."""
+"""The layout's rules, checked on the source: imports run down the layers only and never in a circle, every
+artifact's file names are spelled by its owner alone (sweep, run, feature, prepared and pipeline dirs), only
+`Sweep` shuts Ray down, and the architecture page's tree names every module."""
 
 import ast
 import re
@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mer_search.dirs import RunDir, SweepDir
+from data_prep.reader import PreparedDir
+from mer_search.dirs import FeatureDir, RunDir, SweepDir
+from mer_search.pipeline.layout import PipelineDir
 
 REPO = Path(__file__).resolve().parents[1]
 # each module's layer; a module may import its own layer and those below, never above
@@ -150,20 +152,45 @@ def _strings(path: Path):
             yield node.lineno, node.value
 
 
-FILE_NAMES = sorted({v for cls in (SweepDir, RunDir) for k, v in vars(cls).items()
-                     if k.isupper() and isinstance(v, str) and "." in v})
+# each on-disk artifact's owner: the class that spells its file names, and the module it lives in
+OWNERS = {SweepDir: "mer_search.dirs", RunDir: "mer_search.dirs", FeatureDir: "mer_search.dirs",
+          PreparedDir: "data_prep.reader", PipelineDir: "mer_search.pipeline.layout"}
+# the same spelling meaning another thing: a Hugging Face tokenizer's own files
+OTHER_MEANING = {("mer_search.encoders", "vocab.json")}
 
 
-def test_sweep_and_run_dir_file_names_are_spelled_in_dirs_py_alone():
-    assert {"sweep.json", "trials.parquet", "asha_rungs.json", "status.json", "best.pt", "last.pt",
-            "summary.json", "optuna.journal"} <= set(FILE_NAMES)
+def file_names(cls) -> set[str]:
+    return {v for k, v in vars(cls).items() if k.isupper() and isinstance(v, str) and "." in v}
+
+
+def misplaced_file_names(owners: dict, mods, other_meaning=frozenset()) -> list[str]:
+    """Every string literal, outside the owning modules, that spells an owned file name."""
+    where = {}
+    for cls, module in owners.items():
+        for name in file_names(cls):
+            where.setdefault(name, set()).add(module)
     found = []
-    for name, path in modules():
-        if name == "mer_search.dirs":
-            continue
+    for module, path in mods:
         for line, s in _strings(path):
-            found += [f"{path.relative_to(REPO)}:{line}: {f}" for f in FILE_NAMES if re.search(rf"\b{re.escape(f)}\b", s)]
-    assert found == []
+            found += [f"{module}:{line}: {name}" for name, allowed in where.items()
+                      if module not in allowed and (module, name) not in other_meaning
+                      and re.search(rf"\b{re.escape(name)}\b", s)]
+    return found
+
+
+def test_artifact_file_names_are_spelled_by_their_owners_alone():
+    assert {"sweep.json", "trials.parquet", "asha_rungs.json", "status.json", "best.pt", "last.pt",
+            "summary.json", "optuna.journal", "manifest.json", "vocab.json", "labels.json", "quirks.csv",
+            "dataset.yaml", "summary.md", "timings.json", "keys.parquet"} <= set().union(*map(file_names, OWNERS))
+    assert misplaced_file_names(OWNERS, modules(), OTHER_MEANING) == []
+
+
+def test_the_owner_check_names_a_planted_spelling(tmp_path):
+    pkg = tmp_path / "planted"
+    pkg.mkdir()
+    (pkg / "a.py").write_text('"""writes summary.md"""\n\ndef f(out):\n    return out / "summary.md", out / "vocab.json"\n')
+    assert sorted(misplaced_file_names(OWNERS, modules(tmp_path, ("planted",)))) == \
+        ["planted.a:4: summary.md", "planted.a:4: vocab.json"]          # the docstring's mention is not one
 
 
 def test_the_string_check_sees_literals_but_not_docstrings(tmp_path):

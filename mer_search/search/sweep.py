@@ -31,7 +31,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from data_prep.atomic import check_writable_dir, sha256_file
 from data_prep.errors import PrepError
-from data_prep.reader import data_fingerprint, localize
+from data_prep.reader import PreparedDir, data_fingerprint, localize
 from mer_search import signals
 from mer_search.dirs import SweepDir, nest
 from mer_search.metrics import dataset_metric
@@ -214,7 +214,8 @@ def _new_plan(opts: SweepOptions, out: Path) -> SweepPlan:
     return SweepPlan(space_name=space.name, space_source=str(Path(opts.space).resolve()), sweep_dir=str(out),
                      search=search, final=space.final,
                      scheduler=opts.scheduler, seed=opts.seed, objectives=objectives, base=base,
-                     prepared_sha256=sha256_file(local / "manifest.json"), prepared_fingerprint=data_fingerprint(local),
+                     prepared_sha256=sha256_file(PreparedDir(local).manifest_path),
+                     prepared_fingerprint=data_fingerprint(local),
                      study_storage=_study_url(opts.study_storage, out),
                      study_name=f"{space.name}-{out.name}", storage=opts.storage or str(out),
                      cpus_per_trial=opts.cpus_per_trial, gpus_per_trial=opts.gpus_per_trial,
@@ -254,7 +255,7 @@ def _load_plan(out: SweepDir) -> SweepPlan:
         if plan.prepared_fingerprint is not None:
             same = data_fingerprint(local) == plan.prepared_fingerprint
         else:       # a plan from before fingerprints: the manifest file itself
-            same = sha256_file(local / "manifest.json") == plan.prepared_sha256
+            same = sha256_file(PreparedDir(local).manifest_path) == plan.prepared_sha256
     except (PrepError, FileNotFoundError):
         same = False
     if not same:
