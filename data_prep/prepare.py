@@ -289,9 +289,8 @@ def _audio_quirks(split: str, sidecars: dict[tuple, dict], params: AudioParams, 
             if e["capped"]:
                 quirks.add(split, d, u, name, f"long clip ({e['duration_s']:.1f} s)",
                            f"capped at {params.max_frames} frames ({params.max_frames / fps:.1f} s)")
-            if e["channels"] and e["channels"] != 1:
-                quirks.add(split, d, u, name, f"{e['channels']} channels ({e['layout']})",
-                           f"kept channel {e['channel_used']}")
+            if e["channels"] and e["channels"] != 1:          # routine: counted, not a row a clip
+                quirks.tally(split, f"{e['channels']} channels ({e['layout']})", f"kept channel {e['channel_used']}")
 
 
 def _write_parquet(path: Path, df: pd.DataFrame) -> None:

@@ -1,4 +1,8 @@
-"""The quirks report: every oddity found in the data, what was done about it."""
+"""The quirks report: every oddity found in the data, what was done about it.
+
+A real problem (a missing, undecodable, short or long clip, a duplicate row, a leak ...) is a row per clip or
+row in quirks.csv. What every clip of a kind has in common and needs no look (a stereo or 5.1 layout and the
+channel kept) is counted instead: one row per split and kind, its `count` saying how many clips."""
 
 from __future__ import annotations
 
@@ -35,6 +39,11 @@ def kind_of(problem: str) -> str:
 class Quirks:
     def __init__(self) -> None:
         self.rows: list[dict] = []
+        self.tallies: Counter = Counter()        # (split, problem, action) -> clips: counted, not listed
+
+    def tally(self, split: str, problem: str, action: str) -> None:
+        """A routine finding (a channel layout): counted per split, problem and action, never a row a clip."""
+        self.tallies[(split, problem, action)] += 1
 
     def add(self, split: str, dialogue_id: int, utterance_id: int, file: str, problem: str, action: str) -> None:
         kind = kind_of(problem)
@@ -44,7 +53,10 @@ class Quirks:
         log.log(level, "%s dia%s_utt%s (%s): %s -> %s", split, dialogue_id, utterance_id, file, problem, action)
 
     def counts(self) -> dict[str, int]:
-        return dict(Counter(r["kind"] for r in self.rows))
+        counts = Counter(r["kind"] for r in self.rows)
+        for (_, problem, _), n in self.tallies.items():
+            counts[kind_of(problem)] += n
+        return dict(counts)
 
     def found(self, kind: str) -> set[tuple[str, int, int]]:
         return {(r["split"], r["dialogue_id"], r["utterance_id"]) for r in self.rows if r["kind"] == kind}
@@ -65,23 +77,31 @@ class Quirks:
     def write_csv(self, path: Path) -> None:
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=["split", "dialogue_id", "utterance_id", "file", "kind", "problem",
-                                            "action"])
+                                            "action", "count"])
         w.writeheader()
-        w.writerows(self.rows)
+        w.writerows({**r, "count": 1} for r in self.rows)
+        w.writerows({"split": split, "dialogue_id": -1, "utterance_id": -1, "file": "", "kind": kind_of(problem),
+                     "problem": problem, "action": action, "count": n}
+                    for (split, problem, action), n in sorted(self.tallies.items()))
         write_bytes_atomic(path, buf.getvalue().encode())
 
     def summary(self, examples: int = 3) -> list[str]:
         """Grouped lines for the console: count, problem kind, a few examples and the action."""
         lines = []
-        groups: dict[str, list[dict]] = {}
+        groups: dict[str, list] = {}
         for r in self.rows:
             groups.setdefault(r["kind"], []).append(r)
+        for key, n in self.tallies.items():
+            groups.setdefault(kind_of(key[1]), []).append((key, n))
         order = ["undecodable", "missing", "short", "long", "final_videos", "without CSV row", "duplicate",
                  "unrecognised", "channels", "empty", "order", "leak", "other"]
         for kind, rows in sorted(groups.items(), key=lambda kv: order.index(kv[0])):
             if kind == "channels":  # one line per layout, not per clip
-                per = Counter(f"{r['problem']} -> {r['action']}" for r in rows)
-                lines.append(f"{len(rows):6d} channels: " + "; ".join(f"{n} x {k}" for k, n in per.most_common()))
+                per = Counter()
+                for (_, problem, action), n in rows:
+                    per[f"{problem} -> {action}"] += n
+                lines.append(f"{sum(per.values()):6d} channels: "
+                             + "; ".join(f"{n} x {k}" for k, n in per.most_common()))
                 continue
             shown = "; ".join(f"{r['split']} {r['file']}: {r['problem']} -> {r['action']}" for r in rows[:examples])
             more = f" (+{len(rows) - examples} more)" if len(rows) > examples else ""

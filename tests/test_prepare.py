@@ -35,7 +35,11 @@ def test_every_injected_quirk_is_detected(prepared, synth_corpus):
     assert found["long"] == sorted(truth["long"])
     assert found["final_videos"] == sorted(truth["final_videos"])
     assert found["without CSV row"] == sorted(truth["extra"])
-    assert len(found["channels"]) == sum(truth["channels"].values())
+    # channel layouts are counted, not listed: one row per split and layout, the clips it covers in `count`
+    channels = quirks[quirks.kind == "channels"]
+    assert channels["count"].sum() == sum(truth["channels"].values()) > len(channels)
+    assert not channels.duplicated(["split", "problem"]).any() and (channels.dialogue_id == -1).all()
+    assert (quirks[quirks.kind != "channels"]["count"] == 1).all()
     # and the table says what was done
     status = {(r.split, r.dialogue_id, r.utterance_id): r for r in t.itertuples()}
     assert all(truth[k] for k in ("corrupt", "missing", "short", "long", "final_videos"))    # each loop checks some
