@@ -13,9 +13,9 @@ __version__ = "0.1.0"
 
 def load(path):
     """A model bundle (or a checkpoint) to label new dialogues: `mer_search.load(path).predict(df)`."""
-    from mer_search.bundle import load as load_bundle
+    from mer_search.predict import load as load_model
 
-    return load_bundle(path)
+    return load_model(path)
 
 
 def sweep(space, prepared, out, **options):

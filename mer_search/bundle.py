@@ -13,8 +13,7 @@ reads a text and a speech model's, or their context models'). The bundle holds t
                      functionals, upstream features), so new rows are scaled as the training rows were
     MODEL_CARD.md    data, scores, each part's config, the code's version
 
-`predict` prepares only the new rows with the fitted preparation (no train split is read or rebuilt),
-then runs the parts in order, each writing the features the next reads.
+This module is the format (write, read, check); predict.py runs a bundle on new rows.
 """
 
 from __future__ import annotations
@@ -23,19 +22,18 @@ import json
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import yaml
 
 from data_prep.atomic import write_json_atomic
 from data_prep.reader import PreparedDir
-from data_prep.schema import SPLITS, check_separator, load_schema, shipped
+from data_prep.schema import shipped
 from data_prep.text import OTHER_SPEAKER
 from mer_search.dirs import read_json
-from mer_search.errors import ConfigError, UserError
+from mer_search.errors import ConfigError
 
 BUNDLE_JSON = "bundle.json"
 DATASET = PreparedDir.DATASET   # the schema of the corpus it was trained on: what a new CSV looks like
@@ -228,116 +226,6 @@ class Bundle:
     @property
     def needs_audio(self) -> bool:
         return any({"mel", "functionals"} & set(p["inputs"]) for p in self.spec["parts"])
-
-    def predict(self, csv: str | Path | pd.DataFrame, clips: str | Path | None = None,
-                split: str = "test") -> tuple[pd.DataFrame, dict | None]:
-        """Label every row of a MELD-style CSV (a path or a DataFrame with its columns); scores when it has
-        an Emotion column. `clips`: a MELD.Raw-style folder whose `split` clip folder holds its clips."""
-        if self.needs_audio and clips is None:
-            raise ConfigError(f"{self.path}: a speech model needs the clips: pass --corpus (clips=)")
-        if split not in SPLITS:
-            raise ConfigError(f"--split {split!r}: one of {', '.join(SPLITS)}")
-        shown = "the DataFrame given to predict" if isinstance(csv, pd.DataFrame) else str(csv)
-        user = _read_user_csv(csv)
-        with tempfile.TemporaryDirectory(prefix="mer-predict-") as tmp:
-            work = Path(tmp)
-            (work / DATASET).write_text(self.dataset_text)
-            schema = load_schema(work / DATASET)
-            copy = schema.csv_path(work / "corpus", "test")       # the user's rows, as the schema's test CSV
-            try:
-                return self._predict(user, work, schema, clips, split)
-            except UserError as e:           # name the user's file (and the bundle's schema), not the copies
-                message = str(e).replace(str(copy), shown).replace(str(work / DATASET), f"{self.path / DATASET}")
-                raise type(e)(message) from None
-
-    def _predict(self, user: pd.DataFrame, work: Path, schema, clips, split: str) -> tuple[pd.DataFrame, dict | None]:
-        from data_prep.audio import AudioParams
-        from data_prep.prepare import PrepareOptions, prepare
-        from data_prep.text import TextParams
-        from mer_search.data import Corpus
-        from mer_search.config import parse
-        from mer_search.inputs import make_batches
-        from mer_search.dirs import FeatureDir
-        from mer_search.models import build_model
-        from mer_search.train import metrics_from
-        from mer_search.train import predict as model_predict
-
-        cols = schema.columns
-        labelled = cols["label"] in user.columns
-        root, prepared = work / "corpus", work / "prepared"
-        root.mkdir()
-        needed = [cols["text"], cols["speaker"], *schema.dialogue_columns, cols["utterance"]]
-        if missing := [c for c in needed if c not in user.columns]:
-            raise ConfigError(f"the CSV lacks column(s) {', '.join(missing)}: this model's dataset "
-                              f"({schema.name}) needs {', '.join(needed)} (found: {', '.join(map(str, user.columns))})")
-        for key, names in (("label", schema.labels), ("second_label", schema.second_labels)):
-            if key in cols and cols[key] not in user.columns:
-                user[cols[key]] = names[0]            # placeholders; no scores are computed without labels
-        for key in ("start", "end"):              # times are kept, not used: absent ones read as unknown (NaN)
-            if key in cols and cols[key] not in user.columns:
-                user[cols[key]] = ""
-        if schema.split_values:                   # one file for every split: these rows are its test rows
-            user[cols["split"]] = schema.split_values.get("test", "test")
-        user.to_csv(schema.csv_path(root, "test"), index=False)
-        if self.needs_audio:
-            (root / schema.clip_dirs["test"]).symlink_to(Path(clips).resolve() / schema.clip_dirs[split])
-        settings = self.spec["settings"]
-        audio, text = settings.get("audio") or {}, settings["text"]
-        embeddings = next((p["embeddings"] for p in self.spec["parts"] if p.get("embeddings")), None)
-        prepare(PrepareOptions(
-            meld_root=root, out=prepared, splits=("test",), text_only=not self.needs_audio,
-            dataset=str(work / DATASET),
-            text=TextParams(**{f.name: text[f.name] for f in fields(TextParams) if f.name in text}),
-            audio=AudioParams(**{f.name: audio[f.name] for f in fields(AudioParams) if f.name in audio}),
-            shard_size=settings.get("shard_size", 64), text_embeddings=embeddings,
-            fitted={"vocab": self.vocab, "speaker_tags": self.spec["speaker_tags"]}))
-        corpus = Corpus(prepared)
-        for p in self.spec["parts"]:
-            data, model_cfg, _ = parse(self.checkpoints[p["name"]]["config"])
-            data.prepared = str(prepared)
-            data.feature_dirs = {k: str(work / "features" / v) for k, v in p["reads"].items()}
-            for kind in p["inputs"]:
-                if (p["name"], kind) in self.stats:
-                    corpus.use_stats(kind, data, *self.stats[(p["name"], kind)])
-            model = build_model(model_cfg)
-            model.load_state_dict(self.checkpoints[p["name"]]["state_dict"])
-            res = model_predict(model, make_batches(corpus, "test", model_cfg, data, False, 0),
-                                with_features=p["name"] != TOP)
-            if p["name"] != TOP:
-                d = FeatureDir(work / "features" / p["name"])
-                d.path.mkdir(parents=True)
-                d.write_split("test", res, len(corpus.table("test")))
-        table = corpus.table("test")
-        logits = res["logits"] - res["logits"].max(1, keepdims=True)
-        probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-        rows = table.iloc[res["row"]]
-        dialogue = cols["dialogue"] if isinstance(cols["dialogue"], str) else "dialogue"     # composite: the key
-        out = pd.DataFrame({dialogue: (rows.dialogue_key if "dialogue_key" in rows else rows.dialogue_id).to_numpy(),
-                            cols["utterance"]: rows.utterance_id.to_numpy(), cols["text"]: rows.text_raw.to_numpy(),
-                            "predicted": [self.labels[i] for i in probs.argmax(1)]})
-        for i, name in enumerate(self.labels):
-            out[f"p_{name}"] = probs[:, i].round(6)
-        metrics = None
-        if labelled:
-            out.insert(3, cols["label"], rows.emotion_name.to_numpy())
-            exclude = schema.metric.exclude                # a micro-F1 dataset scores without this class too
-            metrics = metrics_from(res["labels"], probs.argmax(1), float("nan"), "csv", probs.shape[1],
-                                   exclude=[n.lower() for n in self.labels].index(exclude.lower()) if exclude else None)
-        order = np.lexsort((rows.utterance_id.to_numpy(), rows.dialogue_id.to_numpy()))
-        return out.iloc[order].reset_index(drop=True), metrics
-
-
-def _read_user_csv(csv) -> pd.DataFrame:
-    if isinstance(csv, pd.DataFrame):
-        return csv.fillna("").astype(str)         # as read from a CSV: strings, an empty cell empty
-    path = Path(csv)
-    if not path.is_file():
-        raise ConfigError(f"{csv}: no such CSV file")
-    try:
-        check_separator(path, path.read_text(encoding="utf-8-sig"))
-        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise ConfigError(f"{csv}: not a readable UTF-8 CSV ({str(e).splitlines()[0][:120]})") from None
 
 
 def load(path: str | Path) -> Bundle:

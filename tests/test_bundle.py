@@ -9,7 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from data_prep.synth import EMOTIONS
+import mer_search
 from mer_search.bundle import Bundle, chain, load, write_bundle
+from mer_search.predict import Predictor
 from mer_search.cli import main
 from mer_search.errors import ConfigError
 from mer_search.experiment import run
@@ -54,7 +56,7 @@ def test_predicting_dev_through_a_bundle_reproduces_its_dev_score(trained_chain,
     assert json.loads((bundle / "bundle.json").read_text())["card"]["row"] == top
     assert "## Parts" in (bundle / "MODEL_CARD.md").read_text()
     b = Bundle(bundle)
-    df, metrics = b.predict(synth_corpus / "dev_sent_emo.csv", clips=synth_corpus, split="dev")
+    df, metrics = Predictor(b).predict(synth_corpus / "dev_sent_emo.csv", clips=synth_corpus, split="dev")
     assert metrics["csv_wf1"] == pytest.approx(scores[top]["dev_wf1"], abs=1e-12), (metrics, scores[top])
     assert len(df) == len(pd.read_csv(synth_corpus / "dev_sent_emo.csv").drop_duplicates(["Dialogue_ID", "Utterance_ID"]))
     assert {f"p_{e}" for e in b.labels} <= set(df.columns)
@@ -90,7 +92,6 @@ def test_a_broken_bundle_is_one_clear_error(trained_chain, tmp_path):
 
 
 def test_the_python_api_predicts_a_dataframe(trained_chain, synth_corpus):
-    import mer_search
 
     root, scores = trained_chain
     dev = pd.read_csv(synth_corpus / "dev_sent_emo.csv", dtype=str, keep_default_na=False)
@@ -114,5 +115,5 @@ def test_a_bundle_needs_neither_the_training_data_nor_its_prepared_dir(prepared,
     write_bundle(tmp_path / "run" / "best.pt", tmp_path / "bundle")
     shutil.rmtree(copy)
     shutil.rmtree(tmp_path / "run")
-    _, metrics = load(tmp_path / "bundle").predict(synth_corpus / "dev_sent_emo.csv")
+    _, metrics = mer_search.load(tmp_path / "bundle").predict(synth_corpus / "dev_sent_emo.csv")
     assert metrics["csv_wf1"] == pytest.approx(dev, abs=1e-12)

@@ -30,7 +30,7 @@ LAYERS = [
 
 # the package's own namespace offers the common jobs (`mer_search.load(bundle).predict(df)`): imported inside
 # the functions that offer them, so `import mer_search` stays light
-PUBLIC_API = {("mer_search", "mer_search.bundle"), ("mer_search", "mer_search.search.sweep"),
+PUBLIC_API = {("mer_search", "mer_search.predict"), ("mer_search", "mer_search.search.sweep"),
               ("mer_search", "mer_search.search.space"), ("mer_search", "mer_search.pipeline")}
 
 
