@@ -92,7 +92,6 @@ def test_a_broken_bundle_is_one_clear_error(trained_chain, tmp_path):
 
 
 def test_the_python_api_predicts_a_dataframe(trained_chain, synth_corpus):
-
     root, scores = trained_chain
     dev = pd.read_csv(synth_corpus / "dev_sent_emo.csv", dtype=str, keep_default_na=False)
     new = dev[dev.Dialogue_ID == dev.Dialogue_ID.iloc[0]].drop(columns=["Emotion", "Sentiment"])
