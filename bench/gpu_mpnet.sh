@@ -33,7 +33,7 @@ wheels)
   done
   [ ${#todo[@]} -gt 0 ] && $PY -m pip install -q --no-deps --no-index "${todo[@]}" 2>&1 | tail -3
   echo "installed ${#todo[@]} wheels: ${todo[*]##*/}"
-  $PY -c "import ray, optuna, transformers; from ray import tune; import mer_search.search.sweep, mer_search.train
+  $PY -c "import ray, optuna, transformers; from ray import tune; import mer_search.search.sweep, mer_search.training.train
 print('ray', ray.__version__, 'optuna', optuna.__version__, 'transformers', transformers.__version__)" 2>&1 | tail -3
   ;;
 arrive)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mer_search.config import find_config, load_config  # noqa: E402
-from mer_search.experiment import run_seeds  # noqa: E402
-from mer_search.train import NullReporter  # noqa: E402
+from mer_search.training.config import find_config, load_config  # noqa: E402
+from mer_search.training.experiment import run_seeds  # noqa: E402
+from mer_search.training.train import NullReporter  # noqa: E402
 
 DEFAULT = ("text_mlp,text_lstm,text_transformer,text_pretrained,context_two_stage,context_joint,"
            "context_two_stage_pretrained,context_joint_pretrained")

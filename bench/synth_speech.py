@@ -35,9 +35,9 @@ from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from data_prep.reader import LOGMEL_FLOOR, ShardReader  # noqa: E402
-from mer_search.experiment import run_seeds  # noqa: E402
-from mer_search.features import extract_features  # noqa: E402
-from mer_search.train import NullReporter  # noqa: E402
+from mer_search.training.experiment import run_seeds  # noqa: E402
+from mer_search.training.features import extract_features  # noqa: E402
+from mer_search.training.train import NullReporter  # noqa: E402
 
 NORMS = ("band_instance", "utterance", "train_stats", "none")
 # per family: the model, learning rate, epochs, and what reproduces the reference (its 2D CNN normalised the

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from mer_search.experiment import run  # noqa: E402
-from mer_search.train import NullReporter  # noqa: E402
+from mer_search.training.experiment import run  # noqa: E402
+from mer_search.training.train import NullReporter  # noqa: E402
 
 TEXT = [{"name": "text_mlp", "emb_dim": 64, "hidden": [128, 128], "dropout": 0.5},
         {"name": "text_lstm", "emb_dim": 32, "hidden": 32, "layers": 2},

@@ -1,5 +1,5 @@
 """Errors worded for the user. `UserError` is the base of every mistake a user can make, in data_prep and in
-mer_search alike (mer_search.errors re-exports it): the CLI prints one as one line and exits 1."""
+mer_search alike (mer_search.core.errors re-exports it): the CLI prints one as one line and exits 1."""
 
 
 class UserError(Exception):

@@ -9,11 +9,14 @@ The common jobs from Python, without a subprocess (each imports what it needs wh
 """
 
 __version__ = "0.1.0"
+# the layers, lowest first: each is a subpackage, and a module imports only from its own layer and those below
+# (tests/test_structure.py reads this list; docs/architecture.md shows what each holds)
+LAYERS = ("core", "data", "models", "training", "serving", "search", "pipeline", "cli")
 
 
 def load(path):
     """A model bundle (or a checkpoint) to label new dialogues: `mer_search.load(path).predict(df)`."""
-    from mer_search.predict import load as load_model
+    from mer_search.serving.predict import load as load_model
 
     return load_model(path)
 

@@ -11,7 +11,7 @@ import optuna
 import pandas as pd
 import psutil
 
-from mer_search.dirs import SweepDir
+from mer_search.core.dirs import SweepDir
 
 SPACE = """# mer-search sweep {path} --prepared PREPARED
 search: {{metric: dev_wf1, mode: max, max_epochs: 4, grace_period: 1, reduction_factor: 2, num_samples: 8,

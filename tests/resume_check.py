@@ -17,8 +17,8 @@ class Record:
 
 def crash_and_resume(cfg, tmp_path, crash_after: int, seed: int) -> tuple[dict, dict, dict]:
     """(unbroken, crashed, resumed) per-epoch metrics of the same config and seed."""
-    from mer_search.experiment import train_trial
-    from mer_search.train import load_checkpoint
+    from mer_search.training.experiment import train_trial
+    from mer_search.training.train import load_checkpoint
 
     unbroken = Record()
     train_trial(cfg, tmp_path / "a", unbroken, seed=seed)

@@ -10,12 +10,12 @@ from click.testing import CliRunner
 
 from data_prep.synth import EMOTIONS
 import mer_search
-from mer_search.bundle import Bundle, chain, load, write_bundle
-from mer_search.predict import Predictor
+from mer_search.serving.bundle import Bundle, chain, load, write_bundle
+from mer_search.serving.predict import Predictor
 from mer_search.cli import main
-from mer_search.errors import ConfigError
-from mer_search.experiment import run
-from mer_search.features import extract_features
+from mer_search.core.errors import ConfigError
+from mer_search.training.experiment import run
+from mer_search.training.features import extract_features
 
 
 @pytest.fixture(scope="module")

@@ -194,25 +194,25 @@ def _signal_when(cmd, env, sig, ready, timeout=600, cwd=None):
 
 
 def test_training_and_the_cli_leave_ray_out():
-    """`import mer_search.train` (and experiment, data_prep.prepare, the CLI) imports no ray and no optuna: one
+    """`import mer_search.training.train` (and experiment, data_prep.prepare, the CLI) imports no ray and no optuna: one
     fresh interpreter, each module checked as it is imported."""
     code = ("import importlib, sys\n"
-            "for m in ('mer_search.train', 'mer_search.experiment', 'data_prep.prepare', 'mer_search.cli'):\n"
+            "for m in ('mer_search.training.train', 'mer_search.training.experiment', 'data_prep.prepare', 'mer_search.cli'):\n"
             "    importlib.import_module(m)\n"
             "    print(m, 'ray' in sys.modules, 'optuna' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.splitlines() == [f"{m} False False" for m in ("mer_search.train", "mer_search.experiment",
+    assert out.splitlines() == [f"{m} False False" for m in ("mer_search.training.train", "mer_search.training.experiment",
                                                              "data_prep.prepare", "mer_search.cli")]
 
 
 def test_an_internal_error_shows_its_traceback_with_v(monkeypatch, tmp_path):
     """A bug (not a user error) is never dressed as one: with -v its traceback, without it a hint to rerun."""
-    import mer_search.export
+    import mer_search.training.export
 
     def broken(*args, **kwargs):
         raise KeyError("dev_wf1")
 
-    monkeypatch.setattr(mer_search.export, "export_config", broken)
+    monkeypatch.setattr(mer_search.training.export, "export_config", broken)
     r = CliRunner().invoke(main, ["export", str(tmp_path)])
     assert r.exit_code == 1 and "Traceback" not in r.stderr
     assert "internal error (KeyError: 'dev_wf1'); this is a bug in mer-search" in r.stderr and "rerun with -v" in r.stderr

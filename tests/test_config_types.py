@@ -5,9 +5,9 @@ import pytest
 from click.testing import CliRunner
 
 from mer_search.cli import main
-from mer_search.config_io import loads
-from mer_search.errors import ConfigError
-from mer_search.config import load_config
+from mer_search.core.config_io import loads
+from mer_search.core.errors import ConfigError
+from mer_search.training.config import load_config
 from mer_search.search.space import SpaceError, load_space
 
 
@@ -20,7 +20,7 @@ def test_the_loader_stays_safe():
     """config_io.Loader is yaml.SafeLoader plus one number form: no Python object is ever built."""
     import yaml
 
-    from mer_search.config_io import Loader
+    from mer_search.core.config_io import Loader
 
     assert issubclass(Loader, yaml.SafeLoader)
     with pytest.raises(yaml.constructor.ConstructorError):

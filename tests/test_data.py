@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mer_search.data import Batches, Corpus, DataConfig, SplitData, augment, dialogue_index
+from mer_search.data.corpus import Batches, Corpus, DataConfig, SplitData, augment, dialogue_index
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import click
 import pytest
 
 from mer_search.cli import main
-from mer_search.cli_reference import render
+from mer_search.cli.reference import render
 
 REPO = Path(__file__).resolve().parents[1]
 # --workers defaults to min(2, this machine's CPUs): the one machine-dependent line
@@ -20,7 +20,7 @@ def _same_on_any_machine(text: str) -> str:
 
 def test_docs_cli_is_the_generated_reference():
     assert _same_on_any_machine((REPO / "docs" / "cli.md").read_text()) == _same_on_any_machine(render()), \
-        "docs/cli.md is stale: run `python -m mer_search.cli_reference > docs/cli.md`"
+        "docs/cli.md is stale: run `python -m mer_search.cli.reference > docs/cli.md`"
 
 
 def test_every_command_and_flag_is_in_the_reference():

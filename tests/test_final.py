@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from mer_search.cli import main
-from mer_search.dirs import SweepDir
+from mer_search.core.dirs import SweepDir
 
 pytestmark = pytest.mark.ray      # the shared sweep fixture runs Ray
 
@@ -61,8 +61,8 @@ def test_export_rank_and_mistakes(sweep_dir, tmp_path):
 
 
 def test_train_on_train_plus_dev(prepared, tmp_path):
-    from mer_search.data import ChainedBatches
-    from mer_search.experiment import Experiment
+    from mer_search.data.corpus import ChainedBatches
+    from mer_search.training.experiment import Experiment
 
     cfg = {"data": {"prepared": str(prepared), "batch_size": 8, "train_splits": ["train", "dev"]},
            "model": {"name": "text_mlp", "emb_dim": 16, "hidden": [16]}, "train": {"epochs": 2, "patience": 0}}

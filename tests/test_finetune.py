@@ -11,14 +11,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import mer_search.dialogue_text as dt
+import mer_search.data.dialogue_text as dt
 from mer_search.cli import main
-from mer_search.dialogue_text import DialogueSequences, assemble, utterance_string
-from mer_search.encoders import DEFAULT_ENCODER, load_tokenizer
-from mer_search.experiment import run
-from mer_search.features import extract_features
+from mer_search.data.dialogue_text import DialogueSequences, assemble, utterance_string
+from mer_search.data.encoders import DEFAULT_ENCODER, load_tokenizer
+from mer_search.training.experiment import run
+from mer_search.training.features import extract_features
 from mer_search.models import build_model
-from mer_search.train import load_checkpoint
+from mer_search.training.train import load_checkpoint
 from resume_check import crash_and_resume
 from tiny_encoder import tiny_encoder
 
@@ -198,7 +198,7 @@ def test_missing_or_broken_encoder_is_one_line(prepared, tmp_path):
 
 
 def test_cuda_asked_on_a_cpu_machine_warns_and_trains_on_cpu(caplog):
-    from mer_search.train import pick_device
+    from mer_search.training.train import pick_device
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
@@ -232,7 +232,7 @@ def test_sweep_on_a_gpu_request_without_gpus_then_export_and_train(prepared, tmp
     import ray
     import yaml
 
-    from mer_search.export import export_config
+    from mer_search.training.export import export_config
     from mer_search.search.sweep import SweepOptions, run_sweep
 
     if torch.cuda.is_available():

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import yaml
 
-from mer_search.errors import ConfigError
-from mer_search.experiment import run
-from mer_search.dirs import FeatureDir
-from mer_search.features import extract_features
+from mer_search.core.errors import ConfigError
+from mer_search.training.experiment import run
+from mer_search.core.dirs import FeatureDir
+from mer_search.training.features import extract_features
 
 
 @pytest.fixture(scope="module")

@@ -61,7 +61,7 @@ def test_the_environment_a_sweep_sets_is_restored_and_a_users_value_wins(tmp_pat
 
 
 def test_the_running_sweeps_state_ends_with_the_sweep_even_on_an_error(tmp_path, monkeypatch):
-    from mer_search.plan import SearchSettings, SweepPlan
+    from mer_search.core.plan import SearchSettings, SweepPlan
 
     plan = SweepPlan(space_name="s", space_source="s.yaml", sweep_dir=str(tmp_path), search=SearchSettings(),
                      scheduler="asha", seed=0, objectives=[["dev_wf1", "max"]], base={"data.prepared": "/p"},
@@ -77,8 +77,8 @@ def test_the_running_sweeps_state_ends_with_the_sweep_even_on_an_error(tmp_path,
 
 
 def test_train_seed_is_where_a_runs_seeds_start(prepared, tmp_path):
-    from mer_search.config import first_seed
-    from mer_search.experiment import run_seeds
+    from mer_search.training.config import first_seed
+    from mer_search.training.experiment import run_seeds
 
     cfg = {"data": {"prepared": str(prepared), "batch_size": 16}, "model": {"name": "text_mlp", "emb_dim": 8},
            "train": {"epochs": 1, "seed": 3}}
@@ -86,7 +86,7 @@ def test_train_seed_is_where_a_runs_seeds_start(prepared, tmp_path):
     assert [m["seed"] for m in summary["per_seed"]] == [3, 4]
     assert sorted(p.name for p in (tmp_path / "run").glob("seed_*")) == ["seed_3", "seed_4"]
     assert first_seed({"train": {}}) == 0
-    from mer_search.errors import ConfigError
+    from mer_search.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="train.seed: -1 must be a whole number >= 0"):
         first_seed({"train": {"seed": -1}})

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mer_search.models import build_model, model_names, needs_dialogues, required_inputs
-from mer_search.train import CheckpointWriter, load_checkpoint
+from mer_search.training.train import CheckpointWriter, load_checkpoint
 from tiny_encoder import tiny_encoder
 
 V, M, D = 50, 40, 16

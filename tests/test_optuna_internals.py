@@ -21,7 +21,7 @@ def test_a_pickled_sqlite_study_reopens_in_the_moved_sweep_dir(tmp_path):
     pickled = pickle.dumps(storage)
     storage.engine.dispose()
     old.rename(new)
-    from mer_search.plan import SearchSettings, SweepPlan
+    from mer_search.core.plan import SearchSettings, SweepPlan
 
     plan = SweepPlan(space_name="s", space_source="s.yaml", sweep_dir=str(old), search=SearchSettings(),
                      scheduler="asha", seed=0, objectives=[["dev_wf1", "max"]], base={"data.prepared": "/p"},

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from mer_search.dirs import SweepDir
-from mer_search.plan import VERSION, SearchSettings, SweepDirError, SweepPlan, lower_is_better
+from mer_search.core.dirs import SweepDir
+from mer_search.core.plan import VERSION, SearchSettings, SweepDirError, SweepPlan, lower_is_better
 
 SEARCH = {"metric": "dev_wf1", "mode": "max", "max_epochs": 6, "grace_period": 1, "reduction_factor": 2}
 # as version 2 wrote it: num_samples and sampler beside the search section

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from mer_search.cli import main
-from mer_search.experiment import run
+from mer_search.training.experiment import run
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_predict_without_labels_and_mistakes(trained, synth_corpus, tmp_path):
 def test_a_bad_row_is_named_in_the_users_file(trained, synth_corpus, tmp_path):
     """predict copies the rows into a working folder: its errors still name the user's file and row."""
     import mer_search
-    from mer_search.errors import UserError
+    from mer_search.core.errors import UserError
 
     ckpt, _ = trained["text"]
     rows = pd.read_csv(synth_corpus / "dev_sent_emo.csv", dtype=str, keep_default_na=False)
@@ -88,8 +88,8 @@ def test_a_bundle_keeps_its_schema_when_the_schema_file_is_gone(synth_corpus, tm
     from data_prep.prepare import PrepareOptions, prepare
     from data_prep.schema import shipped
     from helpers import emorynlp_corpus
-    from mer_search.bundle import write_bundle
-    from mer_search.errors import ConfigError
+    from mer_search.serving.bundle import write_bundle
+    from mer_search.core.errors import ConfigError
 
     root = emorynlp_corpus(tmp_path / "emory", synth_corpus)
     schema = tmp_path / "schemas" / "my_emory.yaml"

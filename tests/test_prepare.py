@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 import pandas as pd
 import pytest
 
@@ -79,9 +80,17 @@ def test_shards_hold_exactly_what_a_fresh_computation_gives(prepared, synth_corp
     reader = ShardReader(prepared)
     ok = df[df.audio_status == "ok"]
     assert len(ok) > 3
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)            # as prepare computes (one thread a decode): the same floats to the bit
+    try:
+        fresh = {}
+        for r in ok.itertuples():
+            dec = decode_clip(synth_corpus / r.audio_path, AudioParams())
+            fresh[r.audio_path] = logmel(dec.wave, dec.sample_rate, AudioParams())[0]
+    finally:
+        torch.set_num_threads(threads)
     for r in ok.itertuples():
-        dec = decode_clip(synth_corpus / r.audio_path, AudioParams())
-        want, _ = logmel(dec.wave, dec.sample_rate, AudioParams())
+        want = fresh[r.audio_path]
         got = reader.get("dev", r.shard, r.offset, r.length)
         assert isinstance(got, np.memmap) or isinstance(got.base, np.memmap)
         np.testing.assert_array_equal(np.asarray(got), want, err_msg=f"{r.audio_path} {r.shard} {r.offset} {r.length} {want.shape}")
@@ -97,7 +106,7 @@ def test_manifest_lists_every_file_with_a_valid_checksum(prepared):
     m = load_manifest(prepared)
     assert m["complete"] and m["settings"]["audio"]["n_mels"] == 40 and m["settings"]["audio"]["hop_length"] == 80
     assert m["versions"]["torch"] and m["versions"]["av"]
-    # tokens/ is not prepare's output: fine-tuned encoders cache their tokenization there (mer_search.dialogue_text)
+    # tokens/ is not prepare's output: fine-tuned encoders cache their tokenization there (mer_search.data.dialogue_text)
     on_disk = {str(p.relative_to(prepared)) for p in prepared.rglob("*")
                if p.is_file() and p.suffix in (".npy", ".parquet") and p.relative_to(prepared).parts[0] != "tokens"}
     listed = {k for k in m["files"] if k.endswith((".npy", ".parquet"))}

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from mer_search import models
-from mer_search.dirs import SweepDir
+from mer_search.core.dirs import SweepDir
 
 TOY = '''
 import torch
@@ -124,7 +124,7 @@ def test_the_class_count_comes_from_labels_json(prepared, tmp_path):
 
     import yaml
 
-    from mer_search.experiment import run
+    from mer_search.training.experiment import run
 
     data = tmp_path / "prepared"
     shutil.copytree(prepared, data)

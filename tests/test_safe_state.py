@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from data_prep.locks import DirBusy, DirLock
 from mer_search.cli import main
-from mer_search.dirs import RunDir, SweepDir
+from mer_search.core.dirs import RunDir, SweepDir
 
 
 def _holder(directory):
@@ -61,7 +61,7 @@ def test_the_cli_refuses_a_dir_another_process_holds(command, tmp_path, prepared
 
 
 def test_a_marker_cut_short_is_not_trusted(tmp_path):
-    from mer_search.export import readable_config as _readable_config, write_config as _write_config
+    from mer_search.training.export import readable_config as _readable_config, write_config as _write_config
 
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
@@ -145,7 +145,7 @@ def test_a_checkpoint_goes_through_a_temp_name_of_its_own(tmp_path, monkeypatch)
     """Two writers of one run dir are refused by its lock; a checkpoint's temp name is the writer's own too."""
     import torch
 
-    from mer_search import train
+    from mer_search.training import train
 
     written = []
     save = torch.save
@@ -269,7 +269,7 @@ def test_a_password_in_the_study_url_is_refused_and_never_written_or_echoed(prep
 
 
 def _state_with_storage(tmp_path, bucket):
-    from mer_search.plan import SearchSettings, SweepPlan
+    from mer_search.core.plan import SearchSettings, SweepPlan
     from mer_search.search import state
     from mer_search.search.storage import Storage
 
@@ -324,7 +324,7 @@ def test_a_full_disk_while_writing_a_stage_marker_leaves_no_marker_and_the_stage
     import errno
 
     from data_prep import atomic
-    from mer_search.experiment import run_seeds
+    from mer_search.training.experiment import run_seeds
 
     cfg = {"data": {"prepared": str(prepared), "batch_size": 16}, "model": {"name": "text_mlp", "emb_dim": 8},
            "train": {"epochs": 1}}

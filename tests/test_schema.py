@@ -247,7 +247,7 @@ def test_a_dailydialog_style_metric_leaves_one_class_out():
     """micro F1 over the classes but the excluded one, on known predictions, as sklearn counts it."""
     from sklearn.metrics import f1_score
 
-    from mer_search.train import metrics_from
+    from mer_search.training.train import metrics_from
 
     labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 3, 0])
     preds = np.array([0, 1, 0, 1, 0, 2, 0, 3, 3, 2])
@@ -265,7 +265,7 @@ def test_a_dataset_scored_by_micro_f1_reports_it_in_training(synth_corpus, tmp_p
     import yaml
 
     from data_prep.prepare import PrepareOptions, prepare
-    from mer_search.experiment import run
+    from mer_search.training.experiment import run
 
     root = emorynlp_corpus(tmp_path / "emory", synth_corpus)
     raw = yaml.safe_load(shipped()["emorynlp"].read_text())
@@ -276,8 +276,8 @@ def test_a_dataset_scored_by_micro_f1_reports_it_in_training(synth_corpus, tmp_p
     m = run({"data": {"prepared": str(tmp_path / "p")}, "model": {"name": "text_mlp", "emb_dim": 8, "hidden": [8]},
              "train": {"epochs": 1, "metric": "dev_microf1"}}, tmp_path / "run", seed=0)
     assert 0 <= m["dev_microf1"] <= 1 and m["dev_microf1"] != m["dev_wf1"]
-    from mer_search.dirs import FeatureDir
-    from mer_search.features import extract_features
+    from mer_search.core.dirs import FeatureDir
+    from mer_search.training.features import extract_features
 
     features = FeatureDir(extract_features(tmp_path / "run" / "best.pt", tmp_path / "features"))
     assert features.dev_score("dev_microf1") == pytest.approx(m["dev_microf1"])     # what a fusion leads with
@@ -287,7 +287,7 @@ def test_a_dataset_scored_by_micro_f1_reports_it_in_training(synth_corpus, tmp_p
 
     _, scores = mer_search.load(tmp_path / "run" / "best.pt").predict(load_schema(schema).csv_path(root, "dev"))
     assert scores["csv_microf1"] == pytest.approx(m["dev_microf1"]) and scores["csv_wf1"] == pytest.approx(m["dev_wf1"])
-    from mer_search.errors import ConfigError
+    from mer_search.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="dev_microf1: .* scores no micro F1"):
         run({"data": {"prepared": str(_plain(tmp_path, root))}, "model": {"name": "text_mlp"},

@@ -7,8 +7,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from mer_search.dirs import SweepDir
-from mer_search.plan import SearchSettings, SweepPlan
+from mer_search.core.dirs import SweepDir
+from mer_search.core.plan import SearchSettings, SweepPlan
 from mer_search.search import state, sweep
 from mer_search.search.storage import Storage
 

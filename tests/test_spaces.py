@@ -5,10 +5,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from mer_search.encoder_cache import ENCODERS, EncoderInstallError, installed_path
+from mer_search.data.encoder_cache import ENCODERS, EncoderInstallError, installed_path
 from mer_search.models import build_model, model_names, resolve_sizes
-from mer_search.dirs import nest
-from mer_search.errors import ConfigError
+from mer_search.core.dirs import nest
+from mer_search.core.errors import ConfigError
 from mer_search.search.space import Space, SpaceError, all_spaces, load_space
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def test_shipped_configs_parse_and_build(path):
     """Every `mer-search train NAME` config: its first line runs it, its sections parse, its model builds."""
     import yaml
 
-    from mer_search.config import parse
+    from mer_search.training.config import parse
 
     assert path.read_text().startswith(f"# mer-search train {path.stem} ")
     cfg = yaml.safe_load(path.read_text())

@@ -14,10 +14,10 @@ from sklearn.preprocessing import StandardScaler
 
 from data_prep.synth import EMOTIONS
 from data_prep.reader import LOGMEL_FLOOR, TRAIN_STATS
-from mer_search.experiment import run
+from mer_search.training.experiment import run
 from mer_search.models.common import lengths_to_mask, masked_pool
 from mer_search.models.speech import NORMS, MelNorm
-from mer_search.train import load_checkpoint
+from mer_search.training.train import load_checkpoint
 
 # one utterance of 3 frames x 2 bands, padded to 5 frames with junk
 X = torch.tensor([[[1.0, 10.0], [3.0, 20.0], [5.0, 60.0], [99.0, -7.0], [42.0, 42.0]]])
@@ -152,9 +152,9 @@ def test_class_balance_keeps_a_model_from_collapsing(tmp_path, balance):
 
 
 def test_sampler_draws_classes_evenly_and_refuses_dialogue_batches(tmp_path):
-    from mer_search.data import Batches, Corpus, DataConfig, SplitData
-    from mer_search.inputs import make_batches
-    from mer_search.errors import ConfigError
+    from mer_search.data.corpus import Batches, Corpus, DataConfig, SplitData
+    from mer_search.training.inputs import make_batches
+    from mer_search.core.errors import ConfigError
 
     root = _imbalanced_corpus(tmp_path / "toy")
     data = DataConfig(prepared=str(root), embeddings="toy")
@@ -210,7 +210,7 @@ def test_a_missing_train_statistics_file_is_caught_before_training(prepared, tmp
     with them, including a speech model that takes train_stats by default, nested ones too."""
     import shutil
 
-    from mer_search.inputs import check_data
+    from mer_search.training.inputs import check_data
     from mer_search import models
 
     class Data:

@@ -8,41 +8,34 @@ from pathlib import Path
 
 import pytest
 
+import mer_search
 from data_prep.reader import PreparedDir
-from mer_search.dirs import FeatureDir, RunDir, SweepDir
+from mer_search.core.dirs import FeatureDir, RunDir, SweepDir
 from mer_search.pipeline.layout import PipelineDir
 
 REPO = Path(__file__).resolve().parents[1]
-# each module's layer; a module may import its own layer and those below, never above
-LAYERS = [
-    ("data_prep",),
-    ("mer_search", "mer_search.errors", "mer_search.config_io", "mer_search.metrics", "mer_search.plan",
-     "mer_search.dirs", "mer_search.signals", "mer_search.encoder_cache"),
-    ("mer_search.models", "mer_search.data", "mer_search.dialogue_text", "mer_search.encoders"),
-    ("mer_search.train",),
-    ("mer_search.config", "mer_search.inputs", "mer_search.experiment", "mer_search.export", "mer_search.features",
-     "mer_search.predict", "mer_search.plots",
-     "mer_search.wandb_runs", "mer_search.bundle"),
-    ("mer_search.search",),
-    ("mer_search.pipeline",),
-    ("mer_search.cli", "mer_search.cli_options", "mer_search.cli_reference"),
-]
+# the layers come from the layout: data_prep beneath everything, then mer_search's subpackages in the order
+# mer_search.LAYERS gives; the package itself (its namespace API) sits above them all
+TOP = len(mer_search.LAYERS) + 1
 
 # the package's own namespace offers the common jobs (`mer_search.load(bundle).predict(df)`): imported inside
 # the functions that offer them, so `import mer_search` stays light
-PUBLIC_API = {("mer_search", "mer_search.predict"), ("mer_search", "mer_search.search.sweep"),
+PUBLIC_API = {("mer_search", "mer_search.serving.predict"), ("mer_search", "mer_search.search.sweep"),
               ("mer_search", "mer_search.search.space"), ("mer_search", "mer_search.pipeline")}
 
 
-def layer(module: str) -> int:
-    """The layer of a module: the one naming it or its nearest parent package."""
+def layer(module: str, layers=mer_search.LAYERS) -> int:
+    """0 for data_prep; 1 + the index of a module's subpackage in mer_search.LAYERS; a module of mer_search
+    outside every layer package is an error naming it."""
     parts = module.split(".")
-    for n in range(len(parts), 0 if parts[0] == "data_prep" or len(parts) == 1 else 1, -1):
-        name = ".".join(parts[:n])
-        for i, members in enumerate(LAYERS):
-            if name in members:
-                return i
-    raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+    if parts[0] == "data_prep":
+        return 0
+    if module == "mer_search":
+        return len(layers) + 1
+    if len(parts) >= 2 and parts[1] in layers:
+        return 1 + layers.index(parts[1])
+    raise AssertionError(f"{module} is in no layer: put it in one of mer_search's layer packages "
+                         f"({', '.join(layers)}), or add a package to mer_search.LAYERS")
 
 
 def modules(root: Path = REPO, packages=("mer_search", "data_prep")):
@@ -65,17 +58,32 @@ def imports(path: Path, root: Path = REPO):
             package = root.joinpath(*node.module.split("."))
             for alias in node.names:       # `from mer_search import models`: the module it names
                 sub = package / alias.name
+                if alias.name.startswith("__"):
+                    continue               # `from mer_search import __version__`: metadata, not code
                 yield f"{node.module}.{alias.name}" if sub.is_dir() or sub.with_suffix(".py").exists() \
                     else node.module
         elif isinstance(node, ast.Import):
             yield from (a.name for a in node.names)
 
 
-def test_layer_of_a_module():
-    assert layer("mer_search.search.sweep") == 5 and layer("mer_search.models.speech") == 2
-    assert layer("data_prep.prepare") == 0 and layer("mer_search.cli") == 7
+def test_layers_come_from_the_package_layout():
+    assert mer_search.LAYERS == ("core", "data", "models", "training", "serving", "search", "pipeline", "cli")
+    assert layer("data_prep.prepare") == 0 and layer("mer_search.core.dirs") == 1
+    assert layer("mer_search.models.speech") < layer("mer_search.training.train") < layer("mer_search.search.sweep")
+    assert layer("mer_search.cli") == layer("mer_search.cli.options") == TOP - 1
+    packages = sorted(p.name for p in (REPO / "mer_search").iterdir() if (p / "__init__.py").is_file())
+    assert packages == sorted(mer_search.LAYERS)                       # every package is a layer, and back
+    flat = sorted(p.name for p in (REPO / "mer_search").glob("*.py") if p.name != "__init__.py")
+    assert flat == [], f"modules outside every layer package: {flat}"
     with pytest.raises(AssertionError, match="in no layer"):
-        layer("mer_search.somewhere_new")
+        layer("mer_search.somewhere_new")                              # a flat module, planted
+
+
+def test_an_upward_import_is_named(tmp_path):
+    """A planted core module that imports from training: the walk reports it."""
+    path = tmp_path / "planted.py"
+    path.write_text("from mer_search.core.dirs import RunDir\n\ndef f():\n    from mer_search.training.train import fit\n")
+    assert [t for t in imports(path) if layer(t) > layer("mer_search.core.planted")] == ["mer_search.training.train"]
 
 
 def test_no_import_runs_from_a_lower_layer_to_a_higher_one():
@@ -153,10 +161,10 @@ def _strings(path: Path):
 
 
 # each on-disk artifact's owner: the class that spells its file names, and the module it lives in
-OWNERS = {SweepDir: "mer_search.dirs", RunDir: "mer_search.dirs", FeatureDir: "mer_search.dirs",
+OWNERS = {SweepDir: "mer_search.core.dirs", RunDir: "mer_search.core.dirs", FeatureDir: "mer_search.core.dirs",
           PreparedDir: "data_prep.reader", PipelineDir: "mer_search.pipeline.layout"}
 # the same spelling meaning another thing: a Hugging Face tokenizer's own files
-OTHER_MEANING = {("mer_search.encoders", "vocab.json")}
+OTHER_MEANING = {("mer_search.data.encoders", "vocab.json")}
 
 
 def file_names(cls) -> set[str]:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from helpers import sweep_study as _study
-from mer_search.dirs import SweepDir
+from mer_search.core.dirs import SweepDir
 
 pytestmark = pytest.mark.ray
 
@@ -166,7 +166,7 @@ def test_persistent_asha_restores_its_rungs_when_unpickled(tmp_path):
     """What Tuner.restore does to the scheduler: unpickle the copy saved at the start of the sweep."""
     import ray.cloudpickle as cloudpickle
 
-    from mer_search.plan import SearchSettings
+    from mer_search.core.plan import SearchSettings
     from mer_search.search.schedulers import make_scheduler
 
     class T:

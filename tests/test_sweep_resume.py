@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from helpers import SPACE, assert_each_trial_once, kill_tree, rung_records, sweep_study
-from mer_search.dirs import SweepDir
+from mer_search.core.dirs import SweepDir
 
 pytestmark = pytest.mark.ray
 

@@ -9,9 +9,9 @@ import torch
 from click.testing import CliRunner
 
 from mer_search.cli import main
-from mer_search.dirs import RunDir
-from mer_search.experiment import run
-from mer_search.features import extract_features
+from mer_search.core.dirs import RunDir
+from mer_search.training.experiment import run
+from mer_search.training.features import extract_features
 from resume_check import crash_and_resume
 
 
@@ -165,7 +165,7 @@ def test_bad_configs_fail_with_one_line(prepared, tmp_path):
 def test_f1_scores_equal_sklearn(seed):
     from sklearn.metrics import accuracy_score, f1_score
 
-    from mer_search.train import metrics_from
+    from mer_search.training.train import metrics_from
 
     rng = np.random.default_rng(seed)
     n = [5, 40, 300, 1109, 7, 60][seed]
@@ -199,7 +199,7 @@ def test_a_final_training_pins_its_cpu_threads(prepared, tmp_path):
 
     import torch
 
-    from mer_search.experiment import run
+    from mer_search.training.experiment import run
 
     before = torch.get_num_threads()
     cfg = {"data": {"prepared": str(prepared), "batch_size": 16}, "model": {"name": "text_mlp", "hidden": [8]},

@@ -76,7 +76,7 @@ def test_killed_trials_are_retried_then_reported_failed(prepared, tmp_path):
     failed = table.groupby("trial_id").error.agg(lambda s: s.astype(bool).any())
     assert failed[failed].index.tolist() == [twice]
     assert table[table.trial_id == once].training_iteration.max() == 6
-    from mer_search.dirs import SweepDir, ranked
+    from mer_search.core.dirs import SweepDir, ranked
 
     plan, t = SweepDir(out).load()
     assert ranked(t, plan).set_index("trial_id").loc[twice, "outcome"] == "failed"

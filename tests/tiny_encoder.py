@@ -14,7 +14,7 @@ def tiny_encoder(segments: bool = True) -> Path:
     import torch
     from transformers import BertConfig, BertModel
 
-    from mer_search.encoders import DEFAULT_ENCODER, encoder_source
+    from mer_search.data.encoders import DEFAULT_ENCODER, encoder_source
 
     path = ROOT / f"tiny-bert-v1-types{2 if segments else 1}"
     if (path / "config.json").exists():

@@ -1,6 +1,6 @@
 """One registry of models: a config names a builder and gives its arguments.
 
-Every model maps a batch (a dict of tensors, see mer_search.data) to logits with
+Every model maps a batch (a dict of tensors, see mer_search.data.corpus) to logits with
 `forward(batch)` and to the representation before its classifier with
 `features(batch)`; `feature_dim` says how wide that representation is.
 
@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 from torch import nn
 
-from mer_search.errors import ConfigError
+from mer_search.core.errors import ConfigError
 
 NESTED = ("utterance", "text_model", "speech_model")       # arguments that hold a whole model config
 PLUGINS_ENV = "MER_SEARCH_MODELS"
@@ -187,7 +187,7 @@ def builder_arguments(name: str) -> dict[str, inspect.Parameter]:
 
 def model_argument_types(name: str) -> dict[str, Any]:
     """A model's config keys -> the type each takes (from its builder's annotations)."""
-    from mer_search.config_io import argument_types
+    from mer_search.core.config_io import argument_types
 
     return argument_types(spec(name).builder)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mer_search.errors import ConfigError
+from mer_search.core.errors import ConfigError
 
 # a model's classes come from the prepared data's labels.json (the registry fills num_classes); this default,
 # MELD's seven emotions as prepare writes them there, serves configs saved before num_classes was filled in

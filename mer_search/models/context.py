@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mer_search.errors import ConfigError
+from mer_search.core.errors import ConfigError
 from mer_search.models import build_model, register, required_inputs
 from mer_search.models.common import NUM_CLASSES
 

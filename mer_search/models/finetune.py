@@ -1,5 +1,5 @@
 """A pretrained transformer encoder fine-tuned end to end, reading the dialogue around each utterance
-(batch["input_ids"], ["attention_mask"], ["target_mask"]: see mer_search.dialogue_text).
+(batch["input_ids"], ["attention_mask"], ["target_mask"]: see mer_search.data.dialogue_text).
 
 Nothing here is specific to MiniLM: `encoder` names the offline MiniLM package (the default), any local
 Hugging Face / sentence-transformers folder, or a hub id where the hub is reachable.
@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mer_search.encoders import DEFAULT_ENCODER, load_encoder
-from mer_search.errors import ConfigError
+from mer_search.data.encoders import DEFAULT_ENCODER, load_encoder
+from mer_search.core.errors import ConfigError
 from mer_search.models import register
 from mer_search.models.common import NUM_CLASSES, Classifier, masked_pool
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from data_prep.reader import LOGMEL_FLOOR
-from mer_search.errors import ConfigError
+from mer_search.core.errors import ConfigError
 from mer_search.models import fill_n_mels, fill_vector_dim, register
 from mer_search.models.common import NUM_CLASSES, POOLINGS, Classifier, lengths_to_mask, masked_pool, mlp, pooled_dim
 from mer_search.models.text import EmbeddingMLP, SequenceLSTM

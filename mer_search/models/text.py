@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from mer_search.errors import ConfigError
+from mer_search.core.errors import ConfigError
 from mer_search.models import fill_vector_dim, fill_vocab_size, register
 from mer_search.models.common import NUM_CLASSES, Classifier, lengths_to_mask, masked_pool, mlp, pooled_dim
 
@@ -116,7 +116,7 @@ class EmbeddingMLP(Classifier):
         self.init_head(out, num_classes)
 
     def features(self, batch: dict) -> torch.Tensor:
-        # inputs arrive z-scored with train statistics (mer_search.data), so no norm layer here
+        # inputs arrive z-scored with train statistics (mer_search.data.corpus), so no norm layer here
         return self.body(self.drop(batch[self.key]))
 
 

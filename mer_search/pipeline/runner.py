@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 
 from data_prep.atomic import write_json_atomic
 from data_prep.locks import DirLock
-from mer_search.dirs import read_json
+from mer_search.core.dirs import read_json
 
 log = logging.getLogger("mer_search.pipeline")
 

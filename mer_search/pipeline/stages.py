@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mer_search.errors import ConfigError
+from mer_search.core.errors import ConfigError
 
 # trials per sweep, epochs per trial (ASHA's max_t), top trials refitted at full fidelity before export,
 # seeds of each final training
@@ -77,7 +77,7 @@ def space_path(name: str) -> Path:
 
 def sweep_epochs(budget_epochs: int | None, space: Path) -> int | None:
     """The budget caps a trial's epochs; a space that needs fewer (fine-tuning: 3) keeps its own."""
-    from mer_search.config_io import load_yaml
+    from mer_search.core.config_io import load_yaml
 
     space_epochs = (load_yaml(space).get("search") or {}).get("max_epochs")
     return min(filter(None, (budget_epochs, space_epochs)), default=None)

@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from mer_search.dirs import FeatureDir, RunDir, SweepDir, read_json
-from mer_search.export import readable_config
+from mer_search.core.dirs import FeatureDir, RunDir, SweepDir, read_json
+from mer_search.training.export import readable_config
 from mer_search.pipeline.runner import Step
 from mer_search.pipeline.stages import Stage, sweep_epochs
 
@@ -59,9 +59,9 @@ def _write_report(sweep_dir: Path) -> None:
 
 def export(pipe: "Pipeline", stage: Stage) -> None:
     """The best trial's config; with refit (the budget's), the best on dev of the top K trained again."""
-    from mer_search.export import exported_config, write_config
+    from mer_search.training.export import exported_config, write_config
 
-    with _quiet("mer_search.experiment"):            # no config dump per refit
+    with _quiet("mer_search.training.experiment"):            # no config dump per refit
         cfg = exported_config(pipe.dir.sweep(stage.name), refit=pipe.budget["refit"], seed=pipe.opts.seed,
                               reporter=_Quiet())
     write_config(pipe.dir.config(stage.name), cfg)
@@ -69,8 +69,8 @@ def export(pipe: "Pipeline", stage: Stage) -> None:
 
 def fixed_config(pipe: "Pipeline", stage: Stage) -> None:
     """A stage that is not searched (the speech floor): its shipped config, on this study's data."""
-    from mer_search.config import load_config
-    from mer_search.export import write_config
+    from mer_search.training.config import load_config
+    from mer_search.training.export import write_config
 
     cfg = load_config(stage.config)
     cfg["data"]["prepared"] = str(pipe.dir.prepared)
@@ -78,17 +78,17 @@ def fixed_config(pipe: "Pipeline", stage: Stage) -> None:
 
 
 def train_final(pipe: "Pipeline", stage: Stage) -> None:
-    from mer_search.config import load_config
-    from mer_search.experiment import run_seeds
+    from mer_search.training.config import load_config
+    from mer_search.training.experiment import run_seeds
 
     d = pipe.dir.final(stage.name)
     cfg = load_config(pipe.dir.config(stage.name))
     _seed_from_refit(pipe, stage, cfg, RunDir(d))
-    with _quiet("mer_search.experiment"):            # no config dump per seed
+    with _quiet("mer_search.training.experiment"):            # no config dump per seed
         summary = run_seeds(cfg, d, pipe.budget["seeds"], reporter=_Quiet(), reuse=True,
                             splits=("dev", "test") if pipe.opts.with_test else ("dev",))
     if pipe.opts.wandb != "disabled":
-        from mer_search.wandb_runs import log_final
+        from mer_search.training.wandb_runs import log_final
 
         log_final(summary, cfg, d, stage.name, pipe.opts.wandb)
 
@@ -97,7 +97,7 @@ def _seed_from_refit(pipe: "Pipeline", stage: Stage, cfg: dict, final: RunDir) -
     """The refit that chose the exported config trained it on all of train with this seed already: where
     its config is the final one (dev peaked at its last epoch), it is the final training's first seed
     (checked config for config by run(reuse=True), which trains it again otherwise)."""
-    from mer_search.config import first_seed
+    from mer_search.training.config import first_seed
 
     refit = (cfg.get("source") or {}).get("refit")
     if not refit or refit.get("seed") != first_seed(cfg) or final.seed(refit["seed"]).path.exists():
@@ -109,7 +109,7 @@ def _seed_from_refit(pipe: "Pipeline", stage: Stage, cfg: dict, final: RunDir) -
 
 def extract(pipe: "Pipeline", stage: Stage) -> None:
     """Later stages read the features of this stage's final seed that scored best on dev."""
-    from mer_search.features import extract_features
+    from mer_search.training.features import extract_features
 
     d = FeatureDir(pipe.dir.features(stage.name))
     before = read_json(d.manifest)      # written by an older version: from the same model again
@@ -121,7 +121,7 @@ def extract(pipe: "Pipeline", stage: Stage) -> None:
 def bundle_step(pipe: "Pipeline") -> Step:
     """The answer as one folder: the best row's model (its seed best on dev) with every model it reads.
     Whole when it bundles the very checkpoint the answer is now, written after that checkpoint."""
-    from mer_search.bundle import BUNDLE_JSON
+    from mer_search.serving.bundle import BUNDLE_JSON
 
     def current() -> bool:
         made = read_json(pipe.dir.bundle / BUNDLE_JSON)
@@ -133,7 +133,7 @@ def bundle_step(pipe: "Pipeline") -> Step:
 
 
 def write_answer(pipe: "Pipeline") -> None:
-    from mer_search.bundle import write_bundle
+    from mer_search.serving.bundle import write_bundle
 
     stage, summary = pipe.best_row()
     seed = pipe.chosen_seed(stage.name)

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from mer_search.dirs import FeatureDir, RunDir, SweepDir, read_json
+from mer_search.core.dirs import FeatureDir, RunDir, SweepDir, read_json
 from mer_search.pipeline import summary, text_space, time_budget
 from mer_search.pipeline.layout import PipelineDir
 from mer_search.pipeline.runner import Runner, Step
@@ -109,7 +109,7 @@ class Pipeline:
     @property
     def metric(self) -> str:
         """What the rows are chosen by: dev weighted F1, or the dataset's micro F1 without a class."""
-        from mer_search.metrics import dataset_metric
+        from mer_search.core.metrics import dataset_metric
 
         return dataset_metric(self.manifest)
 

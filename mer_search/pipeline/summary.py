@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mer_search.dirs import RunDir, SweepDir, read_json
+from mer_search.core.dirs import RunDir, SweepDir, read_json
 
 if TYPE_CHECKING:
     from mer_search.pipeline.study import Pipeline
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def table(pipe: "Pipeline") -> str:
     """One row per model family, dev (and test) weighted F1 and accuracy, then the spaces and the answer."""
-    from mer_search.config_io import load_yaml
+    from mer_search.core.config_io import load_yaml
     from mer_search.models import model_label
 
     rows, micro = [], pipe.metric == "dev_microf1"
@@ -48,7 +48,7 @@ def table(pipe: "Pipeline") -> str:
 
 def best_lines(pipe: "Pipeline") -> list[str]:
     """The answer: the row chosen on dev, its scores, and the bundle that applies it to new dialogues."""
-    from mer_search.bundle import BUNDLE_JSON
+    from mer_search.serving.bundle import BUNDLE_JSON
 
     made = read_json(pipe.dir.bundle / BUNDLE_JSON)
     if not isinstance(made, dict):
@@ -84,7 +84,7 @@ def majority_row(prepared: Path) -> list[str]:
     import numpy as np
 
     from data_prep.reader import PreparedDir
-    from mer_search.train import metrics_from
+    from mer_search.training.train import metrics_from
 
     p = PreparedDir(prepared)
     names = p.emotion_names()

@@ -29,7 +29,7 @@ def visible_gpus(address: str | None) -> float:
 
 def mpnet_installed() -> bool:
     """Whether all-mpnet-base-v2 is assembled here (on a cluster every node needs it: ./install.sh mpnet)."""
-    from mer_search.encoder_cache import EncoderInstallError, installed_path
+    from mer_search.data.encoder_cache import EncoderInstallError, installed_path
 
     try:
         installed_path("all-mpnet-base-v2")
@@ -54,7 +54,7 @@ def asha_epochs_per_trial(grace: float, reduction_factor: float, max_epochs: flo
 def finetune_estimate_s(n_train: int, cpus: int, budget: dict, space: Path) -> float:
     """What a text_finetune stage would take on `cpus` CPU cores: its sweep (ASHA's average epochs a trial, on
     the space's share of train), the refits and the final seeds (the space's epochs each, all of train)."""
-    from mer_search.config_io import load_yaml
+    from mer_search.core.config_io import load_yaml
 
     raw = load_yaml(space)
     search = raw.get("search") or {}
@@ -70,7 +70,7 @@ def choose_text_space(gpus: float, time_budget_s: float | None, estimate_s: floa
                       mpnet: bool = False) -> tuple[str, str]:
     """Fine-tuning where the hardware affords it (with mpnet as a choice where trials get GPUs and it is
     installed), the minutes-on-a-CPU space otherwise; returns (space name, why)."""
-    from mer_search.train import clock
+    from mer_search.training.train import clock
 
     if gpus > 0 and mpnet:
         return "text_finetune_gpu", f"auto: trials get GPUs ({gpus:g} visible, --gpus-per-trial); MiniLM or mpnet"

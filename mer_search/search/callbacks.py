@@ -7,7 +7,7 @@ import time
 
 from ray import tune
 
-from mer_search.metrics import better
+from mer_search.core.metrics import better
 from mer_search.search import state
 
 log = logging.getLogger("mer_search.search.sweep")

@@ -20,9 +20,9 @@ import time
 import pyarrow.fs as pafs
 from ray import tune
 
-from mer_search.dirs import SweepDir
-from mer_search.errors import ConfigError
-from mer_search.plan import KEEP_CHOICES
+from mer_search.core.dirs import SweepDir
+from mer_search.core.errors import ConfigError
+from mer_search.core.plan import KEEP_CHOICES
 from mer_search.search import ray_internals, state
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ import pyarrow.fs as pafs
 from ray import tune
 
 from data_prep.atomic import write_json_atomic
-from mer_search.metrics import better
+from mer_search.core.metrics import better
 from mer_search.search import state, wandb_internals
 
 log = logging.getLogger(__name__)

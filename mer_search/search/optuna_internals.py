@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from mer_search.errors import UserError
+from mer_search.core.errors import UserError
 
 TESTED_OPTUNA = "5.0"
 

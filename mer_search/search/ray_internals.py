@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mer_search.errors import UserError
+from mer_search.core.errors import UserError
 
 TESTED_RAY = "2.60"
 

@@ -16,10 +16,10 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from mer_search.plan import SweepPlan
+from mer_search.core.plan import SweepPlan
 from mer_search.search import report_html
-from mer_search.dirs import SweepDir, epochs_at, ranked
-from mer_search.plan import SweepDirError
+from mer_search.core.dirs import SweepDir, epochs_at, ranked
+from mer_search.core.plan import SweepDirError
 
 log = logging.getLogger(__name__)
 

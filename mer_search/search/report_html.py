@@ -12,7 +12,7 @@ import html
 
 import pandas as pd
 
-from mer_search.dirs import epochs_at
+from mer_search.core.dirs import epochs_at
 
 SORT_JS = """
 document.querySelectorAll("table.ranked th").forEach((th, col) => th.addEventListener("click", () => {

@@ -15,9 +15,9 @@ from pathlib import Path
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, HyperBandScheduler, MedianStoppingRule
 
 from data_prep.atomic import write_json_atomic
-from mer_search.dirs import SweepDir
-from mer_search.errors import ConfigError
-from mer_search.plan import SCHEDULERS, SearchSettings
+from mer_search.core.dirs import SweepDir
+from mer_search.core.errors import ConfigError
+from mer_search.core.plan import SCHEDULERS, SearchSettings
 from mer_search.search import ray_internals, state
 
 

@@ -31,13 +31,13 @@ from typing import Any
 
 import yaml
 
-from mer_search.data import DATA_RANGES, DataConfig
-from mer_search.errors import UserError
-from mer_search.metrics import MODES, SELECTABLE
-from mer_search.config_io import field_types, loads, type_problem
+from mer_search.data.corpus import DATA_RANGES, DataConfig
+from mer_search.core.errors import UserError
+from mer_search.core.metrics import MODES, SELECTABLE
+from mer_search.core.config_io import field_types, loads, type_problem
 from mer_search.models import NESTED, derived_arguments, model_argument_types, model_names
-from mer_search.plan import SAMPLERS, SearchSettings
-from mer_search.train import TRAIN_RANGES, TrainConfig
+from mer_search.core.plan import SAMPLERS, SearchSettings
+from mer_search.training.train import TRAIN_RANGES, TrainConfig
 
 TYPES = ("float", "int", "categorical", "bool")
 METRICS = SELECTABLE

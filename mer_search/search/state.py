@@ -30,8 +30,8 @@ import optuna
 from ray import tune
 
 from data_prep.atomic import pid_alive
-from mer_search.dirs import SweepDir
-from mer_search.plan import SweepPlan
+from mer_search.core.dirs import SweepDir
+from mer_search.core.plan import SweepPlan
 from mer_search.search import optuna_internals
 from mer_search.search.storage import Storage
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from mer_search.errors import UserError
+from mer_search.core.errors import UserError
 
 
 class StorageError(UserError, RuntimeError):

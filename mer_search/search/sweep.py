@@ -3,7 +3,7 @@ early-stopped by ASHA.
 
 `Sweep` owns one sweep's lifetime: Ray's start and shutdown, the environment it sets for Tune, the running
 sweep's state (its dir on this machine, where pickles from another head relocate to) and the ledger of which
-trials ended. What the sweep dir holds: mer_search/dirs.py. A sweep stopped by Ctrl-C or SIGTERM ends with
+trials ended. What the sweep dir holds: mer_search/core/dirs.py. A sweep stopped by Ctrl-C or SIGTERM ends with
 its running trials cut short, and resumes.
 """
 
@@ -32,11 +32,11 @@ from ray.tune.search.optuna import OptunaSearch
 from data_prep.atomic import check_writable_dir, sha256_file
 from data_prep.errors import PrepError
 from data_prep.reader import PreparedDir, data_fingerprint, localize
-from mer_search import signals
-from mer_search.dirs import SweepDir, nest
-from mer_search.metrics import dataset_metric
-from mer_search.plan import KEEP_CHOICES, SCHEDULERS, SearchSettings, SweepPlan
-from mer_search.errors import UserError
+from mer_search.core import signals
+from mer_search.core.dirs import SweepDir, nest
+from mer_search.core.metrics import dataset_metric
+from mer_search.core.plan import KEEP_CHOICES, SCHEDULERS, SearchSettings, SweepPlan
+from mer_search.core.errors import UserError
 from mer_search.search import ray_internals, state
 from mer_search.search.callbacks import ProgressLine, TimeBudget, TrialLedger, spent
 from mer_search.search.checkpoints import CheckpointPruner
@@ -148,7 +148,7 @@ def _check_address(address: str) -> None:
 
 def _check_prepared(space: Space, base: dict, samples: int = 8) -> None:
     """Every model the space can pick must find its inputs in the prepared data (checked once, here)."""
-    from mer_search.inputs import check_data
+    from mer_search.training.inputs import check_data
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     seen = set()
     for _ in range(samples):
@@ -448,6 +448,7 @@ class Sweep:
 
             for name in ray_internals.drop_torn_callback_state(storage.fs or pafs.LocalFileSystem(), experiment):
                 log.warning("%s: torn by the driver's kill; removed (the callbacks rebuild their state)", name)
+            _alias_old_modules()
             tuner = tune.Tuner.restore(experiment, trainable=fn, resume_unfinished=True, resume_errored=True,
                                        storage_filesystem=storage.fs)
         else:
@@ -487,6 +488,21 @@ def run_sweep(opts: SweepOptions) -> pd.DataFrame:
     """Run (or resume) a sweep in its own lifetime (see Sweep)."""
     with Sweep(opts) as sweep:
         return sweep.run()
+
+
+# modules before the package layout (mer_search/plan.py ...): a sweep started then pickled its searcher with
+# objects of theirs (a SearchSettings in the space); unpickled now, they are found at their new homes
+OLD_MODULES = {"mer_search.plan": "mer_search.core.plan", "mer_search.dirs": "mer_search.core.dirs",
+               "mer_search.errors": "mer_search.core.errors", "mer_search.metrics": "mer_search.core.metrics",
+               "mer_search.config_io": "mer_search.core.config_io", "mer_search.signals": "mer_search.core.signals"}
+
+
+def _alias_old_modules() -> None:
+    import importlib
+    import sys
+
+    for old, new in OLD_MODULES.items():
+        sys.modules.setdefault(old, importlib.import_module(new))
 
 
 def _has_snapshot(storage: Storage, experiment: str) -> bool:

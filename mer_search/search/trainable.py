@@ -10,7 +10,7 @@ from typing import Callable
 from ray import tune
 
 from data_prep.reader import private_tmp
-from mer_search.dirs import RunDir, nest
+from mer_search.core.dirs import RunDir, nest
 
 
 class TuneReporter:
@@ -33,8 +33,8 @@ def trainable(config: dict, base: dict, seed: int = 0, work: Callable | None = N
     """config: the flat sampled parameters (dotted keys); base: the sweep's fixed settings (dotted keys);
     work: what a trial runs, `train_trial` unless a benchmark swaps in a no-op."""
     if work is None:     # imported here: a worker pays for torch and the models only when it trains
-        from mer_search.experiment import train_trial as work
-        from mer_search.train import pin_threads
+        from mer_search.training.experiment import train_trial as work
+        from mer_search.training.train import pin_threads
 
         pin_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))      # Ray sets it to the trial's CPUs
     cfg = nest({**base, **{k: v for k, v in config.items() if "." in k}})
@@ -46,7 +46,7 @@ def trainable(config: dict, base: dict, seed: int = 0, work: Callable | None = N
     if ckpt is not None:        # a retried or resumed trial: continue after its last finished epoch
         with ckpt.as_directory() as d:
             shutil.copytree(d, workdir)
-        from mer_search.train import load_checkpoint
+        from mer_search.training.train import load_checkpoint
 
         resume = load_checkpoint(RunDir(workdir).last)
     workdir.mkdir(parents=True, exist_ok=True)

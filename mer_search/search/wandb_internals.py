@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mer_search.errors import UserError
+from mer_search.core.errors import UserError
 
 TESTED_WANDB = "0.31"
 FLUSH_SETTING = "x_transaction_log_flush_interval"

@@ -18,10 +18,10 @@ from pathlib import Path
 import yaml
 
 from data_prep.atomic import write_atomic, write_json_atomic
-from mer_search.dirs import SweepDir, nest, ranked, trial_config
-from mer_search.errors import ConfigError
-from mer_search.metrics import better
-from mer_search.plan import SweepDirError
+from mer_search.core.dirs import SweepDir, nest, ranked, trial_config
+from mer_search.core.errors import ConfigError
+from mer_search.core.metrics import better
+from mer_search.core.plan import SweepDirError
 
 log = logging.getLogger(__name__)
 # a config's last line: a file without it was cut short (one that lost its last keys would still parse, and
@@ -62,7 +62,7 @@ def readable_config(path: Path) -> bool:
     """A written config is trusted only whole (its last line) and loading: one cut short is written again."""
     if not path.exists():
         return False
-    from mer_search.config import load_config
+    from mer_search.training.config import load_config
 
     try:
         if not path.read_text().endswith(WHOLE):
@@ -139,7 +139,7 @@ def refit_config(sweep_dir: str | Path, k: int, seed: int = 0, allow_unfinished:
 
 
 def _refit(d: SweepDir, plan, rank: int, k: int, seed: int, allow_unfinished: bool, reporter) -> dict:
-    from mer_search.experiment import run
+    from mer_search.training.experiment import run
 
     metric = plan.metric
     cfg = export_config(d.path, rank, allow_unfinished=allow_unfinished)

@@ -13,16 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from mer_search import models
-from mer_search.config_io import field_types, load_yaml, type_problem
-from mer_search.data import CLASS_BALANCE, DATA_RANGES, DataConfig
-from mer_search.errors import ConfigError
+from mer_search.core.config_io import field_types, load_yaml, type_problem
+from mer_search.data.corpus import CLASS_BALANCE, DATA_RANGES, DataConfig
+from mer_search.core.errors import ConfigError
 from mer_search.models import model_argument_types, model_names
-from mer_search.train import TRAIN_RANGES, TrainConfig
+from mer_search.training.train import TRAIN_RANGES, TrainConfig
 
 SECTIONS = ("data", "model", "train", "utterance_stage", "source")
 
 
-SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
+SHIPPED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def find_config(name: str | Path) -> Path:

@@ -3,7 +3,7 @@ summaries and reports all read."""
 
 from __future__ import annotations
 
-from mer_search.errors import ConfigError
+from mer_search.core.errors import ConfigError
 
 MODES = {"dev_wf1": "max", "dev_mf1": "max", "dev_acc": "max", "dev_loss": "min", "n_params": "min",
          "dev_microf1": "max"}

@@ -8,13 +8,13 @@ from pathlib import Path
 import pandas as pd
 
 from data_prep.atomic import write_json_atomic
-from mer_search.data import Corpus
-from mer_search.dirs import FeatureDir
-from mer_search.errors import ConfigError
-from mer_search.config import parse
-from mer_search.inputs import make_batches
+from mer_search.data.corpus import Corpus
+from mer_search.core.dirs import FeatureDir
+from mer_search.core.errors import ConfigError
+from mer_search.training.config import parse
+from mer_search.training.inputs import make_batches
 from mer_search.models import build_model
-from mer_search.train import load_checkpoint, predict, score
+from mer_search.training.train import load_checkpoint, predict, score
 
 
 def extract_features(checkpoint: str | Path, out: str | Path, splits: tuple[str, ...] | None = None) -> Path:

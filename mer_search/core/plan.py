@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
-from mer_search.errors import UserError
+from mer_search.core.errors import UserError
 
 VERSION = 3
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "nsga2")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mer_search.errors import UserError
+from mer_search.core.errors import UserError
 
 
 def log_final(summary: dict, config: dict, out: Path, name: str, mode: str = "offline") -> str:

@@ -32,8 +32,8 @@ from data_prep.atomic import write_json_atomic
 from data_prep.reader import PreparedDir
 from data_prep.schema import shipped
 from data_prep.text import OTHER_SPEAKER
-from mer_search.dirs import read_json
-from mer_search.errors import ConfigError
+from mer_search.core.dirs import read_json
+from mer_search.core.errors import ConfigError
 
 BUNDLE_JSON = "bundle.json"
 DATASET = PreparedDir.DATASET   # the schema of the corpus it was trained on: what a new CSV looks like
@@ -52,7 +52,7 @@ class Part:
 
 
 def _feature_keys(model_cfg: dict, feature_dirs: dict) -> list[str]:
-    from mer_search.data import LOGP
+    from mer_search.data.corpus import LOGP
     from mer_search.models import required_inputs
 
     return sorted(k for k in required_inputs(model_cfg) if not k.endswith(LOGP) and k in feature_dirs)
@@ -61,9 +61,9 @@ def _feature_keys(model_cfg: dict, feature_dirs: dict) -> list[str]:
 def chain(checkpoint: str | Path) -> list[Part]:
     """The parts a checkpoint needs, upstream first: each feature dir it reads names the checkpoint it came
     from (`mer-search features` records it)."""
-    from mer_search.config import parse
-    from mer_search.dirs import FeatureDir
-    from mer_search.train import load_checkpoint
+    from mer_search.training.config import parse
+    from mer_search.core.dirs import FeatureDir
+    from mer_search.training.train import load_checkpoint
 
     parts: dict[str, Part] = {}          # checkpoint path -> part
     names: set[str] = set()
@@ -107,10 +107,10 @@ def _commit() -> str:
 
 def write_bundle(checkpoint: str | Path, out: str | Path, card: dict | None = None) -> Path:
     """Bundle `checkpoint` and every part it reads features from into `out` (replaced whole)."""
-    from mer_search.data import Corpus
-    from mer_search.config import parse
+    from mer_search.data.corpus import Corpus
+    from mer_search.training.config import parse
     from mer_search.models import required_inputs
-    from mer_search.train import load_checkpoint
+    from mer_search.training.train import load_checkpoint
 
     out = Path(out)
     parts = chain(checkpoint)
@@ -194,8 +194,8 @@ class Bundle:
     """A bundle folder, checked whole on load: every part present, one vocabulary throughout."""
 
     def __init__(self, path: str | Path):
-        from mer_search.data import vocab_hash
-        from mer_search.train import load_checkpoint
+        from mer_search.data.corpus import vocab_hash
+        from mer_search.training.train import load_checkpoint
 
         self.path = Path(path)
         spec = read_json(self.path / BUNDLE_JSON)

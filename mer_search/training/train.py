@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from mer_search.config_io import COUNT, NATURAL, POSITIVE, Range
-from mer_search.dirs import RunDir
-from mer_search.errors import ConfigError
-from mer_search.metrics import better, mode_of
+from mer_search.core.config_io import COUNT, NATURAL, POSITIVE, Range
+from mer_search.core.dirs import RunDir
+from mer_search.core.errors import ConfigError
+from mer_search.core.metrics import better, mode_of
 
 log = logging.getLogger(__name__)
 

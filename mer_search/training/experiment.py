@@ -18,14 +18,14 @@ from torch import nn
 
 from data_prep.atomic import write_atomic, write_json_atomic
 from mer_search import models
-from mer_search.config import first_seed, parse
-from mer_search.data import Batches, ChainedBatches, Corpus, DataConfig
-from mer_search.dirs import RunDir, read_json
-from mer_search.errors import ConfigError
-from mer_search.features import extract_features
-from mer_search.inputs import make_batches, resolve_sizes
+from mer_search.training.config import first_seed, parse
+from mer_search.data.corpus import Batches, ChainedBatches, Corpus, DataConfig
+from mer_search.core.dirs import RunDir, read_json
+from mer_search.core.errors import ConfigError
+from mer_search.training.features import extract_features
+from mer_search.training.inputs import make_batches, resolve_sizes
 from mer_search.models import build_model
-from mer_search.train import (CheckpointWriter, ConsoleReporter, Reporter, TrainConfig, confusion, fit,
+from mer_search.training.train import (CheckpointWriter, ConsoleReporter, Reporter, TrainConfig, confusion, fit,
                               load_checkpoint, per_class, pin_threads, predict, score)
 
 log = logging.getLogger(__name__)

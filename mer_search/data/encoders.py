@@ -13,8 +13,8 @@ from pathlib import Path
 from data_prep.embeddings import DEFAULT as DEFAULT_ENCODER  # the same offline MiniLM the frozen embeddings use
 from data_prep.embeddings import model_path
 from data_prep.errors import PrepError
-from mer_search.encoder_cache import ENCODERS, installed_path
-from mer_search.errors import UserError
+from mer_search.data.encoder_cache import ENCODERS, installed_path
+from mer_search.core.errors import UserError
 
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "spiece.model",
                     "sentencepiece.bpe.model", "tokenizer_config.json", "special_tokens_map.json")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from mer_search.config_io import parse_duration
-from mer_search.errors import UserError
+from mer_search.core.config_io import parse_duration
+from mer_search.core.errors import UserError
 
 
 class Duration(click.ParamType):

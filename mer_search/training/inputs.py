@@ -4,11 +4,11 @@ and its batches, and whether the data holds them at all (checked before a sweep 
 from __future__ import annotations
 
 from mer_search import models
-from mer_search.config import parse
-from mer_search.data import Batches, Corpus, DataConfig, SplitData
-from mer_search.dirs import FeatureDir
-from mer_search.errors import ConfigError
-from mer_search.metrics import dataset_metric
+from mer_search.training.config import parse
+from mer_search.data.corpus import Batches, Corpus, DataConfig, SplitData
+from mer_search.core.dirs import FeatureDir
+from mer_search.core.errors import ConfigError
+from mer_search.core.metrics import dataset_metric
 from mer_search.models import finetuned_encoder, needs_dialogues, required_inputs
 
 

@@ -22,7 +22,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mer_search.errors import UserError
+from mer_search.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

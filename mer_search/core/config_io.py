@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from mer_search.errors import ConfigError, UserError
+from mer_search.core.errors import ConfigError, UserError
 
 
 class Loader(yaml.SafeLoader):

@@ -28,8 +28,8 @@ import pandas as pd
 
 from data_prep.atomic import write_atomic, write_json_atomic, write_npy_atomic
 from data_prep.locks import DirLock
-from mer_search.errors import ConfigError
-from mer_search.plan import SweepDirError, SweepPlan
+from mer_search.core.errors import ConfigError
+from mer_search.core.plan import SweepDirError, SweepPlan
 
 CONFIG_PREFIX = "config/"          # a trial's parameters as table columns (config/model.emb_dim ...)
 

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from data_prep.schema import SPLITS, check_separator, load_schema
-from mer_search.bundle import DATASET, TOP, Bundle
-from mer_search.bundle import load as load_bundle
-from mer_search.errors import ConfigError, UserError
+from mer_search.serving.bundle import DATASET, TOP, Bundle
+from mer_search.serving.bundle import load as load_bundle
+from mer_search.core.errors import ConfigError, UserError
 
 
 class Predictor:
@@ -53,13 +53,13 @@ class Predictor:
         from data_prep.audio import AudioParams
         from data_prep.prepare import PrepareOptions, prepare
         from data_prep.text import TextParams
-        from mer_search.data import Corpus
-        from mer_search.config import parse
-        from mer_search.inputs import make_batches
-        from mer_search.dirs import FeatureDir
+        from mer_search.data.corpus import Corpus
+        from mer_search.training.config import parse
+        from mer_search.training.inputs import make_batches
+        from mer_search.core.dirs import FeatureDir
         from mer_search.models import build_model
-        from mer_search.train import metrics_from
-        from mer_search.train import predict as model_predict
+        from mer_search.training.train import metrics_from
+        from mer_search.training.train import predict as model_predict
 
         cols = schema.columns
         labelled = cols["label"] in user.columns

@@ -1,0 +1,3 @@
+from mer_search.cli import main
+
+main()

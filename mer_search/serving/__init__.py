@@ -1,0 +1,1 @@
+"""Trained models applied to new dialogues: the bundle format (bundle.py) and inference (predict.py)."""
