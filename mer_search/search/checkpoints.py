@@ -120,7 +120,12 @@ class CheckpointPruner(tune.Callback):
             path = self.paths.get(tid)
             if not path:
                 continue
-            names = [i.base_name for i in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+            try:
+                listed = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+            except OSError as e:           # the trial dir came or went while it was listed: the next pass retries
+                log.debug("could not list %s: %s", path, e)
+                continue
+            names = [i.base_name for i in listed
                      if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_")]
             snap = self._snapshot.get(tid)
             keep = checkpoints_to_keep(names, snap, self.best(tid), self.keep)
