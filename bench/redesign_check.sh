@@ -32,7 +32,7 @@ side new prepare --corpus "$MELD" --out $W/prepared --splits train,dev --text-on
 for v in old new; do
   side $v sweep text_mlp --prepared $W/prepared --out $W/sweep_$v --num-samples 8 --max-epochs 4 \
       --max-concurrent 1 --wandb disabled --seed 0 > $W/sweep_$v.log 2>&1    # one at a time: results in order
-  side new report $W/sweep_$v --rows 8 | grep -v '^report:' | awk '{$2=""; print}' > $W/report_$v.txt
+  side new report $W/sweep_$v --rows 8 | grep -v '^report:' | awk 'NR > 1 {$2 = ""} {print}' > $W/report_$v.txt
 done
 diff $W/report_old.txt $W/report_new.txt && echo "2. real-MELD sweep ranked tables: identical but Ray's trial ids" \
     && cat $W/report_new.txt

