@@ -7,18 +7,15 @@ import logging
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 from mer_search.core.dirs import FeatureDir, RunDir, SweepDir, read_json
 from mer_search.training.export import readable_config
 from mer_search.pipeline.runner import Step
 from mer_search.pipeline.stages import Stage, sweep_epochs
 
-if TYPE_CHECKING:
-    from mer_search.pipeline.study import Pipeline
 
-
-def stage_steps(pipe: "Pipeline", stage: Stage) -> Iterator[Step]:
+def stage_steps(pipe, stage: Stage) -> Iterator[Step]:
     """sweep, report, export (or the fixed config), final training, features (when later stages read them)."""
     d = pipe.dir
     sweep = SweepDir(d.sweep(stage.name))
@@ -39,7 +36,7 @@ def stage_steps(pipe: "Pipeline", stage: Stage) -> Iterator[Step]:
         yield Step(f"features {stage.name}", features.path, features.finished, lambda: extract(pipe, stage))
 
 
-def run_sweep(pipe: "Pipeline", stage: Stage) -> None:
+def run_sweep(pipe, stage: Stage) -> None:
     from mer_search.search.sweep import SweepOptions, run_sweep as sweep
 
     d, opts = SweepDir(pipe.dir.sweep(stage.name)), pipe.opts
@@ -57,7 +54,7 @@ def _write_report(sweep_dir: Path) -> None:
     write_report(sweep_dir)
 
 
-def export(pipe: "Pipeline", stage: Stage) -> None:
+def export(pipe, stage: Stage) -> None:
     """The best trial's config; with refit (the budget's), the best on dev of the top K trained again."""
     from mer_search.training.export import exported_config, write_config
 
@@ -67,7 +64,7 @@ def export(pipe: "Pipeline", stage: Stage) -> None:
     write_config(pipe.dir.config(stage.name), cfg)
 
 
-def fixed_config(pipe: "Pipeline", stage: Stage) -> None:
+def fixed_config(pipe, stage: Stage) -> None:
     """A stage that is not searched (the speech floor): its shipped config, on this study's data."""
     from mer_search.training.config import load_config
     from mer_search.training.export import write_config
@@ -77,7 +74,7 @@ def fixed_config(pipe: "Pipeline", stage: Stage) -> None:
     write_config(pipe.dir.config(stage.name), cfg)
 
 
-def train_final(pipe: "Pipeline", stage: Stage) -> None:
+def train_final(pipe, stage: Stage) -> None:
     from mer_search.training.config import load_config
     from mer_search.training.experiment import run_seeds
 
@@ -93,7 +90,7 @@ def train_final(pipe: "Pipeline", stage: Stage) -> None:
         log_final(summary, cfg, d, stage.name, pipe.opts.wandb)
 
 
-def _seed_from_refit(pipe: "Pipeline", stage: Stage, cfg: dict, final: RunDir) -> None:
+def _seed_from_refit(pipe, stage: Stage, cfg: dict, final: RunDir) -> None:
     """The refit that chose the exported config trained it on all of train with this seed already: where
     its config is the final one (dev peaked at its last epoch), it is the final training's first seed
     (checked config for config by run(reuse=True), which trains it again otherwise)."""
@@ -107,7 +104,7 @@ def _seed_from_refit(pipe: "Pipeline", stage: Stage, cfg: dict, final: RunDir) -
         shutil.copytree(chosen.path, final.seed(refit["seed"]).path)
 
 
-def extract(pipe: "Pipeline", stage: Stage) -> None:
+def extract(pipe, stage: Stage) -> None:
     """Later stages read the features of this stage's final seed that scored best on dev."""
     from mer_search.training.features import extract_features
 
@@ -118,7 +115,7 @@ def extract(pipe: "Pipeline", stage: Stage) -> None:
     extract_features(source, d.path)
 
 
-def bundle_step(pipe: "Pipeline") -> Step:
+def bundle_step(pipe) -> Step:
     """The answer as one folder: the best row's model (its seed best on dev) with every model it reads.
     Whole when it bundles the very checkpoint the answer is now, written after that checkpoint."""
     from mer_search.serving.bundle import BUNDLE_JSON
@@ -132,7 +129,7 @@ def bundle_step(pipe: "Pipeline") -> Step:
     return Step("bundle", pipe.dir.bundle, current, lambda: write_answer(pipe))
 
 
-def write_answer(pipe: "Pipeline") -> None:
+def write_answer(pipe) -> None:
     from mer_search.serving.bundle import write_bundle
 
     stage, summary = pipe.best_row()

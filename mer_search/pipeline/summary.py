@@ -4,16 +4,13 @@ space each stage searched and why, and the answer with its bundle."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mer_search.core.dirs import RunDir, SweepDir, read_json
 
-if TYPE_CHECKING:
-    from mer_search.pipeline.study import Pipeline
 
-
-def table(pipe: "Pipeline") -> str:
-    """One row per model family, dev (and test) weighted F1 and accuracy, then the spaces and the answer."""
+def table(pipe) -> str:
+    """One row per model family, dev (and test) weighted F1 and accuracy, then the spaces and the answer.
+    `pipe`: the study (study.Pipeline); its steps and summary read it, never import it."""
     from mer_search.core.config_io import load_yaml
     from mer_search.models import model_label
 
@@ -46,7 +43,7 @@ def table(pipe: "Pipeline") -> str:
     return "\n".join(lines + ["", "Spaces:"] + space_lines(pipe) + best_lines(pipe)) + "\n"
 
 
-def best_lines(pipe: "Pipeline") -> list[str]:
+def best_lines(pipe) -> list[str]:
     """The answer: the row chosen on dev, its scores, and the bundle that applies it to new dialogues."""
     from mer_search.serving.bundle import BUNDLE_JSON
 
@@ -58,7 +55,7 @@ def best_lines(pipe: "Pipeline") -> list[str]:
             f"bundle: {pipe.dir.bundle} (`mer-search predict {pipe.dir.bundle} --csv NEW.csv`)"]
 
 
-def space_lines(pipe: "Pipeline") -> list[str]:
+def space_lines(pipe) -> list[str]:
     """Which space each searched stage used and why; how its sweep ended; what the refit chose."""
     out = []
     for stage in pipe.stages():
