@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Iterator
 
 from mer_search.core.dirs import FeatureDir, RunDir, SweepDir, read_json
-from mer_search.training.export import readable_config
 from mer_search.pipeline.runner import Step
 from mer_search.pipeline.stages import Stage, sweep_epochs
+from mer_search.training.export import readable_config
 
 
 def stage_steps(pipe, stage: Stage) -> Iterator[Step]:
