@@ -52,7 +52,7 @@ OUTPUTS = (P.MANIFEST, P.VOCAB, P.LABELS, P.QUIRKS, P.DATASET, P.AUDIO, P.FUNCTI
 class PrepareOptions:
     meld_root: Path
     out: Path
-    splits: tuple[str, ...] = ("train", "dev", "test")
+    splits: tuple[str, ...] = SPLITS
     csv_paths: dict[str, Path] = field(default_factory=dict)
     text_only: bool = False
     workers: int = 1

@@ -10,15 +10,13 @@ from pathlib import Path
 
 import click
 
-from data_prep.reader import PreparedDir
+from data_prep.reader import SPLITS, PreparedDir
 from mer_search import __version__
 from mer_search.cli import options as opt
 from mer_search.core.dirs import RunDir, SweepDir
 from mer_search.core.errors import UserError
 from mer_search.pipeline import BUDGETS
 from mer_search.core.plan import KEEP_CHOICES, SAMPLERS, SCHEDULERS
-
-SPLITS = ("train", "dev", "test")
 
 
 def _fail(message: str) -> None:
@@ -250,7 +248,7 @@ def bundle(checkpoint, out):
                    "Utterance_ID; StartTime, EndTime for speech models; Emotion optional, scored when present).")
 @opt.corpus(required=False, help="The corpus folder with the clips, laid out as the model's dataset declares "
                                  "(MELD: MELD.Raw; speech models). --meld-root is its older name.")
-@click.option("--split", type=click.Choice(["train", "dev", "test"]), default="test", show_default=True,
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True,
               help="Which clip folder under --corpus holds this CSV's clips.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("predictions.csv"),
               show_default=True)

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
+from data_prep.reader import SPLITS
 from mer_search.core.dirs import FeatureDir, RunDir, SweepDir, read_json
 from mer_search.pipeline import summary, text_space, time_budget
 from mer_search.pipeline.layout import PipelineDir
@@ -138,5 +139,5 @@ def available_splits(meld_root: str | Path, dataset: str = "meld") -> tuple[str,
     from data_prep.schema import load_schema
 
     schema = load_schema(dataset)
-    return tuple(s for s in ("train", "dev", "test") if s in schema.files
+    return tuple(s for s in SPLITS if s in schema.files
                  and (s != "test" or schema.csv_path(Path(meld_root), s).exists()))
