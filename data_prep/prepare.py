@@ -333,7 +333,8 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
     if stale:
         log.info("removed %d temporary files left by an interrupted run", stale)
     old_inputs = (old or {}).get("inputs", {})
-    write_json_atomic(PreparedDir(opts.out).manifest_path, {
+    out = PreparedDir(opts.out)
+    write_json_atomic(out.manifest_path, {
         "complete": False, "settings": settings, "inputs": {**old_inputs, **inputs},
         "note": "preparation in progress or interrupted; rerun the same command to finish"})
     # 3. text (fast) then audio (slow, parallel, resumable)
@@ -354,7 +355,6 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
             _audio_quirks(s, sidecars, opts.audio, quirks)
         tables[s] = df
     # 4. outputs, then the manifest that declares them complete
-    out = PreparedDir(opts.out)
     for s in opts.splits:
         _write_parquet(out.table_path(s), _typed(tables[s]))
     functionals = _gather_functionals(opts, tables, sidecars) \
@@ -404,7 +404,7 @@ def prepare(opts: PrepareOptions, progress: Callable | None = None) -> dict:
         from data_prep.embeddings import embed_splits
 
         manifest["embeddings"] = {opts.text_embeddings: embed_splits(opts.out, list(opts.splits), opts.text_embeddings)}
-    write_json_atomic(PreparedDir(opts.out).manifest_path, manifest)
+    write_json_atomic(out.manifest_path, manifest)
     return manifest
 
 

@@ -48,10 +48,6 @@ class PreparedDir:
     def manifest_path(self) -> Path:
         return self.path / self.MANIFEST
 
-    def manifest(self) -> dict:
-        """The manifest of a finished preparation, or a PrepError saying what is wrong."""
-        return load_manifest(self.path)
-
     def file(self, name: str) -> Path:
         """One of the named files above (PreparedDir.VOCAB ...)."""
         return self.path / name
@@ -66,8 +62,8 @@ class PreparedDir:
     def embeddings(self, name: str, split: str) -> Path:
         return self.path / self.EMBEDDINGS / name / f"{split}.npy"
 
-    def shard(self, split: str, index: int, suffix: str = ".npy") -> Path:
-        return self.path / self.AUDIO / split / f"shard_{index:05d}{suffix}"
+    def shard(self, split: str, index: int) -> Path:
+        return self.path / self.AUDIO / split / f"shard_{index:05d}.npy"
 
 
 TRAIN_STATS = PreparedDir.TRAIN_STATS

@@ -348,7 +348,6 @@ class FeatureDir:
         vectors = np.zeros((n, res["features"].shape[1]), np.float32)
         vectors[res["row"]] = res["features"]
         write_npy_atomic(self.vectors(split), vectors)
-
         classes = res["logits"].shape[1]
         logp = np.full((n, classes), -np.log(classes), np.float32)
         logp[res["row"]] = torch.log_softmax(torch.from_numpy(res["logits"]), -1).numpy()

@@ -76,15 +76,16 @@ class Corpus:
 
     def __init__(self, root: str | Path):
         self.root = localize(root)          # a URI: copied once per node into a local cache
+        self.files = PreparedDir(self.root)
         self.manifest = load_manifest(self.root)
-        self.vocab = json.loads(PreparedDir(self.root).file(PreparedDir.VOCAB).read_text())
+        self.vocab = json.loads(self.files.file(PreparedDir.VOCAB).read_text())
         self.reader = ShardReader(self.root)
         self._tables: dict[str, pd.DataFrame] = {}
         self._stats: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def splits(self) -> list[str]:
-        return [s for s in SPLITS if PreparedDir(self.root).has_split(s)]
+        return [s for s in SPLITS if self.files.has_split(s)]
 
     @property
     def vocab_hash(self) -> str:
@@ -116,7 +117,7 @@ class Corpus:
 
     def table(self, split: str) -> pd.DataFrame:
         if split not in self._tables:
-            path = PreparedDir(self.root).table_path(split)
+            path = self.files.table_path(split)
             if not path.exists():
                 raise FileNotFoundError(f"{path}: split {split!r} was not prepared")
             self._tables[split] = pd.read_parquet(path)
@@ -125,11 +126,11 @@ class Corpus:
     def vectors(self, kind: str, split: str, cfg: DataConfig) -> np.ndarray:
         """(N, D) float32 per-utterance vectors, row-aligned with the split's table."""
         if kind == "embedding":
-            path = PreparedDir(self.root).embeddings(cfg.embeddings, split)
+            path = self.files.embeddings(cfg.embeddings, split)
             hint = (f"rerun the `mer-search prepare` that made {self.root} with `--text-embeddings {cfg.embeddings}` "
                     f"added (it keeps the finished tables and shards)")
         elif kind == "functionals":
-            path = PreparedDir(self.root).functionals(split)
+            path = self.files.functionals(split)
             hint = "prepare with --functionals"
         else:
             key, suffix = (kind[: -len(LOGP)], LOGP) if kind.endswith(LOGP) else (kind, "")
