@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -57,6 +58,7 @@ class Pipeline:
         manifest = prepare(PrepareOptions(meld_root=Path(o.meld_root), out=self.prepared, workers=o.workers,
                                           text_only=o.text_only, dataset=o.dataset, text_embeddings=DEFAULT,
                                           splits=available_splits(o.meld_root, o.dataset)), progress=progress)
+        self.manifest = manifest
         if not o.text_only and not self.has_audio:
             log.info("[pipeline] dataset %s has no audio: the speech, fusion and floor stages are skipped",
                      manifest.get("dataset", {}).get("name", o.dataset))
@@ -64,8 +66,9 @@ class Pipeline:
             on_prepared(manifest)
         return manifest
 
-    @property
+    @cached_property
     def manifest(self) -> dict:
+        """The prepared dir's manifest, read once (prepare() replaces it with the one it writes)."""
         from data_prep.reader import load_manifest
 
         return load_manifest(self.prepared)
