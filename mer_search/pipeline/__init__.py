@@ -13,9 +13,9 @@ Everything lands under one output dir; a stopped pipeline rerun with the same co
 are skipped, an interrupted sweep is resumed.
 """
 
+from mer_search.core.config_io import parse_duration   # --time-budget, as the pipeline has always offered it
 from mer_search.pipeline.stages import AUTO, BUDGETS, PipelineOptions, Stage, space_path, stages, sweep_epochs
 from mer_search.pipeline.study import Pipeline, available_splits
-from mer_search.pipeline.time_budget import parse_duration
 
 __all__ = ["AUTO", "BUDGETS", "Pipeline", "PipelineOptions", "Stage", "available_splits", "parse_duration",
            "space_path", "stages", "sweep_epochs"]

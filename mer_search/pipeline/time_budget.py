@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from mer_search.core.config_io import parse_duration  # noqa: F401  (re-exported: the pipeline's own name for it)
-
 SWEEP_SHARE = 0.5      # of a stage's share of --time-budget, what its sweep may spend (the rest: refit, seeds)
 FINETUNE_WEIGHT = 4.0  # a fine-tuning stage counts four against any other stage's one
 FLOOR_S = 60.0         # a spent budget still lets each sweep run its first trial a while
