@@ -153,9 +153,17 @@ def test_auto_text_space_on_a_gpu_cluster_and_on_cpus(prepared, tmp_path, monkey
     assert space.fixed == {k: v for k, v in plain.fixed.items() if k != "model.encoder"}
     assert {k: v for k, v in space.params.items() if k != "model.encoder"} == plain.params
     assert (space.search, space.final) == (plain.search, plain.final)
-    cpu = p.Pipeline(p.PipelineOptions(meld_root=tmp_path, out=out))
-    assert cpu.text_space() == "text_any" and asked == ["ray://head:10001", None]   # no GPU asked: none looked for
-    assert cpu.space_lines()[0].startswith("- text: text_any (auto: no GPU")
+    auto = p.Pipeline(p.PipelineOptions(meld_root=tmp_path, out=out))        # the default: GPUs where they are
+    assert auto.text_space() == "text_finetune_gpu" and asked == ["ray://head:10001", None, None]
+    assert auto.space_lines()[0].startswith("- GPUs: --gpus-per-trial auto: 4 GPU(s) on this machine; each trial")
+    cpu = p.Pipeline(p.PipelineOptions(meld_root=tmp_path, out=out, gpus_per_trial=0))
+    assert cpu.text_space() == "text_any" and asked == ["ray://head:10001", None, None]   # 0: none looked for
+    assert cpu.space_lines()[:2] == ["- GPUs: --gpus-per-trial 0: every trial on CPUs",
+                                     cpu.space_lines()[1]] and cpu.space_lines()[1].startswith("- text: text_any (auto: no GPU")
+    monkeypatch.setattr(p.text_space, "visible_gpus", lambda address: 0.0)       # auto on a machine without one
+    none = p.Pipeline(p.PipelineOptions(meld_root=tmp_path, out=out))
+    assert none.text_space() == "text_any"
+    assert none.why["gpus"] == "--gpus-per-trial auto: this machine has no GPU, so trials train on CPUs"
     given = p.Pipeline(p.PipelineOptions(meld_root=tmp_path, out=out, text_space="text_lstm"))
     assert given.text_space() == "text_lstm" and given.why["text"] == "--text-space"
 

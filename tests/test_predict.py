@@ -3,6 +3,8 @@ reproduces the dev scores measured in training, for text and for speech models (
 in the checkpoint: predict prepares only the new CSV), labelled or not."""
 
 
+import json
+
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -113,3 +115,38 @@ def test_a_bundle_keeps_its_schema_when_the_schema_file_is_gone(synth_corpus, tm
     assert manifest["dataset"]["schema"] == str(schema)
     with pytest.raises(ConfigError, match="which is gone.*rerun the same `mer-search prepare`"):
         write_bundle(tmp_path / "run" / "best.pt", tmp_path / "bundle2")
+
+
+def _as_if_saved_on_a_gpu(src, dst):
+    """The checkpoint's payload saved again with every tensor's storage tagged cuda:0, as torch.save writes a
+    GPU-trained state (this machine has no GPU to train one)."""
+    import torch
+    from torch import serialization
+
+    payload = torch.load(src, map_location="cpu", weights_only=True)
+    tag = serialization.location_tag
+    serialization.location_tag = lambda storage: "cuda:0"
+    try:
+        torch.save(payload, dst)
+    finally:
+        serialization.location_tag = tag
+
+
+def test_a_checkpoint_saved_on_a_gpu_predicts_on_cpus(trained, synth_corpus, prepared, tmp_path):
+    import torch
+
+    from mer_search.core.dirs import FeatureDir
+    from mer_search.training.features import extract_features
+
+    ckpt, metrics = trained["text"]
+    gpu = tmp_path / "gpu" / "best.pt"
+    gpu.parent.mkdir()
+    _as_if_saved_on_a_gpu(ckpt, gpu)
+    with pytest.raises(RuntimeError, match="CUDA"):           # the file really says cuda:0 ...
+        torch.load(gpu, weights_only=True)
+    r = CliRunner().invoke(main, ["predict", str(gpu), "--csv", str(synth_corpus / "dev_sent_emo.csv"),
+                                  "--out", str(tmp_path / "pred.csv")])
+    assert r.exit_code == 0, r.output                          # ... and predict maps it to this CPU
+    assert f"weighted F1 {metrics['dev_wf1']:.4f}" in r.output
+    feats = extract_features(gpu, tmp_path / "features")
+    assert json.loads(FeatureDir(feats).manifest.read_text())["dev_wf1"] == pytest.approx(metrics["dev_wf1"])

@@ -289,8 +289,7 @@ def predict(model, csv_path, corpus, split, out):
 @click.option("--scheduler", type=click.Choice(SCHEDULERS), default="asha",
               show_default=True)
 @click.option("--cpus-per-trial", type=click.FloatRange(min=0.01), default=1, show_default=True)
-@click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0, show_default=True,
-              help="Fractions allowed, e.g. 0.25 runs four trials per GPU.")
+@opt.gpus_per_trial()
 @click.option("--max-concurrent", type=click.IntRange(min=1),
               help="Trials running at once [default: as resources allow].")
 @opt.address()
@@ -583,8 +582,7 @@ def _run_pipeline(opts) -> None:
               help="Top trials of each sweep trained again at full fidelity (1 seed) before export; the best on "
                    "dev is exported [default: the budget's: tiny 1, small 2, medium and large 3; 0 = off].")
 @click.option("--cpus-per-trial", type=click.FloatRange(min=0.01), default=1, show_default=True)
-@click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0, show_default=True,
-              help="Fractions allowed (0.5: two trials per GPU); with no GPU in the cluster, trials use CPUs.")
+@opt.gpus_per_trial()
 @opt.address("Ray cluster address for the sweeps (default: a local Ray).")
 @opt.wandb()
 @opt.seed()

@@ -55,3 +55,27 @@ def wandb(help: str = "W&B runs (offline: nothing is sent; `mer-search sync` upl
 
 def time_budget(help: str):
     return click.option("--time-budget", "time_budget_s", type=Duration(), help=help)
+
+
+class GpuShare(click.ParamType):
+    """auto, or a GPU fraction per trial (0 forces the CPU)."""
+
+    name = "auto|fraction"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)) or value != "auto":
+            try:
+                number = float(value)
+            except ValueError:
+                self.fail(f"{value!r}: auto, or a number >= 0 (0.25: four trials a GPU; 0: CPUs only)", param, ctx)
+            if number < 0 or number != number:
+                self.fail(f"{value!r}: auto, or a number >= 0", param, ctx)
+            return number
+        return value
+
+
+def gpus_per_trial():
+    return click.option("--gpus-per-trial", type=GpuShare(), default="auto", show_default=True,
+                        help="GPU share of each trial. auto: where Ray sees GPUs, each trial takes a share sized "
+                             "by its model's measured memory (small models pack up to 8 a GPU, the larger "
+                             "encoder 2), else CPUs; a number fixes it (0.5: two trials a GPU; 0: CPUs only).")

@@ -82,7 +82,7 @@ class SweepPlan:
     study_name: str
     storage: str                          # Ray's trial results and checkpoints: a dir or a URI
     cpus_per_trial: float = 1
-    gpus_per_trial: float = 0
+    gpus_per_trial: float | str = 0       # a fraction, or "auto" (resolved where the sweep runs: gpu_share.py)
     max_concurrent: int | None = None
     max_failures: int = 2
     wandb: str = "offline"

@@ -37,7 +37,7 @@ class PipelineOptions:
     text_only: bool = False           # no audio: only the text rows of the table
     dataset: str = "meld"             # a dataset schema: shipped name or file (`mer-search datasets`)
     cpus_per_trial: float = 1
-    gpus_per_trial: float = 0
+    gpus_per_trial: float | str = AUTO    # auto: a share by each model's memory where Ray sees GPUs, else CPUs
     address: str | None = None
     wandb: str = "offline"
     seed: int = 0

@@ -27,6 +27,7 @@ class Pipeline:
         self.prepared = self.dir.prepared
         self.why: dict[str, str] = {}          # stage -> why it used its space (the summary says)
         self._text_space: str | None = None
+        self._gpus = 0.0
         self.t0 = time.time()
 
     def run(self, progress=None, on_prepared: Callable[[dict], None] | None = None) -> str:
@@ -35,6 +36,7 @@ class Pipeline:
         from mer_search.search.sweep import Sweep
 
         with Sweep.ray_kept():      # one Ray for every stage's sweep, started by the first that runs
+            self.gpus()
             Runner(self.out, self.dir.timings).run(self.steps(progress, on_prepared))
         table = self.summary()
         self.dir.summary.write_text(table)
@@ -88,9 +90,16 @@ class Pipeline:
                 self.why["text"] = "auto, chosen when its sweep started"
             else:
                 self._text_space, self.why["text"] = text_space.auto_text_space(
-                    self.manifest["splits"]["train"]["rows"], self.opts, self.budget)
+                    self.manifest["splits"]["train"]["rows"], self.opts, self.budget, self.gpus())
             log.info("[pipeline] text space: %s (%s)", Path(self._text_space).stem, self.why["text"])
         return self._text_space
+
+    def gpus(self) -> float:
+        """The GPUs the sweeps' trials get (looked for once; the summary says why)."""
+        if "gpus" not in self.why:
+            self._gpus, self.why["gpus"] = text_space.trial_gpus(self.opts)
+            log.info("[pipeline] GPUs: %s", self.why["gpus"])
+        return self._gpus
 
     def stages(self) -> list[Stage]:
         return stages(self.opts.text_only or not self.has_audio, self.text_space())

@@ -57,7 +57,7 @@ def best_lines(pipe) -> list[str]:
 
 def space_lines(pipe) -> list[str]:
     """Which space each searched stage used and why; how its sweep ended; what the refit chose."""
-    out = []
+    out = [f"- GPUs: {pipe.why['gpus']}"] if "gpus" in pipe.why else []
     for stage in pipe.stages():
         if stage.space is None:
             continue

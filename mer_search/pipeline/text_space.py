@@ -16,8 +16,8 @@ FINETUNE_UTT_PER_CORE_S = 20.0
 
 
 def visible_gpus(address: str | None) -> float:
-    """GPUs the sweeps' trials can get (asked for with --gpus-per-trial): the cluster's with --address (joining
-    Ray, kept for the sweeps), else this machine's."""
+    """GPUs the sweeps' trials can get: the cluster's with --address (joining Ray, kept for the sweeps), else
+    this machine's."""
     if address:
         from mer_search.search.sweep import Sweep
 
@@ -73,9 +73,9 @@ def choose_text_space(gpus: float, time_budget_s: float | None, estimate_s: floa
     from mer_search.training.train import clock
 
     if gpus > 0 and mpnet:
-        return "text_finetune_gpu", f"auto: trials get GPUs ({gpus:g} visible, --gpus-per-trial); MiniLM or mpnet"
+        return "text_finetune_gpu", f"auto: trials get GPUs ({gpus:g} visible); MiniLM or mpnet"
     if gpus > 0:
-        return "text_finetune", (f"auto: trials get GPUs ({gpus:g} visible, --gpus-per-trial); MiniLM only: "
+        return "text_finetune", (f"auto: trials get GPUs ({gpus:g} visible); MiniLM only: "
                                  f"`./install.sh mpnet` adds all-mpnet-base-v2 to the search (text_finetune_gpu)")
     if time_budget_s is not None and time_budget_s >= 1.5 * estimate_s:
         return "text_finetune", (f"auto: no GPU, but --time-budget {clock(time_budget_s)} covers fine-tuning on "
@@ -84,13 +84,27 @@ def choose_text_space(gpus: float, time_budget_s: float | None, estimate_s: floa
                         f"--time-budget of at least {clock(1.5 * estimate_s)}, or --text-space text_finetune)")
 
 
-def auto_text_space(n_train: int, opts, budget: dict) -> tuple[str, str]:
-    """`auto` for these options and a train split of `n_train` utterances (GPUs looked for only when trials
-    may get them)."""
+def trial_gpus(opts) -> tuple[float, str]:
+    """The GPUs the sweeps' trials get (none with --gpus-per-trial 0: not even looked for), and why."""
+    asked = opts.gpus_per_trial
+    if asked == 0:
+        return 0.0, "--gpus-per-trial 0: every trial on CPUs"
+    gpus = visible_gpus(opts.address)
+    where = "the Ray cluster" if opts.address else "this machine"
+    if not gpus:
+        return 0.0, f"--gpus-per-trial {asked}: {where} has no GPU, so trials train on CPUs"
+    if asked == "auto":
+        return gpus, (f"--gpus-per-trial auto: {gpus:g} GPU(s) on {where}; each trial takes a share sized by its "
+                      f"model's memory (each sweep's log lists them); final trainings, features and the bundle "
+                      f"use the GPU too")
+    return gpus, f"--gpus-per-trial {asked}: {gpus:g} GPU(s) on {where}"
+
+
+def auto_text_space(n_train: int, opts, budget: dict, gpus: float) -> tuple[str, str]:
+    """`auto` for these options, a train split of `n_train` utterances and the GPUs trials get."""
     import os
 
     from mer_search.pipeline.stages import space_path
 
     estimate = finetune_estimate_s(n_train, os.cpu_count() or 1, budget, space_path("text_finetune"))
-    gpus = visible_gpus(opts.address) if opts.gpus_per_trial > 0 else 0.0
     return choose_text_space(gpus, opts.time_budget_s, estimate, mpnet_installed() if gpus > 0 else False)

@@ -37,7 +37,7 @@ from mer_search.core.dirs import SweepDir, nest
 from mer_search.core.metrics import dataset_metric
 from mer_search.core.plan import KEEP_CHOICES, SCHEDULERS, SearchSettings, SweepPlan
 from mer_search.core.errors import UserError
-from mer_search.search import ray_internals, state
+from mer_search.search import gpu_share, ray_internals, state
 from mer_search.search.callbacks import ProgressLine, TimeBudget, TrialLedger, spent
 from mer_search.search.checkpoints import CheckpointPruner
 from mer_search.search.schedulers import make_scheduler
@@ -62,7 +62,7 @@ class SweepOptions:
     sampler: str | None = None
     scheduler: str = "asha"
     cpus_per_trial: float = 1
-    gpus_per_trial: float = 0
+    gpus_per_trial: float | str = gpu_share.AUTO    # a fraction, or auto (gpu_share.py: by the model's memory)
     max_concurrent: int | None = None
     address: str | None = None
     study_storage: str | None = None        # SQLAlchemy URL or a journal file; default SWEEP_DIR/optuna.journal
@@ -146,17 +146,24 @@ def _check_address(address: str) -> None:
                          f"`ray start --head` or check the address") from None
 
 
+def model_choices(space: Space, base: dict, samples: int = 8) -> list[dict]:
+    """Flat configs the space samples, one for each combination of model names (and encoders) seen."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen, found = set(), []
+    for _ in range(samples):
+        flat = {**base, **space.sample(study.ask())}
+        key = json.dumps({k: v for k, v in flat.items() if k.endswith((".name", ".encoder"))}, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            found.append(flat)
+    return found
+
+
 def _check_prepared(space: Space, base: dict, samples: int = 8) -> None:
     """Every model the space can pick must find its inputs in the prepared data (checked once, here)."""
     from mer_search.training.inputs import check_data
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    seen = set()
-    for _ in range(samples):
-        flat = {**base, **space.sample(study.ask())}
-        key = json.dumps({k: v for k, v in flat.items() if k.endswith(".name")}, sort_keys=True)
-        if key in seen:
-            continue
-        seen.add(key)
+
+    for flat in model_choices(space, base, samples):
         try:
             check_data(nest(flat))
         except (ValueError, KeyError, FileNotFoundError) as e:
@@ -182,6 +189,9 @@ def _new_plan(opts: SweepOptions, out: Path) -> SweepPlan:
         raise SweepError(f"--seed {opts.seed}: must be >= 0")
     if opts.sampler:
         search.sampler = opts.sampler
+    gpus = opts.gpus_per_trial
+    if gpus != gpu_share.AUTO and (isinstance(gpus, (str, bool)) or not gpus >= 0):
+        raise SweepError(f"gpus_per_trial {gpus!r}: auto, or a fraction >= 0 (0: CPUs only)")
     if opts.keep_checkpoints not in KEEP_CHOICES:
         raise SweepError(f"--keep-checkpoints {opts.keep_checkpoints!r}: one of {', '.join(KEEP_CHOICES)}")
     if opts.scheduler not in SCHEDULERS:
@@ -367,8 +377,8 @@ class Sweep:
             self._saved_env.setdefault(key, None)
             os.environ[key] = value
 
-    def _start_ray(self, address: str | None, gpus_per_trial: float) -> bool:
-        """Start or join Ray; False when GPUs were asked for and the cluster has none."""
+    def _start_ray(self, address: str | None) -> None:
+        """Start or join Ray."""
         if not ray.is_initialized():
             if address:
                 _check_address(address)
@@ -382,10 +392,27 @@ class Sweep:
                 raise SweepError(f"cannot start or reach Ray ({str(e).splitlines()[0][:160]})") from None
             self._owns_ray = True
             signals.reclaim()
-        if gpus_per_trial > 0 and ray.cluster_resources().get("GPU", 0) == 0:
-            log.warning("--gpus-per-trial %g, but the Ray cluster has no GPU: trials train on CPUs", gpus_per_trial)
-            return False
-        return True
+
+    @staticmethod
+    def _trial_resources(plan: SweepPlan, space: Space) -> tuple[SweepPlan, dict | gpu_share.TrialShare]:
+        """What each trial asks Ray for; the plan as the concurrency count reads it (its smallest GPU share).
+        auto, or a fraction on a cluster without GPUs: CPUs only, as --gpus-per-trial 0."""
+        gpus = ray.cluster_resources().get("GPU", 0)
+        asked = plan.gpus_per_trial
+        if asked == gpu_share.AUTO and gpus:
+            gpu_mb = gpu_share.cluster_gpu_mb()
+            keys = [gpu_share.family_key(flat) for flat in model_choices(space, plan.base, 16)]
+            log.info("[sweep] GPUs: auto: %g in the Ray cluster, %s MiB each: %s", gpus, f"{gpu_mb:,.0f}",
+                     gpu_share.describe(keys, gpu_mb))
+            smallest = min(gpu_share.share(k, gpu_mb) for k in keys)
+            return replace(plan, gpus_per_trial=smallest), gpu_share.TrialShare(plan.base, plan.cpus_per_trial, gpu_mb)
+        if asked == gpu_share.AUTO:
+            log.info("[sweep] GPUs: auto: the Ray cluster has none: trials train on CPUs")
+            asked = 0
+        elif asked > 0 and not gpus:
+            log.warning("--gpus-per-trial %g, but the Ray cluster has no GPU: trials train on CPUs", asked)
+            asked = 0
+        return replace(plan, gpus_per_trial=asked), {"cpu": plan.cpus_per_trial, "gpu": asked}
 
     def _allow_pending(self, plan: SweepPlan) -> None:
         """Ray lets an adaptive searcher keep only one trial pending, so short trials ran one at a time
@@ -434,12 +461,12 @@ class Sweep:
             d.save_plan(plan)
         d.write_status(finished=False, state="running")
         self.state.mirror()
-        if not self._start_ray(opts.address, plan.gpus_per_trial):     # no GPU: the same sweep on CPUs
-            plan = replace(plan, gpus_per_trial=0)
+        self._start_ray(opts.address)
+        plan, resources = self._trial_resources(plan, space)
         self._allow_pending(plan)
 
         fn = tune.with_resources(tune.with_parameters(trainable, base=plan.base, seed=plan.seed, work=opts.work),
-                                 {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
+                                 resources)
         experiment = storage.join(SweepDir.TUNE)
         if opts.resume and _has_snapshot(storage, experiment):
             log.info("resuming %s: finished trials kept, interrupted ones continue from their checkpoints",
@@ -569,7 +596,8 @@ def _new_tuner(plan: SweepPlan, space: Space, out: Path, fn, storage: Storage, r
                                   callbacks=[ProgressLine(metric, mode, plan.num_samples,
                                                           plan.search.max_reports), TrialLedger(),
                                              CheckpointPruner(metric, mode, plan.keep_checkpoints),
-                                             state.StateMirror(), *_wandb_callback(plan)]))
+                                             state.StateMirror(), gpu_share.PeakLedger(plan.base),
+                                             *_wandb_callback(plan)]))
 
 
 def _wandb_callback(plan: SweepPlan) -> list:
@@ -620,7 +648,7 @@ def results_table(grid, cut_short=()) -> pd.DataFrame:
         return pd.DataFrame()
     table = pd.concat(frames, ignore_index=True)
     named = ("trial_id", "error", "cut_short", "config_json", "training_iteration", "time_total_s", "data_wait_share",
-             "lr",
+             "lr", "gpu_peak_mb",
              "node_id", PARAMS_METRIC)
     keep = [c for c in table.columns if c in named or c.startswith(("dev_", "train_", "epoch"))]
     table = table[keep].sort_values(["trial_id", "training_iteration"])

@@ -58,7 +58,7 @@ class Predictor:
         from mer_search.training.inputs import make_batches
         from mer_search.core.dirs import FeatureDir
         from mer_search.models import build_model
-        from mer_search.training.train import metrics_from
+        from mer_search.training.train import metrics_from, pick_device
         from mer_search.training.train import predict as model_predict
 
         cols = schema.columns
@@ -100,6 +100,7 @@ class Predictor:
                     corpus.use_stats(kind, data, *self.bundle.stats[(p["name"], kind)])
             model = build_model(model_cfg)
             model.load_state_dict(self.bundle.checkpoints[p["name"]]["state_dict"])
+            model.to(pick_device("auto"))       # a GPU where there is one; saved weights are CPU tensors
             res = model_predict(model, make_batches(corpus, "test", model_cfg, data, False, 0),
                                 with_features=p["name"] != TOP)
             if p["name"] != TOP:

@@ -14,7 +14,7 @@ from mer_search.core.errors import ConfigError
 from mer_search.training.config import parse
 from mer_search.training.inputs import make_batches
 from mer_search.models import build_model
-from mer_search.training.train import load_checkpoint, predict, score
+from mer_search.training.train import load_checkpoint, pick_device, predict, score
 
 
 def extract_features(checkpoint: str | Path, out: str | Path, splits: tuple[str, ...] | None = None) -> Path:
@@ -26,6 +26,7 @@ def extract_features(checkpoint: str | Path, out: str | Path, splits: tuple[str,
         raise ConfigError(f"{checkpoint}: trained on another vocabulary than {data.prepared}")
     model = build_model(model_cfg)
     model.load_state_dict(ck["state_dict"])
+    model.to(pick_device("auto"))        # encoding every split: minutes on CPUs for a fine-tuned encoder
     d = FeatureDir(out)
     d.path.mkdir(parents=True, exist_ok=True)
     keys, scores = [], {}

@@ -167,6 +167,10 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
+    """Onto the device; to a GPU through pinned memory, so the copy runs beside the work already queued."""
+    if device.type == "cuda":
+        return {k: (v.pin_memory() if v.device.type == "cpu" else v).to(device, non_blocking=True)
+                if torch.is_tensor(v) else v for k, v in batch.items()}
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
@@ -395,6 +399,8 @@ def fit(model: nn.Module, train: Iterable[dict], dev: Iterable[dict] | None, cfg
         metrics["train_utt_per_s"] = count / max(train_s, 1e-9)
         metrics["data_wait_share"] = wait / max(train_s, 1e-9)      # of the training loop's time
         metrics["lr"] = opt.param_groups[0]["lr"]
+        if device.type == "cuda":       # what --gpus-per-trial auto plans the next trials of this family with
+            metrics["gpu_peak_mb"] = torch.cuda.max_memory_reserved(device) / 2**20
         history.epochs.append(metrics)
         value = metrics[cfg.metric] if dev is not None else None
         improved = dev is None or _better(cfg.metric, value, best_value)
