@@ -65,7 +65,8 @@ def _run_ray(fn, tasks, address, workers):
     try:
         if not ray.is_initialized():
             if address == "local":
-                ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
+                # "local": a new Ray of our own, even where `ray start` left a cluster file behind
+                ray.init(address="local", num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
             else:
                 ray.init(address=address, log_to_driver=False)
     except (ConnectionError, ValueError, RuntimeError) as e:

@@ -38,6 +38,8 @@ def two_homes(tmp_path):
     if socket.socket().connect_ex(("127.0.0.1", 6379)) == 0:
         pytest.skip("port 6379 is taken on this machine (the README's lines use it)")
     before = {p.pid for p in psutil.process_iter()}
+    current = Path("/tmp/ray/ray_current_cluster")        # `ray start --head` writes it; ray.init() reads it
+    kept = current.read_bytes() if current.exists() else None
     homes = {k: tmp_path / k for k in ("head", "worker")}
     for h in homes.values():
         h.mkdir()
@@ -46,6 +48,10 @@ def two_homes(tmp_path):
     yield homes, env
     _kill([p for p in psutil.process_iter() if p.pid not in before and p.pid != os.getpid()
            and "ray" in " ".join(_cmdline(p)).lower()])
+    if kept is None:            # left behind, it would send a later ray.init() to this dead cluster
+        current.unlink(missing_ok=True)
+    else:
+        current.write_bytes(kept)
 
 
 def _run(command: str, home: Path, env: dict, cwd: Path, timeout: int = 180) -> subprocess.CompletedProcess:

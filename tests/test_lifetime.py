@@ -39,7 +39,8 @@ def test_a_sweep_shuts_down_only_the_ray_it_started(tmp_path, monkeypatch, runni
     monkeypatch.setattr(sweep, "ray", fake)
     monkeypatch.setattr(sweep.signals, "reclaim", lambda: None)
     with Sweep(_opts(tmp_path)) as s:
-        assert s._start_ray(None, 0) is True
+        s._start_ray(None)
+        assert fake.running
     assert (fake.inits, fake.shutdowns) == ((0, 0) if running_before else (1, 1))
     assert fake.running is running_before
 
@@ -110,7 +111,7 @@ def test_sweeps_inside_ray_kept_share_one_ray_shut_down_at_the_end(tmp_path, mon
     with Sweep.ray_kept():
         for _ in range(3):                   # the pipeline's stages
             with Sweep(_opts(tmp_path)) as s:
-                s._start_ray(None, 0)
+                s._start_ray(None)
             assert fake.running
     assert (fake.inits, fake.shutdowns, fake.running) == (1, 1, False)
     with Sweep.ray_kept():                   # nothing needed Ray (every stage done before): none started

@@ -31,6 +31,7 @@ def test_constant_liar_is_on_when_trials_run_at_once(monkeypatch):
     assert sweep.concurrency(SweepPlan(**{**plan.to_json(), "max_concurrent": 2})) == 2
     assert sweep.concurrency(SweepPlan(**{**plan.to_json(), "gpus_per_trial": 0.25})) == 4
     assert sweep.concurrency(SweepPlan(**{**plan.to_json(), "cpus_per_trial": 16})) == 1
+    assert sweep.concurrency(SweepPlan(**{**plan.to_json(), "gpus_per_trial": "auto"})) == 8     # not resolved yet
 
 
 def test_the_default_study_is_a_journal_that_moves_with_the_sweep_dir(tmp_path):

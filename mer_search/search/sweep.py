@@ -624,8 +624,9 @@ def concurrency(plan: SweepPlan) -> int:
     """How many trials the cluster (and --max-concurrent) lets run at once."""
     res = ray.cluster_resources()
     slots = res.get("CPU", 1) / max(plan.cpus_per_trial, 1e-9)
-    if plan.gpus_per_trial > 0:
-        slots = min(slots, res.get("GPU", 0) / plan.gpus_per_trial)
+    gpus = plan.gpus_per_trial          # auto, before the sweep resolves it: as many as the CPUs allow
+    if gpus != gpu_share.AUTO and gpus > 0:
+        slots = min(slots, res.get("GPU", 0) / gpus)
     if plan.max_concurrent:
         slots = min(slots, plan.max_concurrent)
     return max(1, int(slots))
