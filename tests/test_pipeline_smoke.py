@@ -65,12 +65,17 @@ def test_the_pipeline_stops_resumes_skips_and_its_bundle_predicts(synth_corpus, 
     table = (out / "summary.md").read_text()
     rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ") and "wF1" not in line]
     assert rows == ["text", "text + context", "speech", "speech + context", "text + speech",
-                    "text + speech + context", "speech floor", "majority class"]
+                    "text + speech + context", "ensemble", "speech floor", "majority class"]
     dev = {s: json.loads((out / "final" / s / "summary.json").read_text())["dev_wf1"]["mean"] for s in STAGES}
     # one W&B run per trial (a resumed trial reopens its run: the same id), one per final training
     assert len({p.name.split("-", 3)[-1] for p in out.glob("**/wandb/offline-run-*")}) == 6 * 4 + 6 + 1
     card = json.loads((out / "bundle" / "bundle.json").read_text())["card"]
-    assert card["stage"] == max(STAGES, key=dev.get) and f"best (chosen on dev): {card['row']};" in table
+    # the answer: the ensemble of the rows' final models where averaging beat one model on held-out dev folds,
+    # else the row best on dev
+    ensemble = json.loads((out / "ensemble.json").read_text())
+    assert len(ensemble["pool"]) == 2 * len(STAGES[:-1]) and sum(ensemble["weights"]) >= 1
+    assert card["stage"] == ("ensemble" if ensemble["helps"] else max(STAGES, key=dev.get))
+    assert f"best (chosen on dev): {card['row']};" in table
 
     # a rerun skips every step but prepare (which keeps its finished work itself, and says it computed nothing)
     caplog.clear()
@@ -84,13 +89,13 @@ def test_the_pipeline_stops_resumes_skips_and_its_bundle_predicts(synth_corpus, 
     per_stage = ["sweep {}", "report {}", "export {}", "final training {}"]
     assert skipped == [s.format(stage) for stage in STAGES[:-1] for s in per_stage + ["features {}"] * (
         stage in ("text", "text_context", "speech", "speech_context"))] + \
-        ["config speech_floor", "final training speech_floor", "bundle"]
+        ["config speech_floor", "final training speech_floor", "ensemble", "bundle"]
     assert (out / "summary.md").read_text() == table
 
     # the bundle labels the test dialogues with the bundled model's own test score
     import mer_search
 
-    test = next(v for k, v in card["scores"].items() if k.startswith("this model") and k.endswith("test"))
+    test = next(v for k, v in card["scores"].items() if k.startswith(("this model", "ensemble")) and k.endswith("test"))
     predictions, metrics = mer_search.load(out / "bundle").predict(synth_corpus / "test_sent_emo.csv",
                                                                     clips=synth_corpus)
     assert f"{metrics['csv_wf1']:.4f}" == test

@@ -5,6 +5,7 @@
     configs/STAGE.yaml each stage's exported (or fixed) training config
     final/STAGE/       each stage's final trainings, one run dir per seed (RunDir)
     features/STAGE/    the features of a stage's best final seed, read by later stages (FeatureDir)
+    ensemble.json      the ensemble chosen on dev from every row's final models: members, weights, scores
     bundle/            the answer: the row best on dev, as a model bundle
     summary.md         the reference project's table
     timings.json       seconds each step took, as it ended
@@ -22,6 +23,7 @@ class PipelineDir:
     FINAL = "final"
     FEATURES = "features"
     BUNDLE = "bundle"
+    ENSEMBLE = "ensemble.json"
     SUMMARY = "summary.md"
     TIMINGS = "timings.json"
 
@@ -43,6 +45,10 @@ class PipelineDir:
 
     def features(self, stage: str) -> Path:
         return self.path / self.FEATURES / stage
+
+    @property
+    def ensemble(self) -> Path:
+        return self.path / self.ENSEMBLE
 
     @property
     def bundle(self) -> Path:

@@ -116,22 +116,45 @@ def extract(pipe, stage: Stage) -> None:
 
 
 def bundle_step(pipe) -> Step:
-    """The answer as one folder: the best row's model (its seed best on dev) with every model it reads.
-    Whole when it bundles the very checkpoint the answer is now, written after that checkpoint."""
+    """The answer as one folder: the ensemble where it is the answer, else the best row's model (its seed best
+    on dev), with every model they read. Whole when it bundles the very checkpoints the answer is now, written
+    after them."""
     from mer_search.serving.bundle import BUNDLE_JSON
 
     def current() -> bool:
         made = read_json(pipe.dir.bundle / BUNDLE_JSON)
-        seed = pipe.chosen_seed(pipe.best_row()[0].name)
-        return isinstance(made, dict) and made["card"].get("checkpoint") == str(seed.best) and \
-            (pipe.dir.bundle / BUNDLE_JSON).stat().st_mtime >= seed.best.stat().st_mtime
+        paths = answer_checkpoints(pipe)
+        return isinstance(made, dict) and made["card"].get("checkpoints", [made["card"].get("checkpoint")]) == \
+            [str(p) for p in paths] and \
+            all((pipe.dir.bundle / BUNDLE_JSON).stat().st_mtime >= p.stat().st_mtime for p in paths)
 
     return Step("bundle", pipe.dir.bundle, current, lambda: write_answer(pipe))
 
 
+def answer_checkpoints(pipe) -> list[Path]:
+    from mer_search.pipeline.ensemble_step import chosen
+
+    made = chosen(pipe)
+    if made is not None:
+        return [Path(m["checkpoint"]) for m in made["members"]]
+    return [pipe.chosen_seed(pipe.best_row()[0].name).best]
+
+
 def write_answer(pipe) -> None:
+    from mer_search.pipeline.ensemble_step import chosen, describe
     from mer_search.serving.bundle import write_bundle
 
+    made = chosen(pipe)
+    if made is not None:
+        scores = {f"ensemble, {split}": f"{made[f'{split}_wf1']:.4f}" for split in ("dev", "test")
+                  if f"{split}_wf1" in made}
+        scores["ensemble, dev cross-validated over dev folds"] = f"{made['cv']:.4f} (one model: " \
+                                                                 f"{made['cv_single']:.4f})"
+        paths = [m["checkpoint"] for m in made["members"]]
+        write_bundle(paths, pipe.dir.bundle, weights=[m["weight"] for m in made["members"]],
+                     card={"row": f"ensemble: {describe(made)}", "stage": "ensemble", "scores": scores,
+                           "checkpoints": paths})
+        return
     stage, summary = pipe.best_row()
     seed = pipe.chosen_seed(stage.name)
     metrics = read_json(seed.metrics)

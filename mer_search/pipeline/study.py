@@ -14,6 +14,7 @@ from mer_search.pipeline import summary, text_space, time_budget
 from mer_search.pipeline.layout import PipelineDir
 from mer_search.pipeline.runner import Runner, Step
 from mer_search.pipeline.stages import AUTO, PipelineOptions, Stage, is_finetuning, stages
+from mer_search.pipeline.ensemble_step import ensemble_step
 from mer_search.pipeline.steps import bundle_step, stage_steps
 
 log = logging.getLogger("mer_search.pipeline")
@@ -43,12 +44,18 @@ class Pipeline:
         return table
 
     def steps(self, progress=None, on_prepared=None) -> Iterator[Step]:
-        """prepare; each stage's steps (stage_steps); the bundle of the row best on dev."""
+        """prepare; each stage's steps (stage_steps), but for a stage that would repeat an earlier one; the
+        ensemble of what they trained; the bundle of the answer."""
         yield Step("prepare", self.prepared, lambda: False,          # always: it keeps its finished work itself
                    lambda: self.prepare(progress, on_prepared))
         for stage in self.stages():
+            if (same := self.same_as(stage)) is not None:
+                log.info("[pipeline] %s: not run, it would repeat %s (%s)", stage.name, same.name,
+                         self.why[stage.name])
+                continue
             yield from stage_steps(self, stage)
         if self.best_row() is not None:
+            yield ensemble_step(self)
             yield bundle_step(self)
 
     def prepare(self, progress=None, on_prepared=None) -> dict:
@@ -111,6 +118,23 @@ class Pipeline:
         todo = {s.name: is_finetuning(s.space) for s in self.stages()
                 if s.space is not None and not RunDir(self.dir.final(s.name)).finished()}
         return time_budget.sweep_share_s(self.opts.time_budget_s - (time.time() - self.t0), stage.name, todo)
+
+    def same_as(self, stage: Stage) -> Stage | None:
+        """The earlier stage this one would repeat: the same space (or config) on the same inputs (the fusion of
+        each modality's better row, when neither context row beat its plain row on dev, is the plain fusion).
+        None while the stages it reads have not finished."""
+        earlier = self.stages()[:self.stages().index(stage)]
+        try:
+            mine = self.feature_dirs(stage)
+            for other in earlier:
+                if (other.space, other.config) == (stage.space, stage.config) and \
+                        set(other.consumes) == set(stage.consumes) and self.feature_dirs(other) == mine:
+                    self.why[stage.name] = (f"same inputs and space as {other.row}: "
+                                            + ", ".join(f"{k} from {Path(v).name}" for k, v in sorted(mine.items())))
+                    return other
+        except (FileNotFoundError, KeyError, TypeError, ValueError):      # an input not extracted yet
+            return None
+        return None
 
     def feature_dirs(self, stage: Stage) -> dict[str, str]:
         """Each input's feature dir: of the stages it may read, the one whose features scored higher on dev."""

@@ -14,8 +14,15 @@ def table(pipe) -> str:
     from mer_search.core.config_io import load_yaml
     from mer_search.models import model_label
 
+    from mer_search.pipeline.ensemble_step import FLOORS
+
     rows, micro = [], pipe.metric == "dev_microf1"
     for stage in pipe.stages():
+        if stage.name in FLOORS:
+            rows += ensemble_row(pipe)
+        if (same := pipe.same_as(stage)) is not None:
+            rows.append([stage.row, f"= {same.row} (not run again: its inputs and space)"] + ["="] * 4)
+            continue
         s = read_json(RunDir(pipe.dir.final(stage.name)).summary)
         if not isinstance(s, dict):
             continue
@@ -25,6 +32,8 @@ def table(pipe) -> str:
                 m = s.get(f"{split}_{metric}")
                 cells.append(f"{m['mean']:.3f} +- {m['std']:.3f}" if m else "-")
         rows.append(cells)
+    if not any(stage.name in FLOORS for stage in pipe.stages()):
+        rows += ensemble_row(pipe)
     rows.append(majority_row(pipe.dir.prepared))
     header = ["model", "architecture", "dev wF1", "dev acc", "test wF1", "test acc"]
     if micro:            # the dataset's own score beside each split's
@@ -41,6 +50,30 @@ def table(pipe) -> str:
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines + ["", "Spaces:"] + space_lines(pipe) + best_lines(pipe)) + "\n"
+
+
+def ensemble_row(pipe) -> list[list[str]]:
+    """The ensemble of the rows' final models (one selection: no spread over seeds)."""
+    made = read_json(pipe.dir.ensemble)
+    if not isinstance(made, dict) or not made.get("members"):
+        return []
+    n = sum(m["weight"] for m in made["members"])
+    return [["ensemble", f"{len(made['members'])} of {len(made['pool'])} final models, {n} picks"]
+            + [f"{made[k]:.3f}" if k in made else "-" for k in ("dev_wf1", "dev_acc", "test_wf1", "test_acc")]]
+
+
+def ensemble_line(pipe) -> list[str]:
+    from mer_search.pipeline.ensemble_step import describe
+
+    made = read_json(pipe.dir.ensemble)
+    if not isinstance(made, dict):
+        return []
+    if not made.get("members"):
+        return [f"- ensemble: none ({made.get('why', '')})"]
+    verdict = "the answer" if made["helps"] else "not the answer (averaging did not beat one model there)"
+    return [f"- ensemble: greedy selection with replacement on dev over the rows' {len(made['pool'])} final "
+            f"models: {describe(made)}; dev {made['dev_wf1']:.4f} in sample, {made['cv']:.4f} cross-validated over "
+            f"5 dev folds (picking one model the same way: {made['cv_single']:.4f}): {verdict}"]
 
 
 def best_lines(pipe) -> list[str]:
@@ -61,6 +94,9 @@ def space_lines(pipe) -> list[str]:
     for stage in pipe.stages():
         if stage.space is None:
             continue
+        if pipe.same_as(stage) is not None:
+            out.append(f"- {stage.name}: not run, {pipe.why[stage.name]}")
+            continue
         d = SweepDir(pipe.dir.sweep(stage.name))
         line = f"- {stage.name}: {Path(stage.space).stem} ({pipe.why.get(stage.name, 'the pipeline default')})"
         status = d.status() if d.holds_sweep() else {}
@@ -73,7 +109,7 @@ def space_lines(pipe) -> list[str]:
             line += (f"; refit of the top {r['k']}: sweep rank {r['chosen_rank']} chosen, dev "
                      + ", ".join(f"{t['refit_value']:.3f}" for t in r["trials"]))
         out.append(line)
-    return out
+    return out + ensemble_line(pipe)
 
 
 def majority_row(prepared: Path) -> list[str]:

@@ -4,7 +4,9 @@ A two-stage model reads other models' features (a context model reads an utteran
 reads a text and a speech model's, or their context models'). The bundle holds that whole chain:
 
     bundle.json      the parts in the order they run, which features each reads from which part, the
-                     fitted preparation (text and audio settings, speaker tags), the label set, scores
+                     fitted preparation (text and audio settings, speaker tags), the label set, scores;
+                     for an ensemble (format 2) its members: the parts whose probabilities are averaged,
+                     each with its integer weight
     vocab.json       the training vocabulary (its hash is checked against every part's)
     labels.json      the label set, in class-id order
     dataset.yaml     the corpus's schema as it was prepared: which columns a new CSV has
@@ -40,7 +42,8 @@ DATASET = PreparedDir.DATASET   # the schema of the corpus it was trained on: wh
 VOCAB = PreparedDir.VOCAB
 LABELS = PreparedDir.LABELS
 FORMAT = 1
-TOP = "model"        # the part whose outputs are the predictions
+ENSEMBLE_FORMAT = 2     # with members; a single model's bundle stays format 1, readable by older versions
+TOP = "model"        # the part whose outputs are the predictions (one model)
 RAW_INPUTS = {"tokens", "mel", "dialogue_text"}      # prepared, not z-scored vectors
 
 
@@ -58,9 +61,10 @@ def _feature_keys(model_cfg: dict, feature_dirs: dict) -> list[str]:
     return sorted(k for k in required_inputs(model_cfg) if not k.endswith(LOGP) and k in feature_dirs)
 
 
-def chain(checkpoint: str | Path) -> list[Part]:
+def chain(checkpoint: str | Path | list, tops: list[str] | None = None) -> list[Part]:
     """The parts a checkpoint needs, upstream first: each feature dir it reads names the checkpoint it came
-    from (`mer-search features` records it)."""
+    from (`mer-search features` records it). Several checkpoints (an ensemble's members, named `tops`): one
+    chain holding each, a part they share once."""
     from mer_search.training.config import parse
     from mer_search.core.dirs import FeatureDir
     from mer_search.training.train import load_checkpoint
@@ -89,8 +93,13 @@ def chain(checkpoint: str | Path) -> list[Part]:
         parts[key] = Part(unique, path, reads)
         return unique
 
-    visit(Path(checkpoint), TOP)
+    for path, top in zip(checkpoint if isinstance(checkpoint, list) else [checkpoint], tops or [TOP]):
+        visit(Path(path), top)
     return list(parts.values())          # insertion order: a part after every part it reads
+
+
+def member_name(i: int) -> str:
+    return f"member{i + 1}"
 
 
 def _commit() -> str:
@@ -105,15 +114,21 @@ def _commit() -> str:
     return f"mer-search {__version__}" + (f" (commit {sha})" if sha else "")
 
 
-def write_bundle(checkpoint: str | Path, out: str | Path, card: dict | None = None) -> Path:
-    """Bundle `checkpoint` and every part it reads features from into `out` (replaced whole)."""
+def write_bundle(checkpoint: str | Path | list, out: str | Path, card: dict | None = None,
+                 weights: list[int] | None = None) -> Path:
+    """Bundle `checkpoint` and every part it reads features from into `out` (replaced whole). A list of
+    checkpoints with their integer `weights`: an ensemble, whose predictions average their probabilities."""
     from mer_search.data.corpus import Corpus
     from mer_search.training.config import parse
     from mer_search.models import required_inputs
     from mer_search.training.train import load_checkpoint
 
     out = Path(out)
-    parts = chain(checkpoint)
+    ensemble = isinstance(checkpoint, list)
+    if ensemble and (weights is None or len(weights) != len(checkpoint) or min(weights) < 1):
+        raise ConfigError("an ensemble bundle needs one positive integer weight per member")
+    tops = [member_name(i) for i in range(len(checkpoint))] if ensemble else None
+    parts = chain(checkpoint, tops)
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "parts").mkdir(parents=True)
@@ -148,9 +163,14 @@ def write_bundle(checkpoint: str | Path, out: str | Path, card: dict | None = No
     card.setdefault("data", {"prepared": str(prepared), "splits": {s: v.get("rows") for s, v in
                                                                     manifest.get("splits", {}).items()}})
     card["code"] = _commit()
-    write_json_atomic(tmp / BUNDLE_JSON, {
-        "format": FORMAT, "parts": described, "vocab_hash": corpus.vocab_hash,
-        "settings": manifest["settings"], "speaker_tags": tags, "card": card})
+    spec = {"format": ENSEMBLE_FORMAT if ensemble else FORMAT, "parts": described, "vocab_hash": corpus.vocab_hash,
+            "settings": manifest["settings"], "speaker_tags": tags, "card": card}
+    if ensemble:        # a member met again upstream of another keeps its first name: ask the chain
+        by_path = {str(p.checkpoint.resolve()): p.name for p in parts}
+        spec["members"] = [{"part": by_path[str(Path(c).resolve())], "weight": int(w)}
+                           for c, w in zip(checkpoint, weights)]
+        card["members"] = [f"{m['part']} (weight {m['weight']}): {c}" for m, c in zip(spec["members"], checkpoint)]
+    write_json_atomic(tmp / BUNDLE_JSON, spec)
     (tmp / "MODEL_CARD.md").write_text(_card_text(card, described, configs))
     if out.exists():
         shutil.rmtree(out)
@@ -177,6 +197,9 @@ def prepared_schema(prepared: PreparedDir, manifest: dict) -> Path:
 
 def _card_text(card: dict, parts: list[dict], configs: dict) -> str:
     lines = ["# Model card", "", f"Row: {card.get('row', 'a single model')}", f"Code: {card['code']}", ""]
+    if card.get("members"):
+        lines += ["## Members (their probabilities averaged with these weights)", ""]
+        lines += [f"- {m}" for m in card["members"]] + [""]
     if card.get("scores"):
         lines += ["## Scores (weighted F1 where no other metric is named)", ""]
         lines += [f"- {k}: {v}" for k, v in card["scores"].items()] + [""]
@@ -199,7 +222,7 @@ class Bundle:
 
         self.path = Path(path)
         spec = read_json(self.path / BUNDLE_JSON)
-        if not isinstance(spec, dict) or spec.get("format") != FORMAT:
+        if not isinstance(spec, dict) or spec.get("format") not in (FORMAT, ENSEMBLE_FORMAT):
             raise ConfigError(f"{self.path}: not a model bundle (no readable {BUNDLE_JSON}); `mer-search pipeline` "
                               f"writes one under OUT/bundle")
         self.spec = spec
@@ -222,6 +245,13 @@ class Bundle:
         self.stats = {(p["name"], kind): np.load(path, allow_pickle=False)
                       for p in spec["parts"] for kind in p["inputs"]
                       if (path := self.path / "stats" / f"{p['name']}.{kind}.npy").exists()}
+
+    @property
+    def members(self) -> list[tuple[str, int]]:
+        """(part, weight) of each model whose probabilities are averaged: one model's bundle, its top part."""
+        if "members" in self.spec:
+            return [(m["part"], m["weight"]) for m in self.spec["members"]]
+        return [(TOP, 1)]
 
     @property
     def needs_audio(self) -> bool:

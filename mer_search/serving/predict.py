@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from data_prep.schema import SPLITS, check_separator, load_schema
-from mer_search.serving.bundle import DATASET, TOP, Bundle
+from mer_search.serving.bundle import DATASET, Bundle
 from mer_search.serving.bundle import load as load_bundle
 from mer_search.core.errors import ConfigError, UserError
 
@@ -58,6 +58,7 @@ class Predictor:
         from mer_search.training.inputs import make_batches
         from mer_search.core.dirs import FeatureDir
         from mer_search.models import build_model
+        from mer_search.training.ensemble import average, softmax
         from mer_search.training.train import metrics_from, pick_device
         from mer_search.training.train import predict as model_predict
 
@@ -91,6 +92,8 @@ class Predictor:
             shard_size=settings.get("shard_size", 64), text_embeddings=embeddings,
             fitted={"vocab": self.bundle.vocab, "speaker_tags": self.bundle.spec["speaker_tags"]}))
         corpus = Corpus(prepared)
+        members = dict(self.bundle.members)         # part -> weight; a single model: its top part alone
+        results = {}
         for p in self.bundle.spec["parts"]:
             data, model_cfg, _ = parse(self.bundle.checkpoints[p["name"]]["config"])
             data.prepared = str(prepared)
@@ -101,15 +104,22 @@ class Predictor:
             model = build_model(model_cfg)
             model.load_state_dict(self.bundle.checkpoints[p["name"]]["state_dict"])
             model.to(pick_device("auto"))       # a GPU where there is one; saved weights are CPU tensors
-            res = model_predict(model, make_batches(corpus, "test", model_cfg, data, False, 0),
-                                with_features=p["name"] != TOP)
-            if p["name"] != TOP:
+            feeds = any(p["name"] in q["reads"].values() for q in self.bundle.spec["parts"])
+            res = model_predict(model, make_batches(corpus, "test", model_cfg, data, False, 0), with_features=feeds)
+            if feeds:
                 d = FeatureDir(work / "features" / p["name"])
                 d.path.mkdir(parents=True)
                 d.write_split("test", res, len(corpus.table("test")))
+            if p["name"] in members:
+                results[p["name"]] = res
         table = corpus.table("test")
-        logits = res["logits"] - res["logits"].max(1, keepdims=True)
-        probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        # each member's probabilities in row order, averaged with its weight (one member: its softmax)
+        order = {name: np.argsort(r["row"], kind="stable") for name, r in results.items()}
+        probs = average([softmax(r["logits"][order[n]].astype(np.float64)) for n, r in results.items()],
+                        [members[n] for n in results])
+        res = next(iter(results.values()))
+        res = {"row": np.asarray(res["row"])[order[next(iter(results))]],
+               "labels": np.asarray(res["labels"])[order[next(iter(results))]]}
         rows = table.iloc[res["row"]]
         dialogue = cols["dialogue"] if isinstance(cols["dialogue"], str) else "dialogue"     # composite: the key
         out = pd.DataFrame({dialogue: (rows.dialogue_key if "dialogue_key" in rows else rows.dialogue_id).to_numpy(),
