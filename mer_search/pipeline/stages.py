@@ -26,6 +26,9 @@ AUTO = "auto"
 # the floor every speech row is held against (per-band log-mel mean + std into a linear layer), not searched:
 # trained to convergence whatever the budget, so the rows above it are not flattered by an undertrained floor
 SPEECH_FLOOR = Path(__file__).resolve().parents[1] / "configs" / "speech_stats.yaml"
+# the fine-tuning start point trained beside text_any where a fine-tuning search does not fit (text_space.py),
+# one seed: a CPU's minutes go to it once
+FINETUNE_START = Path(__file__).resolve().parents[1] / "configs" / "text_finetune_short.yaml"
 
 
 @dataclass
@@ -66,6 +69,7 @@ class Stage:
     # whose model scored best on dev
     consumes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     produces_features: bool = False       # its final model's features feed later stages
+    seeds: int | None = None              # final seeds; None: the budget's
 
 
 def space_path(name: str) -> Path:
@@ -83,21 +87,29 @@ def sweep_epochs(budget_epochs: int | None, space: Path) -> int | None:
     return min(filter(None, (budget_epochs, space_epochs)), default=None)
 
 
-def stages(text_only: bool, text_space: str = "text_any") -> list[Stage]:
+def stages(text_only: bool, text_space: str = "text_any", finetune_start: bool = False) -> list[Stage]:
     """Every stage in the order it runs, which is the reference project's table order, then the answer that
-    combines them: text + speech + context."""
+    combines them: text + speech + context. `finetune_start`: the fine-tuning start point (no search) and a
+    context stage over its features, beside the text space's rows."""
     s = [Stage("text", "text", space_path(text_space), produces_features=True),
          Stage("text_context", "text + context", space_path("context_two_stage"), consumes={"features": ("text",)},
                produces_features=not text_only)]
+    texts, text_contexts = ("text",), ("text", "text_context")
+    if finetune_start:
+        s += [Stage("text_finetuned", "text (fine-tuned start point)", config=FINETUNE_START, produces_features=True,
+                    seeds=1),
+              Stage("text_finetuned_context", "text (fine-tuned) + context", space_path("context_two_stage"),
+                    consumes={"features": ("text_finetuned",)}, produces_features=not text_only)]
+        texts, text_contexts = ("text", "text_finetuned"), (*text_contexts, "text_finetuned", "text_finetuned_context")
     if not text_only:
         s += [Stage("speech", "speech", space_path("speech_any"), produces_features=True),
               Stage("speech_context", "speech + context", space_path("context_two_stage"),
                     consumes={"features": ("speech",)}, produces_features=True),
               Stage("fusion", "text + speech", space_path("fusion"),
-                    consumes={"features_text": ("text",), "features_speech": ("speech",)}),
+                    consumes={"features_text": texts, "features_speech": ("speech",)}),
               # each modality's better row on dev, with or without context (a fusion starts from the better one)
               Stage("fusion_context", "text + speech + context", space_path("fusion"),
-                    consumes={"features_text": ("text", "text_context"),
+                    consumes={"features_text": text_contexts,
                               "features_speech": ("speech", "speech_context")}),
               Stage("speech_floor", "speech floor", config=SPEECH_FLOOR)]
     return s

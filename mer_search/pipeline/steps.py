@@ -82,7 +82,7 @@ def train_final(pipe, stage: Stage) -> None:
     cfg = load_config(pipe.dir.config(stage.name))
     _seed_from_refit(pipe, stage, cfg, RunDir(d))
     with _quiet("mer_search.training.experiment"):            # no config dump per seed
-        summary = run_seeds(cfg, d, pipe.budget["seeds"], reporter=_Quiet(), reuse=True,
+        summary = run_seeds(cfg, d, stage.seeds or pipe.budget["seeds"], reporter=_Quiet(), reuse=True,
                             splits=("dev", "test") if pipe.opts.with_test else ("dev",))
     if pipe.opts.wandb != "disabled":
         from mer_search.training.wandb_runs import log_final

@@ -109,7 +109,26 @@ class Pipeline:
         return self._gpus
 
     def stages(self) -> list[Stage]:
-        return stages(self.opts.text_only or not self.has_audio, self.text_space())
+        return stages(self.opts.text_only or not self.has_audio, self.text_space(), self.finetune_start())
+
+    def finetune_start(self) -> bool:
+        """With `--text-space auto` and text_any chosen (no GPU, no time for a fine-tuning search): whether its
+        start point is trained too (text_space.finetune_start); kept once it has started."""
+        if "text_finetuned" not in self.why:
+            import os
+
+            if self.opts.text_space != AUTO or Path(self.text_space()).stem != "text_any":
+                self._start, self.why["text_finetuned"] = False, "a fine-tuning space is searched, or --text-space"
+            elif self.dir.config("text_finetuned").exists():
+                self._start, self.why["text_finetuned"] = True, "auto, chosen when it first ran"
+            else:
+                splits = self.manifest["splits"]
+                self._start, self.why["text_finetuned"] = text_space.finetune_start(
+                    splits["train"]["rows"], sum(v["rows"] for v in splits.values()), os.cpu_count() or 1,
+                    self.opts.budget)
+            if self._start:
+                log.info("[pipeline] fine-tuning start point: %s", self.why["text_finetuned"])
+        return self._start
 
     def sweep_budget_s(self, stage: Stage) -> float | None:
         """This stage's sweep's share of what is left of --time-budget (time_budget.sweep_share_s)."""

@@ -30,7 +30,8 @@ def table(pipe) -> str:
         for split in ("dev", "test"):
             for metric in ("wf1", "acc", *(("microf1",) if micro else ())):
                 m = s.get(f"{split}_{metric}")
-                cells.append(f"{m['mean']:.3f} +- {m['std']:.3f}" if m else "-")
+                spread = " (1 seed)" if s.get("seeds") == 1 else f" +- {m['std']:.3f}" if m else ""
+                cells.append(f"{m['mean']:.3f}{spread}" if m else "-")
         rows.append(cells)
     if not any(stage.name in FLOORS for stage in pipe.stages()):
         rows += ensemble_row(pipe)
@@ -93,6 +94,8 @@ def space_lines(pipe) -> list[str]:
     out = [f"- GPUs: {pipe.why['gpus']}"] if "gpus" in pipe.why else []
     for stage in pipe.stages():
         if stage.space is None:
+            if stage.name in pipe.why:         # a start point trained without a search: why it was
+                out.append(f"- {stage.name}: {Path(stage.config).stem}, no search ({pipe.why[stage.name]})")
             continue
         if pipe.same_as(stage) is not None:
             out.append(f"- {stage.name}: not run, {pipe.why[stage.name]}")

@@ -13,6 +13,10 @@ from pathlib import Path
 # CPU core (41-44/s on 2 cores: bench/RESULTS.md, "Fine-tuned MiniLM"); what `auto` expects a CPU text stage
 # to cost
 FINETUNE_UTT_PER_CORE_S = 20.0
+# the fine-tuning start point's short input (the utterance and the one after it, 96 tokens) trains faster: 9,989
+# MELD train utterances in ~108 s an epoch on 2 cores (issue 34)
+START_UTT_PER_CORE_S = 46.0
+START_LIMIT_S = 30 * 60       # trained beside text_any when it costs at most this
 
 
 def visible_gpus(address: str | None) -> float:
@@ -108,3 +112,17 @@ def auto_text_space(n_train: int, opts, budget: dict, gpus: float) -> tuple[str,
 
     estimate = finetune_estimate_s(n_train, os.cpu_count() or 1, budget, space_path("text_finetune"))
     return choose_text_space(gpus, opts.time_budget_s, estimate, mpnet_installed() if gpus > 0 else False)
+
+
+def finetune_start(n_train: int, n_all: int, cpus: int, budget_name: str) -> tuple[bool, str]:
+    """Whether to train the fine-tuning start point (configs/text_finetune_short.yaml, 1 seed, 3 epochs, then its
+    features for every split) beside text_any, where no fine-tuning search fits; and why."""
+    from mer_search.training.train import clock
+
+    if budget_name == "tiny":
+        return False, "not at --budget tiny"
+    estimate = (3 * n_train + n_all / 3) / (START_UTT_PER_CORE_S * max(1, cpus))
+    if estimate > START_LIMIT_S:
+        return False, f"its ~{clock(estimate)} on these CPUs is more than {clock(START_LIMIT_S)}"
+    return True, (f"auto: no fine-tuning search fits these CPUs, but its start point does (text_finetune_short: the "
+                  f"utterance and the one after it, 96 tokens, 3 epochs, 1 seed; ~{clock(estimate)} estimated)")
