@@ -177,10 +177,11 @@ def test_time_budget_shares(prepared, tmp_path, monkeypatch):
     shutil.copytree(prepared, out / "prepared")
     pipe = p.Pipeline(p.PipelineOptions(meld_root=tmp_path, out=out, text_only=True, text_space="text_finetune",
                                         time_budget_s=5 * 3600))
-    text, context = pipe.stages()
-    # fine-tuning counts four against the context stage's one; a sweep may spend half its stage's share
-    assert pipe.sweep_budget_s(text) == pytest.approx(5 * 3600 * 4 / 5 * 0.5, rel=0.01)
-    assert pipe.sweep_budget_s(context) == pytest.approx(5 * 3600 / 5 * 0.5, rel=0.01)
+    text, context, joint = pipe.stages()
+    # fine-tuning counts four against each context stage's one; a sweep may spend half its stage's share
+    assert pipe.sweep_budget_s(text) == pytest.approx(5 * 3600 * 4 / 6 * 0.5, rel=0.01)
+    assert pipe.sweep_budget_s(context) == pytest.approx(5 * 3600 / 6 * 0.5, rel=0.01)
+    assert pipe.sweep_budget_s(joint) == pytest.approx(pipe.sweep_budget_s(context), rel=0.01)
     assert p.Pipeline(p.PipelineOptions(meld_root=tmp_path, out=out)).sweep_budget_s(text) is None
 
 

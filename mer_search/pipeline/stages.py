@@ -2,8 +2,11 @@
 
     prepare -> text sweep -> export -> final train -> features
             -> context sweep on text features   -> export -> final train   (text + context)
+            -> joint context sweep (frozen embeddings + dialogue RNN) -> export -> final train (text + context, joint)
+            [-> the fine-tuning start point, where auto trains it -> features -> context sweep on them]
             -> speech sweep -> export -> final train -> features
             -> context sweep on speech features -> export -> final train   (speech + context)
+            -> joint context sweep (functionals + dialogue RNN) -> export -> final train (speech + context, joint)
             -> fusion sweep on text + speech features -> export -> final train (text + speech)
             -> fusion on each modality's better row -> export -> final train (text + speech + context)
             -> speech floor (speech_stats, not searched) -> final train
@@ -87,14 +90,18 @@ def sweep_epochs(budget_epochs: int | None, space: Path) -> int | None:
     return min(filter(None, (budget_epochs, space_epochs)), default=None)
 
 
-def stages(text_only: bool, text_space: str = "text_any", finetune_start: bool = False) -> list[Stage]:
+def stages(text_only: bool, text_space: str = "text_any", finetune_start: bool = False,
+           functionals: bool = True) -> list[Stage]:
     """Every stage in the order it runs, which is the reference project's table order, then the answer that
     combines them: text + speech + context. `finetune_start`: the fine-tuning start point (no search) and a
-    context stage over its features, beside the text space's rows."""
+    context stage over its features, beside the text space's rows. `functionals`: whether prepare computed the
+    speech functionals the joint speech context reads."""
     s = [Stage("text", "text", space_path(text_space), produces_features=True),
          Stage("text_context", "text + context", space_path("context_two_stage"), consumes={"features": ("text",)},
+               produces_features=not text_only),
+         Stage("text_context_joint", "text + context (joint)", space_path("context_joint_text"),
                produces_features=not text_only)]
-    texts, text_contexts = ("text",), ("text", "text_context")
+    texts, text_contexts = ("text",), ("text", "text_context", "text_context_joint")
     if finetune_start:
         s += [Stage("text_finetuned", "text (fine-tuned start point)", config=FINETUNE_START, produces_features=True,
                     seeds=1),
@@ -105,12 +112,15 @@ def stages(text_only: bool, text_space: str = "text_any", finetune_start: bool =
         s += [Stage("speech", "speech", space_path("speech_any"), produces_features=True),
               Stage("speech_context", "speech + context", space_path("context_two_stage"),
                     consumes={"features": ("speech",)}, produces_features=True),
+              *([Stage("speech_context_joint", "speech + context (joint)", space_path("context_joint_speech"),
+                       produces_features=True)] if functionals else []),
               Stage("fusion", "text + speech", space_path("fusion"),
                     consumes={"features_text": texts, "features_speech": ("speech",)}),
               # each modality's better row on dev, with or without context (a fusion starts from the better one)
               Stage("fusion_context", "text + speech + context", space_path("fusion"),
                     consumes={"features_text": text_contexts,
-                              "features_speech": ("speech", "speech_context")}),
+                              "features_speech": ("speech", "speech_context",
+                                                  *(("speech_context_joint",) if functionals else ()))}),
               Stage("speech_floor", "speech floor", config=SPEECH_FLOOR)]
     return s
 

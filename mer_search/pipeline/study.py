@@ -109,7 +109,9 @@ class Pipeline:
         return self._gpus
 
     def stages(self) -> list[Stage]:
-        return stages(self.opts.text_only or not self.has_audio, self.text_space(), self.finetune_start())
+        audio = self.manifest["settings"]["audio"] or {}
+        return stages(self.opts.text_only or not self.has_audio, self.text_space(), self.finetune_start(),
+                      functionals=audio.get("functionals", "none") != "none")
 
     def finetune_start(self) -> bool:
         """With `--text-space auto` and text_any chosen (no GPU, no time for a fine-tuning search): whether its
