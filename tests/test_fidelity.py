@@ -73,16 +73,19 @@ def test_bad_report_settings_are_one_line(tmp_path, search, message):
         load_space(path)
 
 
-def test_text_finetune_starts_from_the_shipped_recipe():
-    """The start point is the recipe: every searched value it names equals the recipe config's."""
+def test_text_finetune_starts_from_the_shipped_recipe_then_the_short_start_point():
+    """The start points are the recipe, then the short-input start point: every searched value each names equals
+    its config's (configs/text_finetune.yaml, configs/text_finetune_short.yaml)."""
     space = load_space(find_space("text_finetune"))
-    recipe = load_config(find_config("text_finetune"))
-    assert len(space.start) == 1 and set(space.start[0]) == set(space.params)
+    assert len(space.start) == 2 and all(set(point) == set(space.params) for point in space.start)
     defaults = {"train.layer_decay": 1.0, "train.label_smoothing": 0.0, "model.freeze_layers": 0,
                 "data.class_balance": "none", "train.grad_accum": 1}        # the recipe leaves these at defaults
-    for key, value in space.start[0].items():
-        section, name = key.split(".", 1)
-        assert recipe[section].get(name, defaults.get(key)) == value, key
+    for point, name in zip(space.start, ("text_finetune", "text_finetune_short")):
+        config = load_config(find_config(name))
+        for key, value in point.items():
+            section, field = key.split(".", 1)
+            assert config[section].get(field, defaults.get(key)) == value, (name, key)
+    recipe = load_config(find_config("text_finetune"))
     for key, value in space.fixed.items():
         section, name = key.split(".", 1)
         if name in recipe.get(section, {}):
