@@ -130,31 +130,34 @@ def test_the_readme_quick_start_runs_verbatim_and_resumes(tmp_path):
     table = (out / "summary.md").read_text()
     assert "Budget tiny" in table
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ") and "wF1" not in line}
-    assert list(rows) == ["text", "text + context", "speech", "speech + context", "text + speech",
-                          "text + speech + context", "speech floor", "majority class"]
+    assert list(rows) == ["text", "text + context", "text + context (joint)", "speech", "speech + context",
+                          "speech + context (joint)", "text + speech", "text + speech + context", "ensemble",
+                          "speech floor", "majority class"]
     assert "speech_stats" in rows["speech floor"] and "always neutral" in rows["majority class"]
     for name, stage in (("text", "text"), ("text + speech", "fusion")):
         s = json.loads((out / "final" / stage / "summary.json").read_text())
         assert f"{s['dev_wf1']['mean']:.3f} +- {s['dev_wf1']['std']:.3f}" in rows[name]
         assert len(s["per_seed"]) == 2 and "test_wf1" in s
     assert r.stdout.count(table) == 2            # printed by the pipeline, then by the README's `cat`
-    # the answer: the row best on dev, bundled
+    # the answer: the ensemble where it won on held-out dev folds, else the row best on dev, bundled
     card = json.loads((out / "bundle" / "bundle.json").read_text())["card"]
-    order = ("text", "text_context", "speech", "speech_context", "fusion", "fusion_context", "speech_floor")
+    order = ("text", "text_context", "text_context_joint", "speech", "speech_context", "speech_context_joint",
+             "fusion", "fusion_context", "speech_floor")
     dev = {st: json.loads((out / "final" / st / "summary.json").read_text())["dev_wf1"]["mean"] for st in order}
-    assert card["stage"] == max(order, key=dev.get) and f"best (chosen on dev): {card['row']};" in table
-    assert f"bundle: {Path('runs/meld/bundle')}" in table and card["row"] in rows
-    for stage in ("text", "text_context", "speech", "speech_context", "fusion", "fusion_context"):
+    ensemble = json.loads((out / "ensemble.json").read_text())
+    assert card["stage"] == ("ensemble" if ensemble["helps"] else max(order, key=dev.get))
+    assert f"best (chosen on dev): {card['row']};" in table and f"bundle: {Path('runs/meld/bundle')}" in table
+    for stage in order[:-1]:
         assert (out / "sweeps" / stage / "report" / "index.html").exists()
         assert pd.read_parquet(out / "sweeps" / stage / "trials.parquet").trial_id.nunique() == 4
         assert (out / "configs" / f"{stage}.yaml").exists()
     assert (out / "features" / "text" / "dev.npy").exists() and (out / "features" / "speech" / "keys.parquet").exists()
     # one W&B run per trial (a resumed trial reopens its run: another offline dir, the same id), final, floor
-    assert len({p.name.split("-", 3)[-1] for p in out.glob("**/wandb/offline-run-*")}) == 6 * 4 + 6 + 1
+    assert len({p.name.split("-", 3)[-1] for p in out.glob("**/wandb/offline-run-*")}) == 8 * 4 + 8 + 1
 
     # the README's predict command and Python example: MELD.Raw's test dialogues through the bundle give the
     # bundled model's own test score
-    test = next(v for k, v in card["scores"].items() if k.startswith("this model") and k.endswith("test"))
+    test = next(v for k, v in card["scores"].items() if k.startswith(("this model", "ensemble")) and k.endswith("test"))
     p = bash(predict, timeout=300)
     assert p.returncode == 0 and f"weighted F1 {test}" in p.stdout + p.stderr, (p.stdout, p.stderr[-2000:])
     written = pd.read_csv(tmp_path / "predictions.csv")
@@ -165,17 +168,20 @@ def test_the_readme_quick_start_runs_verbatim_and_resumes(tmp_path):
 
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert again.returncode == 0 and "0 shards (0 clips) to compute" in again.stderr
-    # every step skipped but prepare (it keeps its finished work itself): 6 searched stages x (sweep, report,
-    # export, final training), 4 feature dirs, the floor's config and final training, the bundle
-    steps = 6 * 4 + 4 + 2 + 1
+    # every step skipped but prepare (it keeps its finished work itself): 8 searched stages x (sweep, report,
+    # export, final training), 6 feature dirs, the floor's config and final training, the ensemble, the bundle
+    steps = 8 * 4 + 6 + 2 + 2
     started = [line for line in again.stderr.splitlines() if "[pipeline]" in line and line.endswith(" ...")]
     assert again.stderr.count("done before, skipped") == steps and len(started) == 1 and "prepare" in started[0]
     fusion = (out / "final" / "fusion" / "summary.json").read_text()
     shutil.rmtree(out / "final" / "fusion")
     third = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert third.returncode == 0 and "final training fusion ..." in third.stderr
-    rebundled = json.loads((out / "bundle" / "bundle.json").read_text())["card"]["stage"] == "fusion"
-    assert third.stderr.count("done before, skipped") == steps - 1 - rebundled
+    # the fusion's final models are new files: the ensemble is chosen again (from the same numbers), and the
+    # bundle made again where the answer holds one of them
+    assert "[pipeline] ensemble ..." in third.stderr
+    rebundled = "[pipeline] bundle ..." in third.stderr
+    assert third.stderr.count("done before, skipped") == steps - 2 - rebundled
     assert json.loads((out / "final" / "fusion" / "summary.json").read_text())["dev_wf1"] == \
         json.loads(fusion)["dev_wf1"]       # the same seeds give the same model
 

@@ -18,7 +18,10 @@ from helpers import rung_records
 from mer_search.cli import main
 
 pytestmark = [pytest.mark.ray, pytest.mark.e2e]
-STAGES = ("text", "text_context", "speech", "speech_context", "fusion", "fusion_context", "speech_floor")
+STAGES = ("text", "text_context", "text_context_joint", "speech", "speech_context", "speech_context_joint", "fusion",
+          "fusion_context", "speech_floor")
+ROWS = ["text", "text + context", "text + context (joint)", "speech", "speech + context", "speech + context (joint)",
+        "text + speech", "text + speech + context", "ensemble", "speech floor", "majority class"]
 
 
 def _signal_self_when(ready, sig, done: threading.Event, timeout=600):
@@ -64,11 +67,10 @@ def test_the_pipeline_stops_resumes_skips_and_its_bundle_predicts(synth_corpus, 
         assert g.training_iteration.tolist() == list(range(1, len(g) + 1)), tid
     table = (out / "summary.md").read_text()
     rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ") and "wF1" not in line]
-    assert rows == ["text", "text + context", "speech", "speech + context", "text + speech",
-                    "text + speech + context", "ensemble", "speech floor", "majority class"]
+    assert rows == ROWS
     dev = {s: json.loads((out / "final" / s / "summary.json").read_text())["dev_wf1"]["mean"] for s in STAGES}
     # one W&B run per trial (a resumed trial reopens its run: the same id), one per final training
-    assert len({p.name.split("-", 3)[-1] for p in out.glob("**/wandb/offline-run-*")}) == 6 * 4 + 6 + 1
+    assert len({p.name.split("-", 3)[-1] for p in out.glob("**/wandb/offline-run-*")}) == 8 * 4 + 8 + 1
     card = json.loads((out / "bundle" / "bundle.json").read_text())["card"]
     # the answer: the ensemble of the rows' final models where averaging beat one model on held-out dev folds,
     # else the row best on dev
@@ -88,7 +90,7 @@ def test_the_pipeline_stops_resumes_skips_and_its_bundle_predicts(synth_corpus, 
                if m.endswith("done before, skipped")]
     per_stage = ["sweep {}", "report {}", "export {}", "final training {}"]
     assert skipped == [s.format(stage) for stage in STAGES[:-1] for s in per_stage + ["features {}"] * (
-        stage in ("text", "text_context", "speech", "speech_context"))] + \
+        stage in ("text", "text_context", "text_context_joint", "speech", "speech_context", "speech_context_joint"))] + \
         ["config speech_floor", "final training speech_floor", "ensemble", "bundle"]
     assert (out / "summary.md").read_text() == table
 

@@ -58,8 +58,10 @@ def ensemble_row(pipe) -> list[list[str]]:
     made = read_json(pipe.dir.ensemble)
     if not isinstance(made, dict) or not made.get("members"):
         return []
-    n = sum(m["weight"] for m in made["members"])
-    return [["ensemble", f"{len(made['members'])} of {len(made['pool'])} final models, {n} picks"]
+    n, members = sum(m["weight"] for m in made["members"]), made["members"]
+    label = f"{len(members)} of {len(made['pool'])} final models, {n} picks" if len(members) > 1 else \
+        f"= {members[0]['row']} seed {members[0]['seed']} (no model added to it raised dev)"
+    return [["ensemble", label]
             + [f"{made[k]:.3f}" if k in made else "-" for k in ("dev_wf1", "dev_acc", "test_wf1", "test_acc")]]
 
 
