@@ -36,6 +36,7 @@ def test_the_cross_validated_choice_does_not_fit_dev_noise():
     chosen = e.select([e.Outputs(p, labels, dialogues) for p in noise])
     assert chosen.dev > max(e._wf1(labels, p) for p in noise)        # what selecting on dev alone would report
     assert chosen.cv < chosen.dev - 0.05                               # held out, the flattery is gone
+    assert chosen.sure < e.SURE and not chosen.helps                   # and noise never becomes the answer
     informative = [_onehot(np.where(rng.random(300) < q, labels, (labels + 1) % 3)) for q in (0.7, 0.6, 0.65)]
     good = e.select([e.Outputs(p, labels, dialogues) for p in informative])
     assert good.cv > 0.6 and good.cv_single > 0.6

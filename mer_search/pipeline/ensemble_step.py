@@ -56,7 +56,7 @@ def choose(pipe) -> None:
     out = [outputs(m["checkpoint"], splits) for m in members]
     chosen = select([o["dev"] for o in out])
     record = {"pool": members, "weights": chosen.weights, "helps": chosen.helps, "cv": chosen.cv,
-              "cv_single": chosen.cv_single,
+              "cv_single": chosen.cv_single, "sure": chosen.sure,
               "members": [{**m, "weight": w} for m, w in zip(members, chosen.weights) if w]}
     for split in splits:
         if all(split in o for o in out):
@@ -64,8 +64,8 @@ def choose(pipe) -> None:
             scores = metrics_from(out[0][split].labels, probs.argmax(1), float("nan"), split, probs.shape[1])
             record.update({f"{split}_wf1": scores[f"{split}_wf1"], f"{split}_acc": scores[f"{split}_acc"]})
     write_json_atomic(pipe.dir.ensemble, record)
-    log.info("[pipeline] ensemble: %s; dev %.4f in sample, %.4f cross-validated (one model: %.4f)",
-             describe(record), record["dev_wf1"], chosen.cv, chosen.cv_single)
+    log.info("[pipeline] ensemble: %s; dev %.4f in sample, %.4f cross-validated (one model: %.4f; ahead in %.0f %% "
+             "of dev resamples)", describe(record), record["dev_wf1"], chosen.cv, chosen.cv_single, 100 * chosen.sure)
 
 
 def describe(record: dict) -> str:

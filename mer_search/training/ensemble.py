@@ -4,9 +4,10 @@ The weights come from greedy selection with replacement on dev (Caruana et al. 2
 auto-sklearn end): start from nothing, add the member whose addition scores best on dev, again and again, and
 keep the best prefix. A member picked twice weighs twice. Selecting on dev flatters the result, so the choice is
 also cross-validated: dev is cut into folds by dialogue, the selection is made on the other folds and scored on
-each held-out one. That estimate, beside the same estimate for picking the single best member, says whether
-averaging really helps (`Selection.helps`); the in-sample dev score is what the chosen ensemble scores (and what
-predict reproduces).
+each held-out one, and so is picking the single best member. Averaging counts as helping (`Selection.helps`) only
+when its held-out predictions beat the single pick's in at least 90 % of bootstrap resamples of dev's dialogues
+(paired: the same resampled utterances for both), so a small or noisy dev does not crown it by luck. The
+in-sample dev score is what the chosen ensemble scores (and what predict reproduces).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import numpy as np
 
 ROUNDS = 20          # picks, at most; the best prefix is kept
 FOLDS = 5
+RESAMPLES = 1000     # bootstrap resamples of dev's dialogues
+SURE = 0.9           # the share of resamples averaging must win to be the answer
 
 
 @dataclass
@@ -91,8 +94,8 @@ def greedy(probs: list[np.ndarray], labels: np.ndarray, rounds: int = ROUNDS) ->
 
 
 def cross_validated(probs: list[np.ndarray], labels: np.ndarray, dialogues: np.ndarray, rounds: int,
-                    folds: int = FOLDS) -> float:
-    """Dev weighted F1 of the selection made without each fold, scored on that fold (folds by dialogue)."""
+                    folds: int = FOLDS) -> np.ndarray:
+    """Each dev row's probabilities from the selection made without its fold (folds by dialogue)."""
     ids = np.unique(dialogues)
     fold_of = {d: i % folds for i, d in enumerate(np.random.default_rng(0).permutation(ids))}
     fold = np.array([fold_of[d] for d in dialogues])
@@ -103,7 +106,21 @@ def cross_validated(probs: list[np.ndarray], labels: np.ndarray, dialogues: np.n
             continue
         weights, _ = greedy([p[fit] for p in probs], labels[fit], rounds)
         held[test] = average([p[test] for p in probs], weights)
-    return _wf1(labels, held)
+    return held
+
+
+def paired_wins(a: np.ndarray, b: np.ndarray, labels: np.ndarray, dialogues: np.ndarray,
+                resamples: int = RESAMPLES) -> float:
+    """The share of bootstrap resamples of the dialogues in which predictions `a` score a higher weighted F1
+    than `b` on the same resampled rows."""
+    rng = np.random.default_rng(0)
+    ids, index = np.unique(dialogues, return_inverse=True)
+    rows = [np.flatnonzero(index == i) for i in range(len(ids))]
+    wins = 0
+    for _ in range(resamples):
+        pick = np.concatenate([rows[i] for i in rng.integers(0, len(ids), len(ids))])
+        wins += _wf1(labels[pick], a[pick]) > _wf1(labels[pick], b[pick])
+    return wins / resamples
 
 
 @dataclass
@@ -112,16 +129,19 @@ class Selection:
     dev: float                      # the chosen ensemble on all of dev (in sample)
     cv: float                       # the selection, cross-validated over dev folds
     cv_single: float                # picking one member, cross-validated the same way
+    sure: float                     # the share of dev resamples where the first beat the second
 
     @property
     def helps(self) -> bool:
-        """Averaging beats picking one member, both estimated on dev folds the choice did not see."""
-        return sum(1 for w in self.weights if w) > 1 and self.cv > self.cv_single
+        """Averaging beats picking one member on dev folds the choice did not see, in >= 90 % of resamples."""
+        return sum(1 for w in self.weights if w) > 1 and self.cv > self.cv_single and self.sure >= SURE
 
 
 def select(members: list[Outputs], rounds: int = ROUNDS) -> Selection:
     probs = [m.probs for m in members]
     labels, dialogues = members[0].labels, members[0].dialogues
     weights, dev = greedy(probs, labels, rounds)
-    return Selection(weights, dev, cross_validated(probs, labels, dialogues, rounds),
-                     cross_validated(probs, labels, dialogues, 1))
+    held = cross_validated(probs, labels, dialogues, rounds)
+    single = cross_validated(probs, labels, dialogues, 1)
+    return Selection(weights, dev, _wf1(labels, held), _wf1(labels, single),
+                     paired_wins(held, single, labels, dialogues))
