@@ -101,10 +101,11 @@ def test_start_points_are_asked_first_and_not_added_again_on_resume(tmp_path):
     plan = SimpleNamespace(warm_start=None)
     study = optuna.create_study(study_name="s", storage=state.study_storage(url), direction="maximize")
     seed_study(study, space, plan, resuming=False)
-    assert [t.state for t in study.trials] == [optuna.trial.TrialState.WAITING]
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.WAITING] * len(space.start) == \
+        [optuna.trial.TrialState.WAITING] * 2                # the recipe, then the short-input start point
     again = optuna.load_study(study_name="s", storage=state.study_storage(url))
     seed_study(again, space, plan, resuming=True)           # a resumed sweep: nothing added
-    assert len(again.trials) == 1
+    assert len(again.trials) == 2
     first = again.ask()
     sampled = space.sample(first)
     assert {k: sampled[k] for k in space.params} == space.start[0]
