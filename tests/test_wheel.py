@@ -65,7 +65,7 @@ def test_the_wheel_finds_its_spaces_from_any_directory(installed, prepared, tmp_
     assert Path(r.stdout.strip()).is_relative_to(installed.parent), r.stdout    # the wheel, not the checkout
     r = _run(installed, ["mer-search", "spaces", "validate"], elsewhere)
     shipped = sorted(p.stem for p in (REPO / "mer_search" / "spaces").glob("*.yaml"))
-    assert r.returncode == 0 and r.stdout.count("ok    ") == len(shipped) == 16, r.stdout + r.stderr
+    assert r.returncode == 0 and r.stdout.count("ok    ") == len(shipped) == 18, r.stdout + r.stderr
     r = _run(installed, ["mer-search", "spaces", "show", "text_mlp"], elsewhere)
     assert r.returncode == 0 and "model.emb_dim: int" in r.stdout
     r = _run(installed, ["mer-search", "sweep", "text_mlp", "--prepared", str(prepared), "--out", "s",

@@ -56,7 +56,7 @@ def choose(pipe) -> None:
     out = [outputs(m["checkpoint"], splits) for m in members]
     chosen = select([o["dev"] for o in out])
     record = {"pool": members, "weights": chosen.weights, "helps": chosen.helps, "cv": chosen.cv,
-              "cv_single": chosen.cv_single, "sure": chosen.sure,
+              "cv_single": chosen.cv_single, "sure": chosen.sure, "dev_dialogues": chosen.dialogues,
               "members": [{**m, "weight": w} for m, w in zip(members, chosen.weights) if w]}
     for split in splits:
         if all(split in o for o in out):

@@ -67,14 +67,16 @@ def ensemble_row(pipe) -> list[list[str]]:
 
 def ensemble_line(pipe) -> list[str]:
     from mer_search.pipeline.ensemble_step import describe
+    from mer_search.training.ensemble import MIN_DIALOGUES
 
     made = read_json(pipe.dir.ensemble)
     if not isinstance(made, dict):
         return []
     if not made.get("members"):
         return [f"- ensemble: none ({made.get('why', '')})"]
-    sure = made.get("sure", 0.0)
+    sure, few = made.get("sure", 0.0), made.get("dev_dialogues", 0) < MIN_DIALOGUES
     verdict = "the answer" if made["helps"] else \
+        f"not the answer (dev has {made.get('dev_dialogues')} dialogues: too few to tell)" if few else \
         "not the answer (it must beat one model held out, in at least 90 % of dev resamples)"
     return [f"- ensemble: greedy selection with replacement on dev over the rows' {len(made['pool'])} final "
             f"models: {describe(made)}; dev {made['dev_wf1']:.4f} in sample, {made['cv']:.4f} cross-validated over "

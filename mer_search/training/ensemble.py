@@ -6,7 +6,8 @@ keep the best prefix. A member picked twice weighs twice. Selecting on dev flatt
 also cross-validated: dev is cut into folds by dialogue, the selection is made on the other folds and scored on
 each held-out one, and so is picking the single best member. Averaging counts as helping (`Selection.helps`) only
 when its held-out predictions beat the single pick's in at least 90 % of bootstrap resamples of dev's dialogues
-(paired: the same resampled utterances for both), so a small or noisy dev does not crown it by luck. The
+(paired: the same resampled utterances for both), so a small or noisy dev does not crown it by luck; with fewer
+than 20 dev dialogues there is too little to resample, and one model stays the answer. The
 in-sample dev score is what the chosen ensemble scores (and what predict reproduces).
 """
 
@@ -21,6 +22,7 @@ ROUNDS = 20          # picks, at most; the best prefix is kept
 FOLDS = 5
 RESAMPLES = 1000     # bootstrap resamples of dev's dialogues
 SURE = 0.9           # the share of resamples averaging must win to be the answer
+MIN_DIALOGUES = 20   # fewer dev dialogues than this: too few to resample, so one model stays the answer
 
 
 @dataclass
@@ -130,11 +132,14 @@ class Selection:
     cv: float                       # the selection, cross-validated over dev folds
     cv_single: float                # picking one member, cross-validated the same way
     sure: float                     # the share of dev resamples where the first beat the second
+    dialogues: int                  # in dev
 
     @property
     def helps(self) -> bool:
-        """Averaging beats picking one member on dev folds the choice did not see, in >= 90 % of resamples."""
-        return sum(1 for w in self.weights if w) > 1 and self.cv > self.cv_single and self.sure >= SURE
+        """Averaging beats picking one member on dev folds the choice did not see, in >= 90 % of resamples of
+        at least MIN_DIALOGUES dev dialogues."""
+        return sum(1 for w in self.weights if w) > 1 and self.cv > self.cv_single and self.sure >= SURE \
+            and self.dialogues >= MIN_DIALOGUES
 
 
 def select(members: list[Outputs], rounds: int = ROUNDS) -> Selection:
@@ -144,4 +149,4 @@ def select(members: list[Outputs], rounds: int = ROUNDS) -> Selection:
     held = cross_validated(probs, labels, dialogues, rounds)
     single = cross_validated(probs, labels, dialogues, 1)
     return Selection(weights, dev, _wf1(labels, held), _wf1(labels, single),
-                     paired_wins(held, single, labels, dialogues))
+                     paired_wins(held, single, labels, dialogues), len(np.unique(dialogues)))
