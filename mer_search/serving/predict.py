@@ -113,13 +113,15 @@ class Predictor:
             if p["name"] in members:
                 results[p["name"]] = res
         table = corpus.table("test")
-        # each member's probabilities in row order, averaged with its weight (one member: its softmax)
-        order = {name: np.argsort(r["row"], kind="stable") for name, r in results.items()}
-        probs = average([softmax(r["logits"][order[n]].astype(np.float64)) for n, r in results.items()],
-                        [members[n] for n in results])
-        res = next(iter(results.values()))
-        res = {"row": np.asarray(res["row"])[order[next(iter(results))]],
-               "labels": np.asarray(res["labels"])[order[next(iter(results))]]}
+        # each member's probabilities in row order, averaged with its weight in the members' order (as the
+        # pipeline averaged them: the same floats); one member: its softmax
+        names = [name for name, _ in self.bundle.members]
+        order = {n: np.argsort(results[n]["row"], kind="stable") for n in names}
+        probs = average([softmax(results[n]["logits"][order[n]].astype(np.float64)) for n in names],
+                        [members[n] for n in names])
+        first = names[0]
+        res = {"row": np.asarray(results[first]["row"])[order[first]],
+               "labels": np.asarray(results[first]["labels"])[order[first]]}
         rows = table.iloc[res["row"]]
         dialogue = cols["dialogue"] if isinstance(cols["dialogue"], str) else "dialogue"     # composite: the key
         out = pd.DataFrame({dialogue: (rows.dialogue_key if "dialogue_key" in rows else rows.dialogue_id).to_numpy(),
