@@ -41,18 +41,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def outputs(checkpoint: str | Path, splits: tuple[str, ...]) -> dict[str, Outputs]:
     """A trained model's probabilities on each split it can read, as evaluation computes them."""
-    from mer_search.data.corpus import Corpus
-    from mer_search.models import build_model
-    from mer_search.training.config import parse
+    from mer_search.training.features import trained_model
     from mer_search.training.inputs import make_batches
-    from mer_search.training.train import load_checkpoint, pick_device, predict
+    from mer_search.training.train import predict
 
-    ck = load_checkpoint(checkpoint)
-    data, model_cfg, _ = parse(ck["config"], str(checkpoint))
-    corpus = Corpus(data.prepared)
-    model = build_model(model_cfg)
-    model.load_state_dict(ck["state_dict"])
-    model.to(pick_device("auto"))
+    model, data, model_cfg, corpus = trained_model(checkpoint)
     out = {}
     for split in splits:
         if split not in corpus.splits:

@@ -17,16 +17,23 @@ from mer_search.models import build_model
 from mer_search.training.train import load_checkpoint, pick_device, predict, score
 
 
-def extract_features(checkpoint: str | Path, out: str | Path, splits: tuple[str, ...] | None = None) -> Path:
-    """Per-utterance vectors of a trained model for every prepared split, row-aligned with the tables."""
+def trained_model(checkpoint: str | Path):
+    """A trained checkpoint's model on this machine's device (a GPU where there is one: encoding every split takes
+    minutes on CPUs for a fine-tuned encoder), with its data and model settings and the corpus it was trained on;
+    returns (model, data, model_cfg, corpus)."""
     ck = load_checkpoint(checkpoint)
-    data, model_cfg, _ = parse(ck["config"])
+    data, model_cfg, _ = parse(ck["config"], str(checkpoint))
     corpus = Corpus(data.prepared)
     if ck["vocab_hash"] != corpus.vocab_hash:
         raise ConfigError(f"{checkpoint}: trained on another vocabulary than {data.prepared}")
     model = build_model(model_cfg)
     model.load_state_dict(ck["state_dict"])
-    model.to(pick_device("auto"))        # encoding every split: minutes on CPUs for a fine-tuned encoder
+    return model.to(pick_device("auto")), data, model_cfg, corpus
+
+
+def extract_features(checkpoint: str | Path, out: str | Path, splits: tuple[str, ...] | None = None) -> Path:
+    """Per-utterance vectors of a trained model for every prepared split, row-aligned with the tables."""
+    model, data, model_cfg, corpus = trained_model(checkpoint)
     d = FeatureDir(out)
     d.path.mkdir(parents=True, exist_ok=True)
     keys, scores = [], {}
