@@ -74,11 +74,9 @@ def report_resources(cfg, workdir, reporter, resume=None, seed=0):
         reporter.report(epoch, {"epoch": epoch, "dev_wf1": 0.1 * epoch, "gpu_peak_mb": 6000.0})
 
 
-@pytest.mark.ray
-def test_auto_on_a_cluster_with_gpus_packs_then_follows_the_measured_peak(prepared, space_file, tmp_path,
-                                                                         monkeypatch, caplog):
-    """Ray declares 2 GPUs (none real): auto gives the first text_mlp trial 1/8 of one (no memory readable: a 16 GiB
-    card assumed); the first trial reports a 6 GB peak, so the trials after it take a whole GPU each."""
+def _resources_given(gpus: int, prepared, space_file, tmp_path, monkeypatch, caplog, **sweep) -> list[dict]:
+    """A text_mlp sweep on a local Ray declaring `gpus` GPUs (none real), each trial recording what Ray gave it;
+    the records in the order the trials started."""
     import ray
 
     from mer_search.search.sweep import SweepOptions, run_sweep
@@ -88,15 +86,23 @@ def test_auto_on_a_cluster_with_gpus_packs_then_follows_the_measured_peak(prepar
     log_dir = tmp_path / "resources"
     log_dir.mkdir()
     monkeypatch.setenv("GPU_SHARE_LOG", str(log_dir))          # Ray's workers inherit this process's environment
-    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, num_gpus=gpus, include_dashboard=False, log_to_driver=False)
     try:
         with caplog.at_level(logging.INFO, logger="mer_search.search"):
-            run_sweep(SweepOptions(space=str(space_file), prepared=str(prepared), out=tmp_path / "sweep", num_samples=3,
-                                   max_epochs=2, max_concurrent=1, wandb="disabled", scheduler="none",
-                                   work=report_resources))
+            run_sweep(SweepOptions(space=str(space_file), prepared=str(prepared), out=tmp_path / "sweep",
+                                   wandb="disabled", scheduler="none", work=report_resources, **sweep))
     finally:
         ray.shutdown()
-    given = [json.loads(p.read_text()) for p in sorted(log_dir.iterdir(), key=lambda p: p.stat().st_mtime)]
+    return [json.loads(p.read_text()) for p in sorted(log_dir.iterdir(), key=lambda p: p.stat().st_mtime)]
+
+
+@pytest.mark.ray
+def test_auto_on_a_cluster_with_gpus_packs_then_follows_the_measured_peak(prepared, space_file, tmp_path,
+                                                                         monkeypatch, caplog):
+    """Ray declares 2 GPUs (none real): auto gives the first text_mlp trial 1/8 of one (no memory readable: a 16 GiB
+    card assumed); the first trial reports a 6 GB peak, so the trials after it take a whole GPU each."""
+    given = _resources_given(2, prepared, space_file, tmp_path, monkeypatch, caplog, num_samples=3, max_epochs=2,
+                             max_concurrent=1)
     assert [r.get("GPU") for r in given] == [0.125, 1.0, 1.0], given
     assert all(r["CPU"] == 1 for r in given)
     text = caplog.text
@@ -107,22 +113,6 @@ def test_auto_on_a_cluster_with_gpus_packs_then_follows_the_measured_peak(prepar
 @pytest.mark.ray
 def test_auto_without_gpus_is_the_cpu_sweep(prepared, space_file, tmp_path, monkeypatch, caplog):
     """No GPU in the cluster: auto asks for none, as --gpus-per-trial 0 (the same trial resources)."""
-    import ray
-
-    from mer_search.search.sweep import SweepOptions, run_sweep
-
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
-    log_dir = tmp_path / "resources"
-    log_dir.mkdir()
-    monkeypatch.setenv("GPU_SHARE_LOG", str(log_dir))          # Ray's workers inherit this process's environment
-    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
-    try:
-        with caplog.at_level(logging.INFO, logger="mer_search.search"):
-            run_sweep(SweepOptions(space=str(space_file), prepared=str(prepared), out=tmp_path / "sweep", num_samples=2,
-                                   max_epochs=1, wandb="disabled", scheduler="none", work=report_resources))
-    finally:
-        ray.shutdown()
-    given = [json.loads(p.read_text()) for p in log_dir.iterdir()]
+    given = _resources_given(0, prepared, space_file, tmp_path, monkeypatch, caplog, num_samples=2, max_epochs=1)
     assert len(given) == 2 and all("GPU" not in r and r["CPU"] == 1 for r in given), given
     assert "GPUs: auto: the Ray cluster has none: trials train on CPUs" in caplog.text

@@ -144,7 +144,8 @@ class Pipeline:
         """The earlier stage this one would repeat: the same space (or config) on the same inputs (the fusion of
         each modality's better row, when neither context row beat its plain row on dev, is the plain fusion).
         None while the stages it reads have not finished."""
-        earlier = self.stages()[:self.stages().index(stage)]
+        every = self.stages()
+        earlier = every[:every.index(stage)]
         try:
             mine = self.feature_dirs(stage)
             for other in earlier:

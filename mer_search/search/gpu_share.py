@@ -92,30 +92,32 @@ def describe(keys: list[str], gpu_mb: float) -> str:
     return "; ".join(parts)
 
 
+def trial_key(base: dict, config: dict) -> str:
+    """A Tune trial's family: the sweep's fixed values and the trial's sampled (dotted) parameters."""
+    return family_key({**base, **{k: v for k, v in config.items() if "." in k}})
+
+
 class TrialShare:
     """Ray's resource request for a new trial (tune.with_resources calls it with the sampled parameters)."""
 
     def __init__(self, base: dict, cpus: float, gpu_mb: float):
         self.base, self.cpus, self.gpu_mb = base, cpus, gpu_mb
 
-    def key(self, config: dict) -> str:
-        return family_key({**self.base, **{k: v for k, v in config.items() if "." in k}})
-
     def __call__(self, config: dict):
         from ray.tune.execution.placement_groups import PlacementGroupFactory
 
-        return PlacementGroupFactory([{"CPU": self.cpus, "GPU": share(self.key(config), self.gpu_mb)}])
+        return PlacementGroupFactory([{"CPU": self.cpus, "GPU": share(trial_key(self.base, config), self.gpu_mb)}])
 
 
 class PeakLedger(Callback):
     """Records each trial's reported peak GPU memory by family, for the trials that start after it."""
 
     def __init__(self, base: dict):
-        self.share = TrialShare(base, 1, 0)
+        self.base = base
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if result.get("gpu_peak_mb"):
-            record_peak(self.share.key(trial.config), float(result["gpu_peak_mb"]))
+            record_peak(trial_key(self.base, trial.config), float(result["gpu_peak_mb"]))
 
 
 def local_gpu_mb() -> float | None:

@@ -115,7 +115,7 @@ class Predictor:
         table = corpus.table("test")
         # each member's probabilities in row order, averaged with its weight in the members' order (as the
         # pipeline averaged them: the same floats); one member: its softmax
-        names = [name for name, _ in self.bundle.members]
+        names = list(members)
         order = {n: np.argsort(results[n]["row"], kind="stable") for n in names}
         probs = average([softmax(results[n]["logits"][order[n]].astype(np.float64)) for n in names],
                         [members[n] for n in names])
