@@ -10,13 +10,7 @@ OLD=${1:-61e783e}
 SIZES=${2:-80,160}
 MELD_N=${3:-120}
 W=/tmp/answer_rows
-PY=$REPO/.venv/bin/python
-export RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0
-mkdir -p $W
-git -C "$REPO" worktree remove --force $W/old 2>/dev/null; git -C "$REPO" worktree prune
-git -C "$REPO" worktree add -q $W/old "$OLD"
-side() { local v=$1; shift; if [ "$v" = old ]; then (cd $W/old && PYTHONPATH=$W/old $PY -m mer_search.cli "$@"); \
-         else (cd "$REPO" && $PY -m mer_search.cli "$@"); fi; }
+. "$REPO/bench/sides.sh"
 corpora=()
 for n in ${SIZES//,/ }; do
   [ -f $W/synth$n/train_sent_emo.csv ] || side new synth --out $W/synth$n --dialogues $n --seed 13 > /dev/null
@@ -49,4 +43,4 @@ print(f"ensemble dev {e['dev_wf1']:.4f} (cross-validated {e['cv']:.4f}, one mode
       f"the answer: {'ensemble' if e['helps'] else best}")
 PY
 done
-git -C "$REPO" worktree remove --force $W/old
+sides_done

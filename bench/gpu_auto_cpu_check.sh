@@ -9,13 +9,8 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 OLD=${1:-6825248}
 MELD=${2:-$REPO/../shared/meld}
 W=/tmp/gpuauto
-PY=$REPO/.venv/bin/python
-export RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0
-mkdir -p $W && cd $W && rm -rf demo_* meld_*
-git -C "$REPO" worktree remove --force $W/old 2>/dev/null; git -C "$REPO" worktree prune
-git -C "$REPO" worktree add -q $W/old "$OLD"
-side() { local v=$1; shift; if [ "$v" = old ]; then (cd $W/old && PYTHONPATH=$W/old $PY -m mer_search.cli "$@"); \
-         else (cd "$REPO" && $PY -m mer_search.cli "$@"); fi; }
+. "$REPO/bench/sides.sh"
+cd $W && rm -rf demo_* meld_*
 for v in old new; do
   start=$(date +%s)
   side $v demo --out $W/demo_$v > $W/demo_$v.log 2>&1
@@ -30,4 +25,4 @@ done
 diff <(grep '^|' $W/meld_old/summary.md) <(grep '^|' $W/meld_new/summary.md) \
     && echo "2. real-MELD pipeline tables: identical" && grep '^|' $W/meld_new/summary.md
 echo "this checkout's GPU line: $(grep -- '- GPUs' $W/meld_new/summary.md)"
-git -C "$REPO" worktree remove --force $W/old
+sides_done

@@ -14,14 +14,8 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 OLD=${1:-01098ae}
 MELD=${2:-$REPO/../shared/meld}
 W=/tmp/redesign
-PY=$REPO/.venv/bin/python
-export RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0
-mkdir -p $W && cd $W && rm -rf demo_* sweep_* report_* prepared pred.csv
-git -C "$REPO" worktree remove --force $W/old 2>/dev/null; git -C "$REPO" worktree prune
-git -C "$REPO" worktree add -q $W/old "$OLD"
-# each side runs from its own tree (cwd first on sys.path; Ray's workers inherit it and PYTHONPATH)
-side() { local v=$1; shift; if [ "$v" = old ]; then (cd $W/old && PYTHONPATH=$W/old $PY -m mer_search.cli "$@"); \
-         else (cd "$REPO" && $PY -m mer_search.cli "$@"); fi; }
+. "$REPO/bench/sides.sh"
+cd $W && rm -rf demo_* sweep_* report_* prepared pred.csv
 for v in old new; do
   start=$(date +%s)
   side $v demo --out $W/demo_$v > $W/demo_$v.log 2>&1
