@@ -67,21 +67,21 @@ def ensemble_row(pipe) -> list[list[str]]:
 
 def ensemble_line(pipe) -> list[str]:
     from mer_search.pipeline.ensemble_step import describe
-    from mer_search.training.ensemble import MIN_DIALOGUES
+    from mer_search.training.ensemble import FOLDS, MIN_DIALOGUES, RESAMPLES, SURE
 
     made = read_json(pipe.dir.ensemble)
     if not isinstance(made, dict):
         return []
     if not made.get("members"):
         return [f"- ensemble: none ({made.get('why', '')})"]
-    sure, few = made.get("sure", 0.0), made.get("dev_dialogues", 0) < MIN_DIALOGUES
+    sure, few = made.get("sure", 0.0), made.get("dev_dialogues", MIN_DIALOGUES) < MIN_DIALOGUES
     verdict = "the answer" if made["helps"] else \
         f"not the answer (dev has {made.get('dev_dialogues')} dialogues: too few to tell)" if few else \
-        "not the answer (it must beat one model held out, in at least 90 % of dev resamples)"
+        f"not the answer (it must beat one model held out, in at least {100 * SURE:.0f} % of dev resamples)"
     return [f"- ensemble: greedy selection with replacement on dev over the rows' {len(made['pool'])} final "
             f"models: {describe(made)}; dev {made['dev_wf1']:.4f} in sample, {made['cv']:.4f} cross-validated over "
-            f"5 dev folds (picking one model the same way: {made['cv_single']:.4f}; the ensemble ahead in "
-            f"{100 * sure:.0f} % of 1,000 resamples of dev's dialogues): {verdict}"]
+            f"{FOLDS} dev folds (picking one model the same way: {made['cv_single']:.4f}; the ensemble ahead in "
+            f"{100 * sure:.0f} % of {RESAMPLES:,} resamples of dev's dialogues): {verdict}"]
 
 
 def best_lines(pipe) -> list[str]:
